@@ -1,0 +1,248 @@
+//! Exact token-bucket arithmetic for the tiers of one node.
+//!
+//! Each tier keeps one signed `level`, counted in *token-nanoseconds per period*: a tier of
+//! `amount` tokens per `period` ns holds `level / period` tokens. In those units refilling `dt`
+//! ns adds exactly `dt × amount` and spending `n` tokens removes exactly `n × period`, so no
+//! remainder is ever dropped and nothing drifts over years of refills, without a division on
+//! the grant path. The level is capped at `burst × period` (a full bucket) and may go below
+//! zero by at most one piece: a node may send while no tier is in debt, and the piece it sends
+//! may put it in debt (as Linux HTB does). That is what bounds the conformance slack to
+//! `burst + one piece` and lets a request larger than the burst go through in pieces.
+//!
+//! Ranges: `amount, burst, n < 2^64`, `period ≤ 2^55`, so every product is below `2^119` and
+//! `level` stays within `±2^121` after saturating refills: `i128` never overflows.
+
+use crate::limits::{Limits, MAX_TIERS};
+
+/// Refills are capped here before they are added (a full bucket is at most `2^119`).
+const REFILL_CAP: u128 = 1 << 120;
+
+/// The live state of a node's tiers. Indexes match `Limits::tiers()`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Buckets {
+    level: [i128; MAX_TIERS],
+    /// The instant (ns) up to which the levels are refilled.
+    last: u64,
+}
+
+fn cap(amount_burst: u64, period: u64) -> i128 {
+    (u128::from(amount_burst) * u128::from(period)) as i128
+}
+
+impl Buckets {
+    /// Every tier starts full, so a new node may use its burst at once.
+    pub(crate) fn full(limits: &Limits, now: u64) -> Buckets {
+        let mut level = [0; MAX_TIERS];
+        for (l, t) in level.iter_mut().zip(limits.tiers()) {
+            *l = cap(t.burst(), t.period_ns());
+        }
+        Buckets { level, last: now }
+    }
+
+    /// Earns what `now - last` is worth. `now` earlier than `last` earns nothing.
+    pub(crate) fn refill(&mut self, limits: &Limits, now: u64) {
+        if now <= self.last {
+            return;
+        }
+        let dt = u128::from(now - self.last);
+        self.last = now;
+        for (l, t) in self.level.iter_mut().zip(limits.tiers()) {
+            let full = cap(t.burst(), t.period_ns());
+            if *l >= full {
+                continue;
+            }
+            let earned = dt.saturating_mul(u128::from(t.amount())).min(REFILL_CAP) as i128;
+            *l = (*l + earned).min(full);
+        }
+    }
+
+    /// True when some tier is paused (earns nothing until the limit changes).
+    pub(crate) fn paused(limits: &Limits) -> bool {
+        limits.is_paused()
+    }
+
+    /// True when no tier is paused or in debt. Call [`Buckets::refill`] first.
+    pub(crate) fn sendable(&self, limits: &Limits) -> bool {
+        limits
+            .tiers()
+            .iter()
+            .zip(&self.level)
+            .all(|(t, &l)| !t.is_paused() && l >= 0)
+    }
+
+    /// Spends `n` tokens on every tier (may go into debt).
+    pub(crate) fn consume(&mut self, limits: &Limits, n: u64) {
+        for (l, t) in self.level.iter_mut().zip(limits.tiers()) {
+            *l -= cap(n, t.period_ns());
+        }
+    }
+
+    /// Gives back `n` unused tokens on every tier, never beyond a full bucket.
+    pub(crate) fn refund(&mut self, limits: &Limits, n: u64) {
+        for (l, t) in self.level.iter_mut().zip(limits.tiers()) {
+            let full = cap(t.burst(), t.period_ns());
+            if *l < full {
+                *l = (*l + cap(n, t.period_ns())).min(full);
+            }
+        }
+    }
+
+    /// The instant (ns) at which no tier is in debt any more, given the levels refilled up to
+    /// `self.last`; `None` when paused. Exact: the first nanosecond at which every level ≥ 0.
+    pub(crate) fn recovery(&self, limits: &Limits) -> Option<u64> {
+        let mut at = self.last;
+        for (t, &l) in limits.tiers().iter().zip(&self.level) {
+            if t.is_paused() {
+                return None;
+            }
+            if l < 0 {
+                let debt = l.unsigned_abs();
+                let rate = u128::from(t.amount());
+                let dt = debt.div_ceil(rate);
+                at = at.max(
+                    self.last
+                        .saturating_add(u64::try_from(dt).unwrap_or(u64::MAX)),
+                );
+            }
+        }
+        Some(at)
+    }
+
+    /// Moves to new limits at `now` (refill with the old ones first). Tier `i` keeps the tokens
+    /// it held (debt included), rescaled to the new period and capped by the new burst; a tier
+    /// that did not exist before starts full.
+    pub(crate) fn relimit(&mut self, old: &Limits, new: &Limits, now: u64) {
+        self.refill(old, now);
+        let mut level = [0; MAX_TIERS];
+        for (i, (l, t)) in level.iter_mut().zip(new.tiers()).enumerate() {
+            let full = cap(t.burst(), t.period_ns());
+            *l = match old.tiers().get(i) {
+                Some(o) if o.period_ns() == t.period_ns() => self.level[i].min(full),
+                Some(o) => {
+                    // tokens = level / old period, floored toward −∞ so a rescale never mints
+                    let tokens = self.level[i].div_euclid(i128::from(o.period_ns()));
+                    (tokens * i128::from(t.period_ns())).min(full)
+                }
+                None => full,
+            };
+        }
+        self.level = level;
+        self.last = self.last.max(now);
+    }
+
+    /// Whole tokens currently held by tier `i` (negative = debt), for stats and tests.
+    pub(crate) fn tokens(&self, limits: &Limits, i: usize) -> i128 {
+        match limits.tiers().get(i) {
+            Some(t) => self.level[i].div_euclid(i128::from(t.period_ns())),
+            None => 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::limits::Tier;
+    use core::time::Duration;
+
+    const S: u64 = 1_000_000_000;
+
+    #[test]
+    fn full_bucket_spent_recovers_at_exact_rate() {
+        let l = Limits::new(Tier::per_second(1000).with_burst(0));
+        let mut b = Buckets::full(&l, 0);
+        assert!(b.sendable(&l));
+        b.consume(&l, 250);
+        assert!(!b.sendable(&l));
+        assert_eq!(b.recovery(&l), Some(S / 4));
+        b.refill(&l, S / 4 - 1);
+        assert!(!b.sendable(&l));
+        b.refill(&l, S / 4);
+        assert!(b.sendable(&l));
+    }
+
+    #[test]
+    fn refill_over_years_is_exact() {
+        // 7 tokens per minute, refilled every 13 ns for the equivalent of years: no remainder lost.
+        let l = Limits::new(
+            Tier::per_period(7, Duration::from_secs(60))
+                .unwrap()
+                .with_burst(u64::MAX),
+        );
+        let mut b = Buckets::full(&l, 0);
+        b.consume(&l, u64::MAX);
+        let mut now = 0;
+        for _ in 0..100_000 {
+            now += 13;
+            b.refill(&l, now);
+        }
+        // jump the rest in one go: the level must equal a single refill over the whole span
+        let years = 10 * 365 * 24 * 3600 * S;
+        b.refill(&l, years);
+        let mut one = Buckets::full(&l, 0);
+        one.consume(&l, u64::MAX);
+        one.refill(&l, years);
+        assert_eq!(b, one);
+    }
+
+    #[test]
+    fn backwards_time_earns_nothing() {
+        let l = Limits::per_second(1000);
+        let mut b = Buckets::full(&l, 5 * S);
+        b.consume(&l, 5000);
+        let before = b;
+        b.refill(&l, S);
+        assert_eq!(b, before);
+    }
+
+    #[test]
+    fn max_rate_and_burst_do_not_overflow() {
+        let l = Limits::new(Tier::per_second(u64::MAX).with_burst(u64::MAX))
+            .and(Tier::per_period(u64::MAX, crate::limits::MAX_PERIOD).unwrap())
+            .unwrap();
+        let mut b = Buckets::full(&l, 0);
+        for _ in 0..4 {
+            b.consume(&l, u64::MAX);
+        }
+        b.refill(&l, u64::MAX);
+        b.refund(&l, u64::MAX);
+        let _ = b.recovery(&l);
+        assert!(b.tokens(&l, 0) <= i128::from(u64::MAX));
+    }
+
+    #[test]
+    fn paused_tier_never_recovers() {
+        let l = Limits::per_second(0);
+        let b = Buckets::full(&l, 0);
+        assert!(!b.sendable(&l));
+        assert_eq!(b.recovery(&l), None);
+        assert!(Buckets::paused(&l));
+    }
+
+    #[test]
+    fn refund_never_exceeds_burst() {
+        let l = Limits::new(Tier::per_second(1000).with_burst(100));
+        let mut b = Buckets::full(&l, 0);
+        b.consume(&l, 30);
+        b.refund(&l, 50);
+        assert_eq!(b.tokens(&l, 0), 100);
+    }
+
+    #[test]
+    fn relimit_keeps_debt_and_rescales_period() {
+        let old = Limits::new(Tier::per_second(1024).with_burst(0));
+        let mut b = Buckets::full(&old, 0);
+        b.consume(&old, 60 * 1024); // a minute of debt at 1 KiB/s
+        assert_eq!(b.recovery(&old), Some(60 * S));
+        let new = Limits::new(Tier::per_second(100 << 20));
+        b.relimit(&old, &new, S);
+        // debt left after 1 s at the old rate: 59 KiB, repaid at 100 MiB/s
+        let at = b.recovery(&new).unwrap();
+        assert_eq!(at, S + (59 * 1024 * S).div_ceil(100 << 20));
+        let per_min = Limits::new(Tier::per_period(6000, Duration::from_secs(60)).unwrap());
+        let mut c = Buckets::full(&per_min, 0);
+        c.consume(&per_min, 6010);
+        c.relimit(&per_min, &Limits::new(Tier::per_second(100)), 0);
+        assert_eq!(c.tokens(&Limits::new(Tier::per_second(100)), 0), -10);
+    }
+}

@@ -1,0 +1,104 @@
+//! `throttle-core`: a hierarchical token bucket as a pure, `no_std` state machine.
+//!
+//! A [`Tree`] of nodes — server → group → connection, or any depth — each with zero or more
+//! token-bucket [`Tier`]s ("10 MiB/s AND 300 MiB per minute"), decides who may send how much
+//! and when. It never reads a clock (every call takes `now`), never allocates on the decision
+//! path, never panics and uses integer arithmetic only. Adapters (tokio, smol, embassy, …) own
+//! the clocks, the sleeping and the sockets.
+//!
+//! What it guarantees, per node and per tier (checked as properties by the simulator in
+//! `tests/`):
+//! - **conformance**: over any interval `[s, t]`, tokens granted ≤ `rate·(t−s) + burst + one
+//!   piece`;
+//! - **fairness at every level**: a node shares what it gets among its busy children in
+//!   proportion to their weights, recursively; a child capped below its share keeps its cap and
+//!   its siblings take the rest (weighted max-min, as Linux HTB between classes);
+//! - **runtime changes**: [`Tree::set_limit`] re-evaluates every waiter at once;
+//! - **exact accounting**: [`Tree::settle`], [`Tree::cancel`] and [`Tree::remove`] give back
+//!   exactly what was not used; a request larger than any burst is served in pieces.
+//!
+//! # The run loop
+//!
+//! Feed input (`acquire`, `settle`, `cancel`, `set_limit`, `handle_timeout`), then drain the
+//! outputs: [`Tree::poll_ready`] (leaves another call made ready) and [`Tree::poll_timeout`]
+//! (when to call `handle_timeout` next). A single-threaded driver:
+//!
+//! ```
+//! use throttle_core::{Config, Decision, FixedTree, Instant, Limits};
+//!
+//! let mut tree = FixedTree::<8>::new(Config::DEFAULT);
+//! let t0 = Instant::ZERO;
+//! // a server limited to 1 MiB/s, one connection limited to 256 KiB/s under it
+//! let server = tree.insert_node(None, Limits::per_second(1 << 20), 1, t0).unwrap();
+//! let conn = tree.insert_leaf(Some(server), Limits::per_second(256 << 10), 1, t0).unwrap();
+//!
+//! let mut now = t0;
+//! let mut sent = 0u64;
+//! while sent < 1 << 20 {
+//!     match tree.acquire(conn, 64 * 1024, now).unwrap() {
+//!         Decision::Grant(n) => {
+//!             // write up to n bytes; say how many really went out
+//!             let written = n;
+//!             tree.settle(conn, written, now).unwrap();
+//!             sent += written;
+//!         }
+//!         // a real driver sleeps until `until` (or until woken, see poll_ready)
+//!         Decision::Wait { until } => now = until,
+//!         Decision::Paused => unreachable!("no limit is zero here"),
+//!     }
+//!     // leaves granted as a side effect of this call: wake their tasks
+//!     while let Some(_leaf) = tree.poll_ready() {}
+//! }
+//! // 1 MiB at 256 KiB/s, less the 4 KiB burst: just under 4 s of virtual time
+//! assert!(now >= Instant::from_millis(3_900) && now <= Instant::from_secs(4));
+//! ```
+//!
+//! A driver serving many leaves arms **one** timer at [`Tree::poll_timeout`], calls
+//! [`Tree::handle_timeout`] when it fires, and wakes whatever [`Tree::poll_ready`] returns;
+//! waiters then need no timer of their own. A driver that sleeps per waiter until
+//! `Wait { until }` is correct too (`until` is when the leaf's whole path has credit again) but
+//! wakes more often under contention.
+//!
+//! # Storage and cost
+//!
+//! [`FixedTree<N>`] keeps `N` nodes inline (no allocator; `const`-constructible for a `static`
+//! via [`Tree::with_storage`]); [`VecTree`] (feature `alloc`) grows. Each operation costs
+//! O(depth), plus O(log n) when a node's timer moves in the one timer heap of the tree.
+//!
+//! # Features
+//! - `alloc`: [`Growable`] storage and [`VecTree`].
+//! - `std`: implies `alloc` (nothing else yet; the core never needs std).
+#![no_std]
+#![forbid(unsafe_code)]
+
+#[cfg(feature = "std")]
+extern crate std;
+
+mod bucket;
+mod config;
+mod decision;
+mod error;
+mod limits;
+mod node;
+mod sched;
+mod storage;
+mod time;
+mod tree;
+
+pub use config::{Config, MAX_PIECE_LIMIT};
+pub use decision::{Decision, Stats};
+pub use error::{
+    AcquireError, CancelError, InsertError, RemoveError, SetLimitError, SettleError, StaleHandle,
+};
+pub use limits::{Limits, LimitsError, Tier, TierError, MAX_PERIOD, MAX_TIERS};
+pub use node::{LeafId, NodeId, Slot};
+#[cfg(feature = "alloc")]
+pub use storage::Growable;
+pub use storage::{Fixed, Storage};
+pub use time::Instant;
+#[cfg(feature = "alloc")]
+pub use tree::VecTree;
+pub use tree::{FixedTree, Tree, MAX_NODES};
+
+#[cfg(test)]
+mod tests;

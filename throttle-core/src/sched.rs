@@ -1,0 +1,466 @@
+//! How the tree decides who gets the next piece: a pull scheduler, as Linux HTB dequeues.
+//!
+//! A node is *eligible* when none of its tiers is in debt or paused and it has work (a leaf: a
+//! waiting piece; an interior node: an eligible child). Each node keeps its eligible children
+//! in an *active list*, in deficit-round-robin order. Whenever the roots' list is not empty,
+//! the scheduler walks down from its head, at each node taking the child whose turn it is
+//! (topping up its deficit by `weight × unit` when its turn starts), and grants the leaf it
+//! reaches: the piece is spent on every node of the path at once, which may put some in debt
+//! (they leave their parent's list and set a timer for when the debt is repaid). So:
+//!
+//! - nothing is spent before the whole path has credit (no node holds a slot for a leaf that
+//!   is still waiting elsewhere: the problem bottom-up reservations solve does not arise);
+//! - each node shares what it gets among its eligible children by weight, recursively, and a
+//!   child capped by its own tiers drops out of the list, leaving its share to its siblings:
+//!   hierarchical weighted max-min, as `shared/model/ideal.py` computes it;
+//! - a child that leaves its list in mid-turn only because its leaf was being served (granted,
+//!   not yet back with its next piece) gets its turn back if nobody else was served at that
+//!   node meanwhile (`turn`). Without this a one-connection group, or a weight-2 leaf, would
+//!   get one piece per round whatever its weight.
+//!
+//! Timers live in one binary heap keyed by `(wake_at, index)`: one timer for the whole tree.
+
+use crate::bucket::Buckets;
+use crate::decision::Decision;
+use crate::node::{Kind, LeafState, NIL};
+use crate::storage::Storage;
+use crate::time::Instant;
+use crate::tree::Tree;
+
+impl<S: Storage> Tree<S> {
+    /// The piece a leaf asking for `want` gets; see [`Config`](crate::Config) for the rule.
+    pub(crate) fn piece_for(&self, leaf: u32, want: u64) -> u64 {
+        let mut unit = u64::MAX;
+        let mut i = leaf;
+        while i != NIL {
+            let s = self.n(i);
+            if s.round_tokens != u64::MAX {
+                unit = unit.min(s.round_tokens / u64::from(s.busy.saturating_add(1)));
+            }
+            i = s.parent;
+        }
+        want.min(self.config.clamp_piece(unit))
+    }
+
+    /// A leaf started waiting: count it busy on its whole path and re-evaluate each node.
+    pub(crate) fn add_busy(&mut self, leaf: u32) {
+        let mut i = leaf;
+        while i != NIL {
+            self.m(i).busy += 1;
+            self.refresh(i);
+            i = self.n(i).parent;
+        }
+    }
+
+    fn sub_busy(&mut self, leaf: u32) {
+        let mut i = leaf;
+        while i != NIL {
+            let s = self.m(i);
+            s.busy = s.busy.saturating_sub(1);
+            self.refresh(i);
+            i = self.n(i).parent;
+        }
+    }
+
+    /// Withdraws a waiting piece or refunds a grant; the leaf ends idle. Returns the refund.
+    pub(crate) fn drop_request(&mut self, leaf: u32) -> u64 {
+        match self.n(leaf).state {
+            LeafState::Idle => 0,
+            LeafState::Pending { .. } => {
+                self.m(leaf).state = LeafState::Idle;
+                self.sub_busy(leaf);
+                0
+            }
+            LeafState::Granted { piece } | LeafState::Holding { piece } => {
+                self.remove_ready(leaf);
+                self.m(leaf).state = LeafState::Idle;
+                self.refund_path(leaf, piece);
+                piece
+            }
+        }
+    }
+
+    /// Hands a granted piece to its leaf (shrunk to `want` if the leaf now asks for less).
+    pub(crate) fn collect(&mut self, leaf: u32, piece: u64, want: u64) -> Decision {
+        self.remove_ready(leaf);
+        let n = piece.min(want);
+        self.m(leaf).state = LeafState::Holding { piece: n };
+        if n < piece {
+            self.refund_path(leaf, piece - n);
+            self.run(leaf);
+        }
+        Decision::Grant(n)
+    }
+
+    /// Gives `n` unspent tokens back to every node on the leaf's path.
+    pub(crate) fn refund_path(&mut self, leaf: u32, n: u64) {
+        let now = self.clock;
+        let mut i = leaf;
+        while i != NIL {
+            let s = self.m(i);
+            s.buckets.refill(&s.limits, now);
+            s.buckets.refund(&s.limits, n);
+            s.granted = s.granted.saturating_sub(n);
+            self.refresh(i);
+            i = self.n(i).parent;
+        }
+    }
+
+    /// `Wait` until every node on the path has credit, or `Paused`.
+    pub(crate) fn wait_decision(&self, leaf: u32) -> Decision {
+        let mut until = self.clock;
+        let mut i = leaf;
+        while i != NIL {
+            let s = self.n(i);
+            if Buckets::paused(&s.limits) {
+                return Decision::Paused;
+            }
+            let mut b = s.buckets;
+            b.refill(&s.limits, self.clock);
+            if !b.sendable(&s.limits) {
+                until = until.max(b.recovery(&s.limits).unwrap_or(u64::MAX));
+            }
+            i = s.parent;
+        }
+        if until <= self.clock {
+            // Unreachable while the invariants hold (a waiting leaf whose whole path has
+            // credit is always granted by `run`); answer something safe rather than panic.
+            until = self.clock.saturating_add(1);
+        }
+        Decision::Wait {
+            until: Instant::from_nanos(until),
+        }
+    }
+
+    /// Fires due timers, then grants pieces until no root is eligible. Grants to leaves other
+    /// than `caller` are queued for `poll_ready`.
+    pub(crate) fn run(&mut self, caller: u32) {
+        let now = self.clock;
+        while let Some(&top) = self.storage.heap().first() {
+            if self.n(top).wake_at > now {
+                break;
+            }
+            self.heap_remove(top);
+            self.refresh_up(top);
+        }
+        // Each grant takes one waiting piece out, and only `acquire` adds one: this ends.
+        while self.root_head != NIL {
+            self.grant_one(caller);
+        }
+    }
+
+    fn grant_one(&mut self, caller: u32) {
+        let root = self.root_head;
+        let mut i = root;
+        let mut unit = u64::MAX;
+        while self.n(i).kind == Kind::Interior {
+            let s = self.n(i);
+            if s.round_tokens != u64::MAX {
+                unit = unit.min(s.round_tokens / u64::from(s.busy.max(1)));
+            }
+            let c = s.head;
+            if c == NIL {
+                // An eligible interior node always has an eligible child; if that ever broke,
+                // re-evaluating the node removes it from its parent's list: still progress.
+                debug_assert!(false, "eligible node without eligible child");
+                self.refresh_up(i);
+                return;
+            }
+            let q = i64::from(self.n(c).weight) * self.config.clamp_piece(unit) as i64;
+            let child = self.m(c);
+            if child.deficit <= 0 {
+                let k = (-child.deficit) / q + 1;
+                child.deficit = child.deficit.saturating_add(k.saturating_mul(q));
+            }
+            self.m(i).turn = c;
+            i = c;
+        }
+        let leaf = i;
+        let LeafState::Pending { piece, since } = self.n(leaf).state else {
+            debug_assert!(false, "eligible leaf without a waiting piece");
+            self.refresh_up(leaf);
+            return;
+        };
+        let now = self.clock;
+        let waited = now.saturating_sub(since);
+        self.m(leaf).state = LeafState::Granted { piece };
+        let mut child = NIL;
+        let mut i = leaf;
+        while i != NIL {
+            let s = self.m(i);
+            s.buckets.refill(&s.limits, now);
+            s.buckets.consume(&s.limits, piece);
+            s.busy = s.busy.saturating_sub(1);
+            s.granted = s.granted.saturating_add(piece);
+            s.pieces = s.pieces.saturating_add(1);
+            s.waited_ns = s.waited_ns.saturating_add(waited);
+            if child != NIL {
+                let c = self.m(child);
+                c.deficit = c.deficit.saturating_sub(piece as i64);
+                if c.deficit <= 0 {
+                    // the child's turn is over
+                    if c.linked {
+                        self.move_to_tail(i, child);
+                    }
+                    self.m(i).turn = NIL;
+                }
+            }
+            self.refresh(i);
+            child = i;
+            i = self.n(i).parent;
+        }
+        if self.n(root).linked && self.root_head == root {
+            self.move_to_tail(NIL, root);
+        }
+        if leaf != caller {
+            self.push_ready(leaf);
+        }
+    }
+
+    /// Re-evaluates one node at the tree's clock: refills, sets or clears its timer, and links
+    /// or unlinks it in its parent's active list. Returns true when its eligibility changed.
+    pub(crate) fn refresh(&mut self, i: u32) -> bool {
+        let now = self.clock;
+        let s = self.m(i);
+        s.buckets.refill(&s.limits, now);
+        let sendable = s.buckets.sendable(&s.limits);
+        let timer = if !sendable && s.busy > 0 {
+            s.buckets.recovery(&s.limits)
+        } else {
+            None
+        };
+        let eligible = sendable && s.has_work();
+        let (linked, parent) = (s.linked, s.parent);
+        match timer {
+            Some(at) => self.heap_set(i, at),
+            None => self.heap_remove(i),
+        }
+        if eligible == linked {
+            return false;
+        }
+        if eligible {
+            self.link(parent, i);
+        } else {
+            self.unlink(parent, i);
+        }
+        true
+    }
+
+    /// Re-evaluates a node and then its ancestors while eligibility keeps changing.
+    pub(crate) fn refresh_up(&mut self, mut i: u32) {
+        while i != NIL && self.refresh(i) {
+            i = self.n(i).parent;
+        }
+    }
+
+    // ---- active lists (parent NIL = the list of roots) ----
+
+    fn ends(&self, p: u32) -> (u32, u32, u32) {
+        if p == NIL {
+            (self.root_head, self.root_tail, NIL)
+        } else {
+            let s = self.n(p);
+            (s.head, s.tail, s.turn)
+        }
+    }
+
+    fn set_ends(&mut self, p: u32, head: u32, tail: u32) {
+        if p == NIL {
+            self.root_head = head;
+            self.root_tail = tail;
+        } else {
+            let s = self.m(p);
+            s.head = head;
+            s.tail = tail;
+        }
+    }
+
+    /// Links an eligible child: at the front if its turn was interrupted, else at the back
+    /// without any saved-up credit (no hoarding while away).
+    fn link(&mut self, p: u32, c: u32) {
+        let (head, tail, turn) = self.ends(p);
+        let front = turn == c && self.n(c).deficit > 0;
+        let s = self.m(c);
+        s.linked = true;
+        if !front {
+            s.deficit = s.deficit.min(0);
+        }
+        if head == NIL {
+            s.prev = NIL;
+            s.next = NIL;
+            self.set_ends(p, c, c);
+        } else if front {
+            s.prev = NIL;
+            s.next = head;
+            self.m(head).prev = c;
+            self.set_ends(p, c, tail);
+        } else {
+            s.prev = tail;
+            s.next = NIL;
+            self.m(tail).next = c;
+            self.set_ends(p, head, c);
+        }
+    }
+
+    pub(crate) fn unlink(&mut self, p: u32, c: u32) {
+        let (head, tail, _) = self.ends(p);
+        let s = self.m(c);
+        s.linked = false;
+        let (prev, next) = (s.prev, s.next);
+        s.prev = NIL;
+        s.next = NIL;
+        let new_head = if head == c { next } else { head };
+        let new_tail = if tail == c { prev } else { tail };
+        if prev != NIL {
+            self.m(prev).next = next;
+        }
+        if next != NIL {
+            self.m(next).prev = prev;
+        }
+        self.set_ends(p, new_head, new_tail);
+    }
+
+    fn move_to_tail(&mut self, p: u32, c: u32) {
+        let (_, tail, _) = self.ends(p);
+        if tail == c {
+            return;
+        }
+        self.unlink(p, c);
+        let (head, tail, _) = self.ends(p);
+        let s = self.m(c);
+        s.linked = true;
+        s.prev = tail;
+        s.next = NIL;
+        if tail == NIL {
+            self.set_ends(p, c, c);
+        } else {
+            self.m(tail).next = c;
+            self.set_ends(p, head, c);
+        }
+    }
+
+    // ---- the timer heap: (wake_at, index), smallest first ----
+
+    fn key(&self, i: u32) -> (u64, u32) {
+        (self.n(i).wake_at, i)
+    }
+
+    fn heap_set(&mut self, i: u32, at: u64) {
+        let pos = self.n(i).heap_pos;
+        if pos != NIL && self.n(i).wake_at == at {
+            return;
+        }
+        self.m(i).wake_at = at;
+        if pos == NIL {
+            let pos = self.storage.heap().len() as u32;
+            self.storage.heap_push(i);
+            self.m(i).heap_pos = pos;
+            self.sift_up(pos);
+        } else {
+            self.sift_up(pos);
+            let pos = self.n(i).heap_pos;
+            self.sift_down(pos);
+        }
+    }
+
+    pub(crate) fn heap_remove(&mut self, i: u32) {
+        let pos = self.n(i).heap_pos;
+        if pos == NIL {
+            return;
+        }
+        self.m(i).heap_pos = NIL;
+        let last = self.storage.heap_pop().unwrap_or(i);
+        if last == i {
+            return;
+        }
+        self.storage.heap_mut()[pos as usize] = last;
+        self.m(last).heap_pos = pos;
+        self.sift_up(pos);
+        let pos = self.n(last).heap_pos;
+        self.sift_down(pos);
+    }
+
+    fn sift_up(&mut self, mut pos: u32) {
+        while pos > 0 {
+            let parent = (pos - 1) / 2;
+            let (a, b) = (
+                self.storage.heap()[pos as usize],
+                self.storage.heap()[parent as usize],
+            );
+            if self.key(a) >= self.key(b) {
+                break;
+            }
+            self.swap(pos, parent);
+            pos = parent;
+        }
+    }
+
+    fn sift_down(&mut self, mut pos: u32) {
+        let len = self.storage.heap().len() as u32;
+        loop {
+            let (l, r) = (2 * pos + 1, 2 * pos + 2);
+            let mut best = pos;
+            for c in [l, r] {
+                if c < len
+                    && self.key(self.storage.heap()[c as usize])
+                        < self.key(self.storage.heap()[best as usize])
+                {
+                    best = c;
+                }
+            }
+            if best == pos {
+                break;
+            }
+            self.swap(pos, best);
+            pos = best;
+        }
+    }
+
+    fn swap(&mut self, a: u32, b: u32) {
+        let heap = self.storage.heap_mut();
+        heap.swap(a as usize, b as usize);
+        let (x, y) = (heap[a as usize], heap[b as usize]);
+        self.m(x).heap_pos = a;
+        self.m(y).heap_pos = b;
+    }
+
+    // ---- the ready list: leaves granted by someone else's call ----
+
+    fn push_ready(&mut self, i: u32) {
+        if self.n(i).in_ready {
+            return;
+        }
+        let tail = self.ready_tail;
+        let s = self.m(i);
+        s.in_ready = true;
+        s.ready_prev = tail;
+        s.ready_next = NIL;
+        if tail == NIL {
+            self.ready_head = i;
+        } else {
+            self.m(tail).ready_next = i;
+        }
+        self.ready_tail = i;
+    }
+
+    pub(crate) fn remove_ready(&mut self, i: u32) {
+        if !self.n(i).in_ready {
+            return;
+        }
+        let s = self.m(i);
+        s.in_ready = false;
+        let (prev, next) = (s.ready_prev, s.ready_next);
+        s.ready_prev = NIL;
+        s.ready_next = NIL;
+        if prev == NIL {
+            self.ready_head = next;
+        } else {
+            self.m(prev).ready_next = next;
+        }
+        if next == NIL {
+            self.ready_tail = prev;
+        } else {
+            self.m(next).ready_prev = prev;
+        }
+    }
+}

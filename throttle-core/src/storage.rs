@@ -1,0 +1,154 @@
+//! Where the nodes live: a fixed-capacity arena (no allocation, for MCUs and `static`s) or a
+//! growable one (`alloc` feature). Both are chosen once, when the tree is built; the decision
+//! path never allocates either way.
+
+use crate::node::Slot;
+
+/// Node storage for a [`Tree`](crate::Tree): [`Fixed`] or, with the `alloc` feature,
+/// [`Growable`]. Sealed: the tree relies on its exact behaviour.
+pub trait Storage: sealed::Sealed {}
+
+pub(crate) mod sealed {
+    use crate::node::Slot;
+
+    /// The operations the tree needs: a vector of slots and a vector of heap entries whose
+    /// capacity is at least the slots'.
+    pub trait Sealed {
+        fn slots(&self) -> &[Slot];
+        fn slots_mut(&mut self) -> &mut [Slot];
+        /// Appends a slot; false when full.
+        fn push_slot(&mut self, slot: Slot) -> bool;
+        fn heap(&self) -> &[u32];
+        fn heap_mut(&mut self) -> &mut [u32];
+        /// Never fails while the heap holds fewer entries than there are slots.
+        fn heap_push(&mut self, v: u32);
+        fn heap_pop(&mut self) -> Option<u32>;
+        fn capacity(&self) -> usize;
+    }
+}
+
+/// Room for exactly `N` nodes, inline: no allocator needed. A tree of `Fixed<N>` can live in a
+/// `static` (see [`Tree::with_storage`](crate::Tree::with_storage)).
+#[derive(Debug)]
+pub struct Fixed<const N: usize> {
+    slots: heapless::Vec<Slot, N>,
+    heap: heapless::Vec<u32, N>,
+}
+
+impl<const N: usize> Fixed<N> {
+    /// Empty storage for `N` nodes.
+    pub const fn new() -> Self {
+        Fixed {
+            slots: heapless::Vec::new(),
+            heap: heapless::Vec::new(),
+        }
+    }
+}
+
+impl<const N: usize> Default for Fixed<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> Storage for Fixed<N> {}
+
+impl<const N: usize> sealed::Sealed for Fixed<N> {
+    fn slots(&self) -> &[Slot] {
+        &self.slots
+    }
+    fn slots_mut(&mut self) -> &mut [Slot] {
+        &mut self.slots
+    }
+    fn push_slot(&mut self, slot: Slot) -> bool {
+        self.slots.push(slot).is_ok()
+    }
+    fn heap(&self) -> &[u32] {
+        &self.heap
+    }
+    fn heap_mut(&mut self) -> &mut [u32] {
+        &mut self.heap
+    }
+    fn heap_push(&mut self, v: u32) {
+        // The heap holds at most one entry per slot, and both have capacity N.
+        let _ = self.heap.push(v);
+    }
+    fn heap_pop(&mut self) -> Option<u32> {
+        self.heap.pop()
+    }
+    fn capacity(&self) -> usize {
+        N
+    }
+}
+
+#[cfg(feature = "alloc")]
+pub use growable::Growable;
+
+#[cfg(feature = "alloc")]
+mod growable {
+    extern crate alloc;
+    use super::{sealed, Slot, Storage};
+    use alloc::vec::Vec;
+
+    /// Storage that grows as nodes are inserted (allocates only in `insert_*`).
+    #[derive(Debug, Default)]
+    pub struct Growable {
+        slots: Vec<Slot>,
+        heap: Vec<u32>,
+    }
+
+    impl Growable {
+        /// Empty storage.
+        pub const fn new() -> Self {
+            Growable {
+                slots: Vec::new(),
+                heap: Vec::new(),
+            }
+        }
+
+        /// Empty storage with room for `n` nodes before it reallocates.
+        pub fn with_capacity(n: usize) -> Self {
+            Growable {
+                slots: Vec::with_capacity(n),
+                heap: Vec::with_capacity(n),
+            }
+        }
+    }
+
+    impl Storage for Growable {}
+
+    impl sealed::Sealed for Growable {
+        fn slots(&self) -> &[Slot] {
+            &self.slots
+        }
+        fn slots_mut(&mut self) -> &mut [Slot] {
+            &mut self.slots
+        }
+        fn push_slot(&mut self, slot: Slot) -> bool {
+            if self.slots.len() >= super::super::tree::MAX_NODES {
+                return false;
+            }
+            self.slots.push(slot);
+            // keep the heap's capacity ≥ the slots' so heap_push never reallocates on the
+            // decision path
+            self.heap
+                .reserve(self.slots.len().saturating_sub(self.heap.len()));
+            true
+        }
+        fn heap(&self) -> &[u32] {
+            &self.heap
+        }
+        fn heap_mut(&mut self) -> &mut [u32] {
+            &mut self.heap
+        }
+        fn heap_push(&mut self, v: u32) {
+            self.heap.push(v);
+        }
+        fn heap_pop(&mut self) -> Option<u32> {
+            self.heap.pop()
+        }
+        fn capacity(&self) -> usize {
+            super::super::tree::MAX_NODES
+        }
+    }
+}

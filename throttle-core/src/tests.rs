@@ -1,0 +1,1 @@
+//! Unit tests of the tree as a whole (per-module tests sit at the bottom of each file).
