@@ -100,5 +100,6 @@ pub use time::Instant;
 pub use tree::VecTree;
 pub use tree::{FixedTree, Tree, MAX_NODES};
 
-#[cfg(test)]
+// Tree-level tests use `VecTree`; the workspace test run enables `alloc` (the `tests` crate does).
+#[cfg(all(test, feature = "alloc"))]
 mod tests;

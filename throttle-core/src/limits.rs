@@ -262,7 +262,7 @@ mod tests {
             Limits::from_tiers(&[t; MAX_TIERS + 1]),
             Err(LimitsError::TooManyTiers)
         );
-        let l = Limits::new(t).and(t).and(t).unwrap();
+        let l = Limits::new(t).and(t).unwrap().and(t).unwrap();
         assert_eq!(l.and(t), Err(LimitsError::TooManyTiers));
         assert_eq!(l.tiers().len(), 3);
     }

@@ -1,1 +1,475 @@
 //! Unit tests of the tree as a whole (per-module tests sit at the bottom of each file).
+//! The deterministic simulator and the contract properties live in the `tests/` crate.
+
+extern crate alloc;
+extern crate std;
+
+use alloc::vec;
+use alloc::vec::Vec;
+use core::time::Duration;
+
+use crate::{
+    AcquireError, Config, Decision, FixedTree, InsertError, Instant, LeafId, Limits, RemoveError,
+    SettleError, Tier, VecTree,
+};
+
+const MIB: u64 = 1 << 20;
+const KIB: u64 = 1 << 10;
+
+fn t(ns: u64) -> Instant {
+    Instant::from_nanos(ns)
+}
+
+/// Saturating demand, one timer for the whole tree: returns tokens granted per leaf in
+/// `[0, secs)`. Leaves re-ask the moment they are granted (no I/O delay).
+fn saturate(tree: &mut VecTree, leaves: &[LeafId], secs: u64) -> Vec<u64> {
+    let end = secs * 1_000_000_000;
+    let mut got = vec![0u64; leaves.len()];
+    let pos = |l: LeafId| leaves.iter().position(|&x| x == l).unwrap();
+    let mut todo: Vec<usize> = (0..leaves.len()).collect();
+    let mut now = 0;
+    loop {
+        while let Some(k) = todo.pop() {
+            if let Decision::Grant(n) = tree.acquire(leaves[k], u64::MAX, t(now)).unwrap() {
+                got[k] += n;
+                tree.settle(leaves[k], n, t(now)).unwrap();
+                todo.push(k);
+            }
+            while let Some(l) = tree.poll_ready() {
+                todo.push(pos(l));
+            }
+        }
+        match tree.poll_timeout() {
+            Some(at) if at.as_nanos() < end => {
+                now = at.as_nanos();
+                tree.handle_timeout(t(now));
+                while let Some(l) = tree.poll_ready() {
+                    todo.push(pos(l));
+                }
+            }
+            _ => return got,
+        }
+    }
+}
+
+fn rate_mib(got: u64, secs: u64) -> f64 {
+    got as f64 / secs as f64 / MIB as f64
+}
+
+fn close(got: f64, want: f64, tol: f64) -> bool {
+    (got - want).abs() <= want * tol
+}
+
+#[test]
+fn single_leaf_saturating_sends_at_rate() {
+    let mut tree = VecTree::new(Config::DEFAULT);
+    let l = tree
+        .insert_leaf(None, Limits::per_second(MIB), 1, t(0))
+        .unwrap();
+    let got = saturate(&mut tree, &[l], 10);
+    // rate × T + burst, give or take one piece
+    let ideal = 10 * MIB + Tier::per_second(MIB).burst();
+    assert!(
+        got[0].abs_diff(ideal) <= Config::DEFAULT.max_piece(),
+        "{got:?} vs {ideal}"
+    );
+}
+
+#[test]
+fn three_level_tree_shares_like_htb() {
+    let mut tree = VecTree::new(Config::DEFAULT);
+    let z = t(0);
+    let srv = tree
+        .insert_node(
+            None,
+            Limits::new(Tier::per_second(100 * MIB).with_burst(256 * KIB)),
+            1,
+            z,
+        )
+        .unwrap();
+    let a = tree
+        .insert_node(
+            Some(srv),
+            Limits::new(Tier::per_second(30 * MIB).with_burst(128 * KIB)),
+            1,
+            z,
+        )
+        .unwrap();
+    let b = tree
+        .insert_node(Some(srv), Limits::UNLIMITED, 1, z)
+        .unwrap();
+    let leaves = [
+        tree.insert_leaf(Some(a), Limits::UNLIMITED, 1, z).unwrap(),
+        tree.insert_leaf(Some(a), Limits::per_second(5 * MIB), 1, z)
+            .unwrap(),
+        tree.insert_leaf(Some(b), Limits::per_second(20 * MIB), 1, z)
+            .unwrap(),
+        tree.insert_leaf(Some(b), Limits::UNLIMITED, 1, z).unwrap(),
+        tree.insert_leaf(Some(b), Limits::UNLIMITED, 2, z).unwrap(),
+    ];
+    let got = saturate(&mut tree, &leaves, 5);
+    let r: Vec<f64> = got.iter().map(|&g| rate_mib(g, 5)).collect();
+    std::println!(
+        "A1 {:.2} A2 {:.2} B1 {:.2} B2 {:.2} B3 {:.2}",
+        r[0],
+        r[1],
+        r[2],
+        r[3],
+        r[4]
+    );
+    for (got, want) in r.iter().zip([25.0, 5.0, 17.5, 17.5, 35.0]) {
+        assert!(close(*got, want, 0.02), "{r:?}");
+    }
+}
+
+#[test]
+fn weights_one_two_four_share_proportionally() {
+    let mut tree = VecTree::new(Config::DEFAULT);
+    let root = tree
+        .insert_node(None, Limits::per_second(7 * MIB), 1, t(0))
+        .unwrap();
+    let leaves: Vec<LeafId> = [1, 2, 4]
+        .iter()
+        .map(|&w| {
+            tree.insert_leaf(Some(root), Limits::UNLIMITED, w, t(0))
+                .unwrap()
+        })
+        .collect();
+    let got = saturate(&mut tree, &leaves, 10);
+    for (g, w) in got.iter().zip([1.0, 2.0, 4.0]) {
+        assert!(close(rate_mib(*g, 10), w, 0.02), "{got:?}");
+    }
+}
+
+#[test]
+fn one_connection_tenant_matches_fifty_connection_tenant() {
+    let mut tree = VecTree::new(Config::DEFAULT);
+    let srv = tree
+        .insert_node(
+            None,
+            Limits::new(Tier::per_second(50 * MIB).with_burst(256 * KIB)),
+            1,
+            t(0),
+        )
+        .unwrap();
+    let a = tree
+        .insert_node(Some(srv), Limits::UNLIMITED, 1, t(0))
+        .unwrap();
+    let b = tree
+        .insert_node(Some(srv), Limits::UNLIMITED, 1, t(0))
+        .unwrap();
+    let mut leaves = vec![tree
+        .insert_leaf(Some(a), Limits::UNLIMITED, 1, t(0))
+        .unwrap()];
+    for _ in 0..50 {
+        leaves.push(
+            tree.insert_leaf(Some(b), Limits::UNLIMITED, 1, t(0))
+                .unwrap(),
+        );
+    }
+    let got = saturate(&mut tree, &leaves, 5);
+    let (ra, rb) = (rate_mib(got[0], 5), rate_mib(got[1..].iter().sum(), 5));
+    assert!(
+        close(ra, 25.0, 0.02) && close(rb, 25.0, 0.02),
+        "{ra} vs {rb}"
+    );
+}
+
+#[test]
+fn weighted_groups_with_one_and_three_connections_reach_ideal() {
+    // the case the Python hfq model misses: group X (weight 1, one connection) vs group Y
+    // (weight 1, three connections) under a parent weighted 2 against a capped sibling
+    let mut tree = VecTree::new(Config::DEFAULT);
+    let srv = tree
+        .insert_node(None, Limits::per_second(60 * MIB), 1, t(0))
+        .unwrap();
+    let p = tree
+        .insert_node(Some(srv), Limits::UNLIMITED, 2, t(0))
+        .unwrap();
+    let q = tree
+        .insert_leaf(Some(srv), Limits::UNLIMITED, 1, t(0))
+        .unwrap();
+    let x = tree
+        .insert_node(Some(p), Limits::UNLIMITED, 1, t(0))
+        .unwrap();
+    let y = tree
+        .insert_node(Some(p), Limits::UNLIMITED, 1, t(0))
+        .unwrap();
+    let mut leaves = vec![
+        q,
+        tree.insert_leaf(Some(x), Limits::UNLIMITED, 1, t(0))
+            .unwrap(),
+    ];
+    for _ in 0..3 {
+        leaves.push(
+            tree.insert_leaf(Some(y), Limits::UNLIMITED, 1, t(0))
+                .unwrap(),
+        );
+    }
+    let got = saturate(&mut tree, &leaves, 5);
+    let (rq, rx, ry) = (
+        rate_mib(got[0], 5),
+        rate_mib(got[1], 5),
+        rate_mib(got[2..].iter().sum(), 5),
+    );
+    assert!(
+        close(rq, 20.0, 0.02) && close(rx, 20.0, 0.02) && close(ry, 20.0, 0.02),
+        "{rq} {rx} {ry}"
+    );
+}
+
+#[test]
+fn waiter_after_limit_raise_is_ready_within_one_piece() {
+    let cfg = Config::DEFAULT.with_pieces(60 * KIB, 64 * KIB);
+    let mut tree = VecTree::new(cfg);
+    let srv = tree
+        .insert_node(
+            None,
+            Limits::new(Tier::per_second(KIB).with_burst(0)),
+            1,
+            t(0),
+        )
+        .unwrap();
+    let l = tree
+        .insert_leaf(Some(srv), Limits::UNLIMITED, 1, t(0))
+        .unwrap();
+    assert_eq!(
+        tree.acquire(l, 60 * KIB, t(0)),
+        Ok(Decision::Grant(60 * KIB))
+    );
+    tree.settle(l, 60 * KIB, t(0)).unwrap();
+    let Ok(Decision::Wait { until }) = tree.acquire(l, 60 * KIB, t(0)) else {
+        panic!()
+    };
+    assert_eq!(until, Instant::from_secs(60));
+    let gen = tree.generation();
+    let t1 = 1_000_000_000;
+    tree.set_limit(srv, Limits::per_second(100 * MIB), t(t1))
+        .unwrap();
+    assert_ne!(tree.generation(), gen);
+    // the remaining 59 KiB of debt is repaid at 100 MiB/s: 0.58 ms
+    let at = tree.poll_timeout().unwrap().as_nanos();
+    assert!(
+        at > t1 && at - t1 <= (60 * KIB * 1_000_000_000).div_ceil(100 * MIB),
+        "{}",
+        at - t1
+    );
+    tree.handle_timeout(t(at));
+    assert_eq!(tree.poll_ready(), Some(l));
+    assert_eq!(
+        tree.acquire(l, 60 * KIB, t(at)),
+        Ok(Decision::Grant(60 * KIB))
+    );
+}
+
+#[test]
+fn paused_node_answers_paused_until_limit_changes() {
+    let mut tree = VecTree::new(Config::DEFAULT);
+    let srv = tree
+        .insert_node(None, Limits::per_second(0), 1, t(0))
+        .unwrap();
+    let l = tree
+        .insert_leaf(Some(srv), Limits::UNLIMITED, 1, t(0))
+        .unwrap();
+    assert_eq!(tree.acquire(l, 100, t(0)), Ok(Decision::Paused));
+    assert_eq!(tree.poll_timeout(), None);
+    // the paused bucket kept its level (0, no debt): one piece may go at once
+    tree.set_limit(srv, Limits::per_second(1000), t(5)).unwrap();
+    assert_eq!(tree.poll_ready(), Some(l));
+    assert_eq!(tree.acquire(l, 100, t(5)), Ok(Decision::Grant(100)));
+    tree.settle(l, 100, t(5)).unwrap();
+    assert_eq!(
+        tree.acquire(l, 100, t(5)),
+        Ok(Decision::Wait {
+            until: t(100_000_005)
+        })
+    );
+}
+
+#[test]
+fn cancel_pending_refunds_nothing_and_cancel_grant_refunds_all() {
+    let mut tree = VecTree::new(Config::DEFAULT.with_pieces(1000, 1000));
+    let srv = tree
+        .insert_node(
+            None,
+            Limits::new(Tier::per_second(1000).with_burst(1000)),
+            1,
+            t(0),
+        )
+        .unwrap();
+    let l = tree
+        .insert_leaf(Some(srv), Limits::UNLIMITED, 1, t(0))
+        .unwrap();
+    assert_eq!(tree.acquire(l, 600, t(0)), Ok(Decision::Grant(600)));
+    assert_eq!(tree.tokens(srv, 0), Ok(400));
+    assert_eq!(tree.cancel(l, t(0)), Ok(600));
+    assert_eq!(tree.tokens(srv, 0), Ok(1000));
+    assert_eq!(tree.stats(srv).unwrap().granted, 0);
+    // a request larger than the burst: pieces while the bucket is out of debt, then wait
+    for _ in 0..2 {
+        assert_eq!(tree.acquire(l, 5000, t(0)), Ok(Decision::Grant(1000)));
+        tree.settle(l, 1000, t(0)).unwrap();
+    }
+    assert_eq!(tree.tokens(srv, 0), Ok(-1000));
+    assert_eq!(
+        tree.acquire(l, 5000, t(0)),
+        Ok(Decision::Wait {
+            until: Instant::from_secs(1)
+        })
+    );
+    assert_eq!(tree.cancel(l, t(0)), Ok(0));
+    assert_eq!(tree.stats(srv).unwrap().waiting, 0);
+    assert_eq!(tree.poll_timeout(), None);
+}
+
+#[test]
+fn settle_partial_use_returns_the_rest() {
+    let mut tree = VecTree::new(Config::DEFAULT);
+    let srv = tree
+        .insert_node(
+            None,
+            Limits::new(Tier::per_second(1000).with_burst(1000)),
+            1,
+            t(0),
+        )
+        .unwrap();
+    let l = tree
+        .insert_leaf(Some(srv), Limits::UNLIMITED, 1, t(0))
+        .unwrap();
+    assert_eq!(tree.acquire(l, 300, t(0)), Ok(Decision::Grant(300)));
+    assert_eq!(
+        tree.settle(l, 301, t(0)),
+        Err(SettleError::UsedMoreThanGranted)
+    );
+    tree.settle(l, 100, t(0)).unwrap();
+    assert_eq!(tree.tokens(srv, 0), Ok(900));
+    assert_eq!(tree.stats(l.node()).unwrap().granted, 100);
+    assert_eq!(tree.settle(l, 0, t(0)), Err(SettleError::NoGrant));
+}
+
+#[test]
+fn removed_leaf_refunds_and_handle_goes_stale() {
+    let mut tree = FixedTree::<4>::new(Config::DEFAULT.with_pieces(1000, 1000));
+    let srv = tree
+        .insert_node(
+            None,
+            Limits::new(Tier::per_second(1000).with_burst(1000)),
+            1,
+            t(0),
+        )
+        .unwrap();
+    let l = tree
+        .insert_leaf(Some(srv), Limits::UNLIMITED, 1, t(0))
+        .unwrap();
+    assert_eq!(tree.acquire(l, 700, t(0)), Ok(Decision::Grant(700)));
+    assert_eq!(tree.remove(srv, t(0)), Err(RemoveError::HasChildren));
+    tree.remove(l.node(), t(0)).unwrap();
+    assert_eq!(tree.tokens(srv, 0), Ok(1000));
+    assert_eq!(tree.acquire(l, 1, t(0)), Err(AcquireError::StaleHandle));
+    // the slot is reused; the old handle stays stale
+    let l2 = tree
+        .insert_leaf(Some(srv), Limits::UNLIMITED, 1, t(0))
+        .unwrap();
+    assert_eq!(l2.node().index(), l.node().index());
+    assert_eq!(tree.acquire(l, 1, t(0)), Err(AcquireError::StaleHandle));
+    assert!(tree.acquire(l2, 1, t(0)).is_ok());
+}
+
+#[test]
+fn fixed_tree_full_reports_capacity() {
+    let mut tree = FixedTree::<2>::new(Config::DEFAULT);
+    let a = tree.insert_node(None, Limits::UNLIMITED, 1, t(0)).unwrap();
+    let _ = tree
+        .insert_leaf(Some(a), Limits::UNLIMITED, 1, t(0))
+        .unwrap();
+    assert_eq!(
+        tree.insert_leaf(Some(a), Limits::UNLIMITED, 1, t(0)),
+        Err(InsertError::CapacityFull)
+    );
+    assert_eq!(
+        tree.insert_leaf(Some(a), Limits::UNLIMITED, 0, t(0))
+            .unwrap_err(),
+        InsertError::ZeroWeight
+    );
+}
+
+#[test]
+fn leaf_cannot_parent_and_zero_request_is_rejected() {
+    let mut tree = VecTree::new(Config::DEFAULT);
+    let l = tree.insert_leaf(None, Limits::UNLIMITED, 1, t(0)).unwrap();
+    assert_eq!(
+        tree.insert_leaf(Some(l.node()), Limits::UNLIMITED, 1, t(0)),
+        Err(InsertError::ParentIsLeaf)
+    );
+    assert_eq!(tree.acquire(l, 0, t(0)), Err(AcquireError::ZeroRequest));
+}
+
+#[test]
+fn unlimited_tree_always_grants_max_piece() {
+    let mut tree = VecTree::new(Config::DEFAULT);
+    let a = tree.insert_node(None, Limits::UNLIMITED, 1, t(0)).unwrap();
+    let l = tree
+        .insert_leaf(Some(a), Limits::UNLIMITED, 1, t(0))
+        .unwrap();
+    for _ in 0..1000 {
+        assert_eq!(
+            tree.acquire(l, u64::MAX, t(0)),
+            Ok(Decision::Grant(64 * KIB))
+        );
+    }
+    assert_eq!(tree.acquire(l, 10, t(0)), Ok(Decision::Grant(10)));
+}
+
+#[test]
+fn backwards_time_mints_nothing() {
+    let mut tree = VecTree::new(Config::DEFAULT.with_pieces(1000, 1000));
+    let l = tree
+        .insert_leaf(
+            None,
+            Limits::new(Tier::per_second(1000).with_burst(0)),
+            1,
+            t(0),
+        )
+        .unwrap();
+    assert_eq!(
+        tree.acquire(l, 600, t(5_000_000_000)),
+        Ok(Decision::Grant(600))
+    );
+    tree.settle(l, 600, t(0)).unwrap();
+    let Ok(Decision::Wait { until }) = tree.acquire(l, 600, t(1)) else {
+        panic!()
+    };
+    assert_eq!(until, t(5_600_000_000));
+}
+
+#[test]
+fn per_minute_quota_stops_after_the_quota() {
+    // 10 KiB/s AND 30 KiB per minute: 30 KiB go at 10 KiB/s, then 0.5 KiB/s
+    let limits = Limits::new(Tier::per_second(10 * KIB).with_burst(KIB))
+        .and(Tier::per_period(30 * KIB, Duration::from_secs(60)).unwrap())
+        .unwrap();
+    let mut tree = VecTree::new(Config::DEFAULT);
+    let l = tree.insert_leaf(None, limits, 1, t(0)).unwrap();
+    let got = saturate(&mut tree, &[l], 60);
+    let want = 30 * KIB + KIB + 30 * KIB; // quota + burst of the 1st tier + a minute's refill
+    assert!(got[0].abs_diff(want) <= 2 * KIB, "{got:?} vs {want}");
+}
+
+#[test]
+fn hostile_values_do_not_panic() {
+    let mut tree = VecTree::new(Config::DEFAULT.with_pieces(1, u64::MAX));
+    let max = Limits::new(Tier::per_second(u64::MAX).with_burst(u64::MAX));
+    let srv = tree.insert_node(None, max, u16::MAX, t(u64::MAX)).unwrap();
+    let l = tree
+        .insert_leaf(Some(srv), Limits::per_second(1), 1, t(0))
+        .unwrap();
+    for now in [0, u64::MAX, 1, u64::MAX / 2, 0] {
+        let _ = tree.acquire(l, u64::MAX, t(now));
+        let _ = tree.settle(l, 0, t(now));
+        let _ = tree.set_limit(srv, max, t(now));
+        tree.handle_timeout(t(now));
+        let _ = tree.poll_ready();
+    }
+    let _ = tree.cancel(l, t(0));
+    assert!(tree.stats(srv).is_ok());
+}
