@@ -27,3 +27,42 @@ fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
         core::hint::spin_loop();
     }
 }
+
+use throttle_core::{Config, Decision, Fixed, FixedTree, Instant, LeafId, Limits, NodeId, Tree};
+
+/// A small tree (8 nodes) in a `static`-friendly form: what an MCU gateway would hold.
+pub type SmallTree = FixedTree<8>;
+
+/// Builds a small tree in `const` context (as a `static` would be).
+pub const fn small_tree() -> SmallTree {
+    Tree::with_storage(Fixed::new(), Config::DEFAULT)
+}
+
+/// Every operation of the core, instantiated for [`SmallTree`], so that a release build of
+/// this crate for `thumbv7em-none-eabihf` measures the flash a real firmware pays for the
+/// core (`.ci/run` prints it). Not meant to be called on the host.
+pub fn exercise(tree: &mut SmallTree, now: u64) -> Option<(NodeId, LeafId, u64)> {
+    let t = Instant::from_nanos(now);
+    let server = tree
+        .insert_node(None, Limits::per_second(1 << 20), 1, t)
+        .ok()?;
+    let leaf = tree
+        .insert_leaf(Some(server), Limits::per_second(64 << 10), 1, t)
+        .ok()?;
+    let granted = match tree.acquire(leaf, 1460, t).ok()? {
+        Decision::Grant(n) => {
+            tree.settle(leaf, n / 2, t).ok()?;
+            n
+        }
+        Decision::Wait { until } => until.as_nanos(),
+        Decision::Paused => 0,
+    };
+    tree.set_limit(server, Limits::per_second(2 << 20), t)
+        .ok()?;
+    tree.handle_timeout(t);
+    while tree.poll_ready().is_some() {}
+    let _ = tree.poll_timeout();
+    let _ = tree.cancel(leaf, t);
+    let _ = tree.stats(server);
+    Some((server, leaf, granted))
+}
