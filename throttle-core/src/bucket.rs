@@ -40,10 +40,14 @@ impl Buckets {
     }
 
     /// Earns what `now - last` is worth. `now` earlier than `last` earns nothing.
+    #[inline]
     pub(crate) fn refill(&mut self, limits: &Limits, now: u64) {
-        if now <= self.last {
-            return;
+        if now > self.last {
+            self.refill_slow(limits, now);
         }
+    }
+
+    fn refill_slow(&mut self, limits: &Limits, now: u64) {
         let dt = u128::from(now - self.last);
         self.last = now;
         for (l, t) in self.level.iter_mut().zip(limits.tiers()) {
@@ -62,6 +66,7 @@ impl Buckets {
     }
 
     /// True when no tier is paused or in debt. Call [`Buckets::refill`] first.
+    #[inline]
     pub(crate) fn sendable(&self, limits: &Limits) -> bool {
         limits
             .tiers()
@@ -71,6 +76,7 @@ impl Buckets {
     }
 
     /// Spends `n` tokens on every tier (may go into debt).
+    #[inline]
     pub(crate) fn consume(&mut self, limits: &Limits, n: u64) {
         for (l, t) in self.level.iter_mut().zip(limits.tiers()) {
             *l -= cap(n, t.period_ns());

@@ -96,6 +96,7 @@ impl Tier {
     }
 
     /// Tokens earned per period.
+    #[inline]
     pub const fn amount(&self) -> u64 {
         self.amount
     }
@@ -106,6 +107,7 @@ impl Tier {
     }
 
     /// The burst, in tokens.
+    #[inline]
     pub const fn burst(&self) -> u64 {
         self.burst
     }
@@ -117,10 +119,12 @@ impl Tier {
     }
 
     /// True when this tier grants nothing until its limit changes.
+    #[inline]
     pub const fn is_paused(&self) -> bool {
         self.amount == 0
     }
 
+    #[inline]
     pub(crate) const fn period_ns(&self) -> u64 {
         self.period_ns
     }
@@ -205,6 +209,7 @@ impl Limits {
     }
 
     /// The tiers, in the order given.
+    #[inline]
     pub fn tiers(&self) -> &[Tier] {
         &self.tiers[..usize::from(self.len)]
     }
@@ -215,6 +220,7 @@ impl Limits {
     }
 
     /// True when some tier is paused.
+    #[inline]
     pub fn is_paused(&self) -> bool {
         self.tiers().iter().any(Tier::is_paused)
     }

@@ -94,9 +94,8 @@ pub struct Slot {
     pub(crate) head: u32,
     pub(crate) tail: u32,
     pub(crate) turn: u32,
-    /// Position in the timer heap, and when this node's tiers are out of debt.
+    /// Position in the timer heap (whose entries carry the wake-up instant).
     pub(crate) heap_pos: u32,
-    pub(crate) wake_at: u64,
     pub(crate) state: LeafState,
     pub(crate) in_ready: bool,
     pub(crate) ready_prev: u32,
@@ -133,7 +132,6 @@ impl Slot {
             tail: NIL,
             turn: NIL,
             heap_pos: NIL,
-            wake_at: 0,
             state: LeafState::Idle,
             in_ready: false,
             ready_prev: NIL,

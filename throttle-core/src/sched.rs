@@ -29,17 +29,25 @@ use crate::tree::Tree;
 
 impl<S: Storage> Tree<S> {
     /// The piece a leaf asking for `want` gets; see [`Config`](crate::Config) for the rule.
+    /// Divides only at a node that actually shrinks the piece (`round < cap × busy`).
     pub(crate) fn piece_for(&self, leaf: u32, want: u64) -> u64 {
-        let mut unit = u64::MAX;
+        let cap = want.min(self.config.max_piece());
+        if cap <= self.config.min_piece() {
+            return cap;
+        }
+        let mut unit = cap;
         let mut i = leaf;
         while i != NIL {
             let s = self.n(i);
             if s.round_tokens != u64::MAX {
-                unit = unit.min(s.round_tokens / u64::from(s.busy.saturating_add(1)));
+                let busy = u64::from(s.busy) + 1;
+                if u128::from(s.round_tokens) < u128::from(unit) * u128::from(busy) {
+                    unit = s.round_tokens / busy;
+                }
             }
             i = s.parent;
         }
-        want.min(self.config.clamp_piece(unit))
+        unit.max(self.config.min_piece()).min(cap)
     }
 
     /// A leaf started waiting: count it busy on its whole path and re-evaluate each node.
@@ -135,28 +143,76 @@ impl<S: Storage> Tree<S> {
     /// Fires due timers, then grants pieces until no root is eligible. Grants to leaves other
     /// than `caller` are queued for `poll_ready`.
     pub(crate) fn run(&mut self, caller: u32) {
-        let now = self.clock;
-        while let Some(&top) = self.storage.heap().first() {
-            if self.n(top).wake_at > now {
-                break;
-            }
-            self.heap_remove(top);
-            self.refresh_up(top);
-        }
+        self.fire_timers();
         // Each grant takes one waiting piece out, and only `acquire` adds one: this ends.
         while self.root_head != NIL {
             self.grant_one(caller);
         }
     }
 
+    /// Re-evaluates every node whose timer is due at the tree's clock.
+    #[inline]
+    pub(crate) fn fire_timers(&mut self) {
+        let now = self.clock;
+        while let Some(&(at, top)) = self.storage.heap().first() {
+            if at > now {
+                break;
+            }
+            self.heap_remove(top);
+            self.refresh_up(top);
+        }
+    }
+
+    /// The uncontended fast path: when no node anywhere is eligible (so nobody waits for a
+    /// node that has credit) and the leaf's whole path has credit, the scheduler would grant
+    /// this leaf at once; do that without queueing it. Same outcome, a fraction of the work.
+    /// Call after `fire_timers`. Returns false (nothing changed) when the path lacks credit.
+    pub(crate) fn try_grant_now(&mut self, leaf: u32, piece: u64) -> bool {
+        if self.root_head != NIL {
+            return false;
+        }
+        let now = self.clock;
+        let mut i = leaf;
+        while i != NIL {
+            let s = self.m(i);
+            s.buckets.refill(&s.limits, now);
+            if !s.buckets.sendable(&s.limits) {
+                return false;
+            }
+            i = s.parent;
+        }
+        // No node on the path has work (else, having credit, it would be eligible up to its
+        // root): spending here cannot reorder anyone. Nodes with ineligible waiters below may
+        // go into debt and need their timer.
+        let mut i = leaf;
+        while i != NIL {
+            let s = self.m(i);
+            s.buckets.consume(&s.limits, piece);
+            s.granted = s.granted.saturating_add(piece);
+            s.pieces = s.pieces.saturating_add(1);
+            let (busy, parent) = (s.busy, s.parent);
+            if busy > 0 {
+                self.refresh(i);
+            }
+            i = parent;
+        }
+        true
+    }
+
     fn grant_one(&mut self, caller: u32) {
         let root = self.root_head;
         let mut i = root;
-        let mut unit = u64::MAX;
+        // the smallest `round_tokens / busy` so far, kept as a fraction: divide only when a
+        // deficit is topped up (once per turn), not at every level of every grant
+        let (mut num, mut den) = (u64::MAX, 1u64);
         while self.n(i).kind == Kind::Interior {
             let s = self.n(i);
             if s.round_tokens != u64::MAX {
-                unit = unit.min(s.round_tokens / u64::from(s.busy.max(1)));
+                let busy = u64::from(s.busy.max(1));
+                if u128::from(s.round_tokens) * u128::from(den) < u128::from(num) * u128::from(busy)
+                {
+                    (num, den) = (s.round_tokens, busy);
+                }
             }
             let c = s.head;
             if c == NIL {
@@ -166,9 +222,9 @@ impl<S: Storage> Tree<S> {
                 self.refresh_up(i);
                 return;
             }
-            let q = i64::from(self.n(c).weight) * self.config.clamp_piece(unit) as i64;
-            let child = self.m(c);
-            if child.deficit <= 0 {
+            if self.n(c).deficit <= 0 {
+                let q = i64::from(self.n(c).weight) * self.config.clamp_piece(num / den) as i64;
+                let child = self.m(c);
                 let k = (-child.deficit) / q + 1;
                 child.deficit = child.deficit.saturating_add(k.saturating_mul(q));
             }
@@ -339,87 +395,84 @@ impl<S: Storage> Tree<S> {
         }
     }
 
-    // ---- the timer heap: (wake_at, index), smallest first ----
-
-    fn key(&self, i: u32) -> (u64, u32) {
-        (self.n(i).wake_at, i)
-    }
+    // ---- the timer heap: entries (wake_at, index), smallest first ----
 
     fn heap_set(&mut self, i: u32, at: u64) {
         let pos = self.n(i).heap_pos;
-        if pos != NIL && self.n(i).wake_at == at {
-            return;
-        }
-        self.m(i).wake_at = at;
         if pos == NIL {
             let pos = self.storage.heap().len() as u32;
-            self.storage.heap_push(i);
+            self.storage.heap_push((at, i));
             self.m(i).heap_pos = pos;
             self.sift_up(pos);
-        } else {
-            self.sift_up(pos);
-            let pos = self.n(i).heap_pos;
+        } else if self.storage.heap()[pos as usize].0 != at {
+            self.storage.heap_mut()[pos as usize].0 = at;
+            let pos = self.sift_up(pos);
             self.sift_down(pos);
         }
     }
 
+    #[inline]
     pub(crate) fn heap_remove(&mut self, i: u32) {
-        let pos = self.n(i).heap_pos;
-        if pos == NIL {
-            return;
+        if self.n(i).heap_pos != NIL {
+            self.heap_remove_at(i);
         }
+    }
+
+    fn heap_remove_at(&mut self, i: u32) {
+        let pos = self.n(i).heap_pos;
         self.m(i).heap_pos = NIL;
-        let last = self.storage.heap_pop().unwrap_or(i);
-        if last == i {
+        let Some(last) = self.storage.heap_pop() else {
+            return;
+        };
+        if last.1 == i {
             return;
         }
         self.storage.heap_mut()[pos as usize] = last;
-        self.m(last).heap_pos = pos;
-        self.sift_up(pos);
-        let pos = self.n(last).heap_pos;
+        self.m(last.1).heap_pos = pos;
+        let pos = self.sift_up(pos);
         self.sift_down(pos);
     }
 
-    fn sift_up(&mut self, mut pos: u32) {
+    /// Moves the entry at `pos` up to its place; returns where it ended.
+    fn sift_up(&mut self, mut pos: u32) -> u32 {
         while pos > 0 {
             let parent = (pos - 1) / 2;
-            let (a, b) = (
-                self.storage.heap()[pos as usize],
-                self.storage.heap()[parent as usize],
-            );
-            if self.key(a) >= self.key(b) {
+            let heap = self.storage.heap();
+            if heap[pos as usize] >= heap[parent as usize] {
                 break;
             }
             self.swap(pos, parent);
             pos = parent;
         }
+        pos
     }
 
     fn sift_down(&mut self, mut pos: u32) {
-        let len = self.storage.heap().len() as u32;
         loop {
-            let (l, r) = (2 * pos + 1, 2 * pos + 2);
-            let mut best = pos;
-            for c in [l, r] {
-                if c < len
-                    && self.key(self.storage.heap()[c as usize])
-                        < self.key(self.storage.heap()[best as usize])
-                {
-                    best = c;
-                }
-            }
-            if best == pos {
+            let heap = self.storage.heap();
+            let len = heap.len() as u32;
+            let l = 2 * pos + 1;
+            if l >= len {
                 break;
             }
-            self.swap(pos, best);
-            pos = best;
+            let r = l + 1;
+            let c = if r < len && heap[r as usize] < heap[l as usize] {
+                r
+            } else {
+                l
+            };
+            if heap[c as usize] >= heap[pos as usize] {
+                break;
+            }
+            self.swap(pos, c);
+            pos = c;
         }
     }
 
     fn swap(&mut self, a: u32, b: u32) {
         let heap = self.storage.heap_mut();
         heap.swap(a as usize, b as usize);
-        let (x, y) = (heap[a as usize], heap[b as usize]);
+        let (x, y) = (heap[a as usize].1, heap[b as usize].1);
         self.m(x).heap_pos = a;
         self.m(y).heap_pos = b;
     }

@@ -11,18 +11,19 @@ pub trait Storage: sealed::Sealed {}
 pub(crate) mod sealed {
     use crate::node::Slot;
 
-    /// The operations the tree needs: a vector of slots and a vector of heap entries whose
-    /// capacity is at least the slots'.
+    /// The operations the tree needs: a vector of slots and a vector of timer-heap entries
+    /// `(wake_at, slot index)` whose capacity is at least the slots'. The key sits in the
+    /// entry so that sifting never touches the (large) slots.
     pub trait Sealed {
         fn slots(&self) -> &[Slot];
         fn slots_mut(&mut self) -> &mut [Slot];
         /// Appends a slot; false when full.
         fn push_slot(&mut self, slot: Slot) -> bool;
-        fn heap(&self) -> &[u32];
-        fn heap_mut(&mut self) -> &mut [u32];
+        fn heap(&self) -> &[(u64, u32)];
+        fn heap_mut(&mut self) -> &mut [(u64, u32)];
         /// Never fails while the heap holds fewer entries than there are slots.
-        fn heap_push(&mut self, v: u32);
-        fn heap_pop(&mut self) -> Option<u32>;
+        fn heap_push(&mut self, v: (u64, u32));
+        fn heap_pop(&mut self) -> Option<(u64, u32)>;
         fn capacity(&self) -> usize;
     }
 }
@@ -32,7 +33,7 @@ pub(crate) mod sealed {
 #[derive(Debug)]
 pub struct Fixed<const N: usize> {
     slots: heapless::Vec<Slot, N>,
-    heap: heapless::Vec<u32, N>,
+    heap: heapless::Vec<(u64, u32), N>,
 }
 
 impl<const N: usize> Fixed<N> {
@@ -63,17 +64,17 @@ impl<const N: usize> sealed::Sealed for Fixed<N> {
     fn push_slot(&mut self, slot: Slot) -> bool {
         self.slots.push(slot).is_ok()
     }
-    fn heap(&self) -> &[u32] {
+    fn heap(&self) -> &[(u64, u32)] {
         &self.heap
     }
-    fn heap_mut(&mut self) -> &mut [u32] {
+    fn heap_mut(&mut self) -> &mut [(u64, u32)] {
         &mut self.heap
     }
-    fn heap_push(&mut self, v: u32) {
+    fn heap_push(&mut self, v: (u64, u32)) {
         // The heap holds at most one entry per slot, and both have capacity N.
         let _ = self.heap.push(v);
     }
-    fn heap_pop(&mut self) -> Option<u32> {
+    fn heap_pop(&mut self) -> Option<(u64, u32)> {
         self.heap.pop()
     }
     fn capacity(&self) -> usize {
@@ -94,7 +95,7 @@ mod growable {
     #[derive(Debug, Default)]
     pub struct Growable {
         slots: Vec<Slot>,
-        heap: Vec<u32>,
+        heap: Vec<(u64, u32)>,
     }
 
     impl Growable {
@@ -135,16 +136,16 @@ mod growable {
                 .reserve(self.slots.len().saturating_sub(self.heap.len()));
             true
         }
-        fn heap(&self) -> &[u32] {
+        fn heap(&self) -> &[(u64, u32)] {
             &self.heap
         }
-        fn heap_mut(&mut self) -> &mut [u32] {
+        fn heap_mut(&mut self) -> &mut [(u64, u32)] {
             &mut self.heap
         }
-        fn heap_push(&mut self, v: u32) {
+        fn heap_push(&mut self, v: (u64, u32)) {
             self.heap.push(v);
         }
-        fn heap_pop(&mut self) -> Option<u32> {
+        fn heap_pop(&mut self) -> Option<(u64, u32)> {
             self.heap.pop()
         }
         fn capacity(&self) -> usize {

@@ -294,6 +294,11 @@ impl<S: Storage> Tree<S> {
             }
             LeafState::Idle | LeafState::Holding { .. } => {
                 let piece = self.piece_for(i, want);
+                self.fire_timers();
+                if self.try_grant_now(i, piece) {
+                    self.m(i).state = LeafState::Holding { piece };
+                    return Ok(Decision::Grant(piece));
+                }
                 self.m(i).state = LeafState::Pending {
                     piece,
                     since: self.clock,
@@ -350,7 +355,7 @@ impl<S: Storage> Tree<S> {
         self.storage
             .heap()
             .first()
-            .map(|&i| Instant::from_nanos(self.n(i).wake_at))
+            .map(|&(at, _)| Instant::from_nanos(at))
     }
 
     /// Runs the scheduler at `now`: grants every piece that can be granted; the leaves that got
