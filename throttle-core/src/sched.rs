@@ -183,20 +183,57 @@ impl<S: Storage> Tree<S> {
         }
         // No node on the path has work (else, having credit, it would be eligible up to its
         // root): spending here cannot reorder anyone. Nodes with ineligible waiters below may
-        // go into debt and need their timer.
+        // go into debt and need their timer. Deficits and turns are charged as `grant_one`
+        // would (with the whole path's unit), so round robin stays exact when contention
+        // starts.
         let mut i = leaf;
+        let mut child = NIL;
         while i != NIL {
             let s = self.m(i);
             s.buckets.consume(&s.limits, piece);
             s.granted = s.granted.saturating_add(piece);
             s.pieces = s.pieces.saturating_add(1);
             let (busy, parent) = (s.busy, s.parent);
+            if child != NIL {
+                self.charge(i, child, piece, leaf);
+            }
             if busy > 0 {
                 self.refresh(i);
             }
+            child = i;
             i = parent;
         }
         true
+    }
+
+    /// Charges `piece` to child `c` of `p` as a turn of deficit round robin: top up when its
+    /// turn starts, spend, and end the turn when the deficit is used up.
+    fn charge(&mut self, p: u32, c: u32, piece: u64, leaf: u32) {
+        if self.n(c).deficit <= 0 {
+            let q =
+                i64::from(self.n(c).weight) * self.config.clamp_piece(self.path_unit(leaf)) as i64;
+            let child = self.m(c);
+            let k = (-child.deficit) / q + 1;
+            child.deficit = child.deficit.saturating_add(k.saturating_mul(q));
+        }
+        let child = self.m(c);
+        child.deficit = child.deficit.saturating_sub(piece as i64);
+        let over = child.deficit <= 0;
+        self.m(p).turn = if over { NIL } else { c };
+    }
+
+    /// Smallest `round_tokens / busy` over the leaf's path (`u64::MAX` when unlimited).
+    fn path_unit(&self, leaf: u32) -> u64 {
+        let mut unit = u64::MAX;
+        let mut i = leaf;
+        while i != NIL {
+            let s = self.n(i);
+            if s.round_tokens != u64::MAX {
+                unit = unit.min(s.round_tokens / u64::from(s.busy.max(1)));
+            }
+            i = s.parent;
+        }
+        unit
     }
 
     fn grant_one(&mut self, caller: u32) {
