@@ -274,6 +274,17 @@ impl<S: Storage> Tree<S> {
             self.refresh_up(leaf);
             return;
         };
+        // The piece was sized when the leaf asked; siblings may have become busy since.
+        // Shrink it to today's unit (nothing was spent yet, so this costs nothing): a piece
+        // never exceeds the quantum of any level, so one top-up per turn always suffices and
+        // an overdraft is paid back in later turns, never forgiven.
+        let piece = if piece > self.config.min_piece()
+            && u128::from(piece) * u128::from(den) > u128::from(num)
+        {
+            piece.min(self.config.clamp_piece(num / den))
+        } else {
+            piece
+        };
         let now = self.clock;
         let waited = now.saturating_sub(since);
         self.m(leaf).state = LeafState::Granted { piece };
