@@ -16,6 +16,7 @@ pub enum Decision {
     /// [`generation`](crate::Tree::generation) changes. `until` is the earliest instant at which
     /// every node on the leaf's path has credit again: exact for a leaf alone at its
     /// bottleneck, a lower bound when siblings compete (one of them may be served first).
+    /// `until == Instant::MAX` means never (the clock is at its end and debt cannot be repaid).
     Wait {
         /// The earliest instant worth asking again.
         until: Instant,

@@ -328,8 +328,10 @@ impl<S: Storage> Tree<S> {
         let s = self.m(i);
         s.buckets.refill(&s.limits, now);
         let sendable = s.buckets.sendable(&s.limits);
+        // A recovery that cannot lie in the future (the clock is at `u64::MAX`, time cannot
+        // advance) arms nothing: otherwise `fire_timers` would re-fire it forever.
         let timer = if !sendable && s.busy > 0 {
-            s.buckets.recovery(&s.limits)
+            s.buckets.recovery(&s.limits).filter(|&at| at > now)
         } else {
             None
         };
