@@ -12,7 +12,11 @@
 //! ```
 //!
 //! where `rate(N)` is N's smallest tier rate and `busy(N)` the number of leaves under N with a
-//! piece waiting (this one included). One round over N's busy leaves therefore lasts about
+//! piece waiting (this one included); and no piece exceeds the smallest burst on the path
+//! (unless that is below `min_piece`). The burst bound keeps a child capped above its fair
+//! share eligible whenever its turn comes: a piece larger than its burst would put it in
+//! debt after every grant and make it miss turns (a 20 MiB/s leaf with a 16 KiB burst next
+//! to an unlimited one under 30 MiB/s got 10 MiB/s instead of 15 before this bound). One round over N's busy leaves therefore lasts about
 //! `round` whatever their number, until pieces reach `min_piece`: 10 000 leaves under a
 //! 50 MiB/s node get 512-byte pieces and a round of ~100 ms instead of 64 KiB pieces and 12 s.
 //! The same unit, times a child's weight, is the deficit-round-robin quantum at each node.

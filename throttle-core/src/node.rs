@@ -81,6 +81,8 @@ pub struct Slot {
     pub(crate) buckets: Buckets,
     /// Smallest tier rate × round, in tokens; `u64::MAX` when unlimited. See `config`.
     pub(crate) round_tokens: u64,
+    /// Smallest tier burst (`u64::MAX` when unlimited): no piece is larger (see `config`).
+    pub(crate) burst_min: u64,
     /// Leaves under this node (itself for a leaf) with a pending piece.
     pub(crate) busy: u32,
     /// Linked in the parent's active list: eligible (sendable and has work).
@@ -123,6 +125,12 @@ impl Slot {
             limits,
             buckets: Buckets::full(&limits, now),
             round_tokens,
+            burst_min: limits
+                .tiers()
+                .iter()
+                .map(|t| t.burst())
+                .min()
+                .unwrap_or(u64::MAX),
             busy: 0,
             linked: false,
             prev: NIL,

@@ -39,6 +39,7 @@ impl<S: Storage> Tree<S> {
         let mut i = leaf;
         while i != NIL {
             let s = self.n(i);
+            unit = unit.min(s.burst_min);
             if s.round_tokens != u64::MAX {
                 let busy = u64::from(s.busy) + 1;
                 if u128::from(s.round_tokens) < u128::from(unit) * u128::from(busy) {
@@ -242,8 +243,10 @@ impl<S: Storage> Tree<S> {
         // the smallest `round_tokens / busy` so far, kept as a fraction: divide only when a
         // deficit is topped up (once per turn), not at every level of every grant
         let (mut num, mut den) = (u64::MAX, 1u64);
+        let mut burst_min = u64::MAX;
         while self.n(i).kind == Kind::Interior {
             let s = self.n(i);
+            burst_min = burst_min.min(s.burst_min);
             if s.round_tokens != u64::MAX {
                 let busy = u64::from(s.busy.max(1));
                 if u128::from(s.round_tokens) * u128::from(den) < u128::from(num) * u128::from(busy)
@@ -278,6 +281,8 @@ impl<S: Storage> Tree<S> {
         // Shrink it to today's unit (nothing was spent yet, so this costs nothing): a piece
         // never exceeds the quantum of any level, so one top-up per turn always suffices and
         // an overdraft is paid back in later turns, never forgiven.
+        let burst_min = burst_min.min(self.n(leaf).burst_min);
+        let piece = piece.min(burst_min.max(self.config.min_piece()));
         let piece = if piece > self.config.min_piece()
             && u128::from(piece) * u128::from(den) > u128::from(num)
         {
@@ -381,8 +386,9 @@ impl<S: Storage> Tree<S> {
         }
     }
 
-    /// Links an eligible child: at the front if its turn was interrupted, else at the back
-    /// without any saved-up credit (no hoarding while away).
+    /// Links an eligible child: at the front if its turn was interrupted (it left in mid-turn
+    /// and nobody else was served at this node since), else at the back without any saved-up
+    /// credit (no hoarding while away).
     fn link(&mut self, p: u32, c: u32) {
         let (head, tail, turn) = self.ends(p);
         let front = turn == c && self.n(c).deficit > 0;

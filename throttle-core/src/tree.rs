@@ -242,6 +242,12 @@ impl<S: Storage> Tree<S> {
         s.buckets.relimit(&old, &limits, clock);
         s.limits = limits;
         s.round_tokens = round;
+        s.burst_min = limits
+            .tiers()
+            .iter()
+            .map(|t| t.burst())
+            .min()
+            .unwrap_or(u64::MAX);
         self.generation = self.generation.wrapping_add(1);
         self.refresh_up(i);
         self.run(NIL);
