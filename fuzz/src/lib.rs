@@ -31,9 +31,9 @@
 //! Environment variables (read once per process):
 //! - `THROTTLE_FUZZ_TRACE=1`: print every call as Rust code with its result to stderr (a
 //!   readable reproducer: run one input with `cargo fuzz run ops <file>`);
-//! - `THROTTLE_FUZZ_KNOWN_BUGS=cancel-timer,capacity-clock` (or `1`/`all`): look past
-//!   the open core bugs listed in README.md (`KnownBugs` below says what each workaround does). For
-//!   exploring only; CI does not set it.
+//! - `THROTTLE_FUZZ_KNOWN_BUGS=cancel-timer,capacity-clock` (or `1`/`all`): look past the
+//!   open core bugs listed in README.md (`KnownBugs` below says what each workaround does).
+//!   For exploring only; CI does not set it.
 
 use core::fmt;
 use core::time::Duration;
@@ -509,11 +509,14 @@ impl<S: Storage> Harness<S> {
         assert!(h.max_piece <= throttle_core::MAX_PIECE_LIMIT);
         h.trace(|| {
             format!(
-                "let mut tree = {}::new(Config::DEFAULT.with_round(Duration::from_nanos({})).with_pieces({}, {}));",
+                "let mut tree = {}::new(Config::DEFAULT.with_round(Duration::from_nanos({})){});",
                 capacity.map_or("VecTree".into(), |n| format!("FixedTree::<{n}>")),
                 config.round().as_nanos(),
-                config.min_piece(),
-                config.max_piece()
+                format_args!(
+                    ".with_pieces({}, {})",
+                    config.min_piece(),
+                    config.max_piece()
+                )
             )
         });
         h

@@ -473,3 +473,47 @@ fn hostile_values_do_not_panic() {
     let _ = tree.cancel(l, t(0));
     assert!(tree.stats(srv).is_ok());
 }
+
+#[test]
+fn cancel_waiting_leaf_lets_other_waiter_be_reported() {
+    // fuzz/regressions/cancel-pending-drops-timer
+    let mut tree = VecTree::new(Config::DEFAULT.with_pieces(100, 100));
+    let r = tree
+        .insert_node(
+            None,
+            Limits::new(Tier::per_second(1000).with_burst(0)),
+            1,
+            t(0),
+        )
+        .unwrap();
+    let a = tree
+        .insert_leaf(Some(r), Limits::UNLIMITED, 1, t(0))
+        .unwrap();
+    let b = tree
+        .insert_leaf(Some(r), Limits::UNLIMITED, 1, t(0))
+        .unwrap();
+    assert_eq!(tree.acquire(a, 100, t(0)), Ok(Decision::Grant(100)));
+    tree.settle(a, 100, t(0)).unwrap();
+    assert!(matches!(
+        tree.acquire(a, 100, t(0)),
+        Ok(Decision::Wait { .. })
+    ));
+    assert!(matches!(
+        tree.acquire(b, 100, t(0)),
+        Ok(Decision::Wait { .. })
+    ));
+    // past the root's recovery, a withdraws: b must be granted and reported, not forgotten
+    assert_eq!(tree.cancel(a, Instant::from_millis(200)), Ok(0));
+    assert_eq!(tree.poll_ready(), Some(b));
+}
+
+#[test]
+fn insert_into_full_tree_changes_nothing() {
+    let mut tree = FixedTree::<1>::new(Config::DEFAULT);
+    tree.insert_node(None, Limits::UNLIMITED, 1, t(5)).unwrap();
+    assert_eq!(
+        tree.insert_node(None, Limits::UNLIMITED, 1, t(99)),
+        Err(InsertError::CapacityFull)
+    );
+    assert_eq!(tree.now(), t(5));
+}

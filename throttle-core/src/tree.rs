@@ -151,6 +151,12 @@ impl<S: Storage> Tree<S> {
                 p
             }
         };
+        // Fail before touching anything: an error leaves the tree exactly as it was.
+        if self.free_head == NIL
+            && self.storage.slots().len() >= self.storage.capacity().min(MAX_NODES)
+        {
+            return Err(InsertError::CapacityFull);
+        }
         self.tick(now);
         let slot = Slot::new(
             kind,
@@ -347,9 +353,10 @@ impl<S: Storage> Tree<S> {
         let i = self.leaf_index(leaf).ok_or(CancelError::StaleHandle)?;
         self.tick(now);
         let refunded = self.drop_request(i);
-        if refunded > 0 {
-            self.run(NIL);
-        }
+        // Even withdrawing a waiting piece (no refund) re-evaluates the path, which can make
+        // another waiter eligible: grant it now and report it (else a one-timer driver would
+        // never hear of it; found by the fuzzer).
+        self.run(NIL);
         Ok(refunded)
     }
 
