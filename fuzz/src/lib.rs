@@ -18,22 +18,19 @@
 //!   (the accounting of every other node is re-checked), read-only queries fail too;
 //! - **errors change nothing**: `now()` and `generation()` only move on successful calls;
 //! - **timers**: after `handle_timeout(now)`, `poll_timeout()` is `None` or later than `now()`;
-//!   while some leaf waits on a path without a paused tier, `poll_timeout()` is `Some`;
+//!   while some leaf waits on a path without a paused tier, `poll_timeout()` is `Some`
+//!   (except at `now() == u64::MAX`, where debt can never be repaid and no timer is armed);
 //! - **ready list**: `poll_ready` returns exactly the leaves granted by someone else's call
 //!   and not yet collected, cancelled or removed, each once;
 //! - **`Wait`/`Paused`**: `Paused` exactly when a node on the leaf's path has a paused tier,
-//!   and `Wait { until }` has `until > now()`.
+//!   and `Wait { until }` has `until > now()` (or `until == Instant::MAX`: never).
 //!
 //! The model learns the size of a piece granted by another call (reported by `poll_ready`)
 //! from the leaf's `stats().granted`, which must then stay put until the leaf collects,
 //! cancels or is removed.
 //!
-//! Environment variables (read once per process):
-//! - `THROTTLE_FUZZ_TRACE=1`: print every call as Rust code with its result to stderr (a
-//!   readable reproducer: run one input with `cargo fuzz run ops <file>`);
-//! - `THROTTLE_FUZZ_KNOWN_BUGS=cancel-timer,capacity-clock` (or `1`/`all`): look past the
-//!   open core bugs listed in README.md (`KnownBugs` below says what each workaround does).
-//!   For exploring only; CI does not set it.
+//! Environment: `THROTTLE_FUZZ_TRACE=1` prints every call as Rust code with its result to
+//! stderr (a readable reproducer: run one input with `cargo fuzz run ops <file>`).
 
 use core::fmt;
 use core::time::Duration;
@@ -369,37 +366,11 @@ struct MNode {
     in_ready: bool,
 }
 
-/// Open core bugs the harness can be told to look past (`THROTTLE_FUZZ_KNOWN_BUGS`).
-#[derive(Clone, Copy, Debug, Default)]
-struct KnownBugs {
-    /// `cancel-timer`: a zero-refund `cancel` can clear a timer without running the scheduler.
-    /// Workaround: "a waiter implies a timer" is checked only right after `handle_timeout`.
-    cancel_timer: bool,
-    /// `capacity-clock`: an insert failing with `CapacityFull` has already moved the clock.
-    /// Workaround: the model moves its clock too.
-    capacity_clock: bool,
-}
-
-struct Env {
-    trace: bool,
-    known: KnownBugs,
-}
-
-fn env() -> &'static Env {
-    static ENV: OnceLock<Env> = OnceLock::new();
-    ENV.get_or_init(|| {
-        let var = |k: &str| std::env::var(k).unwrap_or_default();
-        let trace = var("THROTTLE_FUZZ_TRACE");
-        let known = var("THROTTLE_FUZZ_KNOWN_BUGS");
-        let all = known == "1" || known == "all";
-        let has = |name: &str| all || known.split(',').any(|k| k.trim() == name);
-        Env {
-            trace: !trace.is_empty() && trace != "0",
-            known: KnownBugs {
-                cancel_timer: has("cancel-timer"),
-                capacity_clock: has("capacity-clock"),
-            },
-        }
+/// Whether `THROTTLE_FUZZ_TRACE` asks for a trace (read once per process).
+fn trace_enabled() -> bool {
+    static TRACE: OnceLock<bool> = OnceLock::new();
+    *TRACE.get_or_init(|| {
+        std::env::var("THROTTLE_FUZZ_TRACE").is_ok_and(|v| !v.is_empty() && v != "0")
     })
 }
 
@@ -420,9 +391,6 @@ struct Harness<S: Storage> {
     /// Model indexes of the leaves, in creation order.
     leaves: Vec<usize>,
     trace: bool,
-    known: KnownBugs,
-    /// The last step was `handle_timeout`.
-    after_timeout: bool,
 }
 
 /// Calls `method` on both trees, checks they agree, returns tree `a`'s answer.
@@ -480,7 +448,6 @@ impl<S: Storage> Harness<S> {
     fn run(mut self, ops: &[Op]) {
         let h = &mut self;
         for op in ops {
-            h.after_timeout = false;
             h.step(op);
             h.check();
         }
@@ -488,7 +455,6 @@ impl<S: Storage> Harness<S> {
     }
 
     fn new(a: Tree<S>, b: Tree<S>, capacity: Option<usize>) -> Self {
-        let env = env();
         let config = *a.config();
         let h = Harness {
             a,
@@ -501,9 +467,7 @@ impl<S: Storage> Harness<S> {
             max_piece: config.max_piece(),
             nodes: Vec::new(),
             leaves: Vec::new(),
-            trace: env.trace,
-            known: env.known,
-            after_timeout: false,
+            trace: trace_enabled(),
         };
         assert!(1 <= h.min_piece && h.min_piece <= h.max_piece);
         assert!(h.max_piece <= throttle_core::MAX_PIECE_LIMIT);
@@ -670,13 +634,7 @@ impl<S: Storage> Harness<S> {
             Ok(())
         };
         match (r, expected) {
-            (Err(e), Err(x)) => {
-                assert_eq!(e, x, "insert error");
-                if e == InsertError::CapacityFull && self.known.capacity_clock {
-                    // known: a CapacityFull insert has already moved the clock
-                    self.tick();
-                }
-            }
+            (Err(e), Err(x)) => assert_eq!(e, x, "insert error"),
             (Ok((id, leaf_id)), Ok(())) => {
                 for old in &self.nodes {
                     assert_ne!(old.id, id, "a new node got the handle of an older node");
@@ -963,7 +921,6 @@ impl<S: Storage> Harness<S> {
         self.trace(|| format!("tree.handle_timeout({});", fmt_now(self.now)));
         both!(self.handle_timeout(now));
         self.tick();
-        self.after_timeout = true;
         let t = both!(self.poll_timeout());
         self.result(&t);
         if let Some(t) = t {
@@ -1135,8 +1092,7 @@ impl<S: Storage> Harness<S> {
         let timeout = both!(self.poll_timeout());
         // at `now == u64::MAX` debt can never be repaid: no timer is armed (documented)
         let end_of_time = self.clock == u64::MAX;
-        if some_waiter_unpaused && !end_of_time && (self.after_timeout || !self.known.cancel_timer)
-        {
+        if some_waiter_unpaused && !end_of_time {
             assert!(
                 timeout.is_some(),
                 "a leaf waits on a path without a paused tier, but poll_timeout() is None"
