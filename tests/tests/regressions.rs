@@ -84,3 +84,126 @@ fn deep_unlimited_groups_saturated_share_by_weight() {
         assert!(err.abs() <= 0.02, "n8 {:+.1}%\n{r}", err * 100.0);
     }
 }
+
+/// Found by `saturated_random_trees_with_piece_sized_bursts_reach_ideal_shares` when the
+/// scheduler moved to start-time fair queueing: leaf `n10` (weight 1, capped above its share,
+/// inside the unlimited group `n8` under the limited `n6`) got nothing at all.
+fn starved_leaf() -> Scenario {
+    let mut sc = Scenario::new("starved_leaf", Config::DEFAULT);
+    let busy = || LeafSpec::new(Demand::Saturating);
+    let u = Limits::UNLIMITED;
+    let v0 = sc.node(
+        "root",
+        None,
+        Limits::new(Tier::per_second(2004315).with_burst(377004)),
+        1,
+    );
+    sc.leaf("n1", Some(v0), u, 3, busy());
+    let v2 = sc.node("n2", Some(v0), u, 1);
+    sc.leaf("n3", Some(v2), u, 1, busy());
+    sc.leaf(
+        "n4",
+        Some(v0),
+        Limits::new(Tier::per_second(1623969).with_burst(244311)),
+        1,
+        busy(),
+    );
+    let v5 = sc.node("n5", Some(v2), u, 1);
+    let v6 = sc.node(
+        "n6",
+        Some(v0),
+        Limits::new(Tier::per_second(2156299).with_burst(261277)),
+        1,
+    );
+    sc.leaf("n7", Some(v6), u, 1, busy());
+    let v8 = sc.node("n8", Some(v6), u, 1);
+    sc.leaf("n9", Some(v0), u, 3, busy());
+    sc.leaf(
+        "n10",
+        Some(v8),
+        Limits::new(Tier::per_second(2273223).with_burst(268465)),
+        1,
+        busy(),
+    );
+    sc.leaf("n11", Some(v0), u, 1, busy());
+    sc.leaf(
+        "n12",
+        Some(v0),
+        Limits::new(Tier::per_second(3426488).with_burst(201913)),
+        3,
+        busy(),
+    );
+    sc.leaf("n13", Some(v8), u, 3, busy());
+    sc.leaf("n14", Some(v5), u, 3, busy());
+    sc.leaf("n15", Some(v8), u, 2, busy());
+    sc.leaf("n16", Some(v8), u, 3, busy());
+    sc.leaf("n17", Some(v5), u, 2, busy());
+    sc.leaf("n18", Some(v8), u, 2, busy());
+    let v19 = sc.node(
+        "n19",
+        Some(v2),
+        Limits::new(Tier::per_second(3123165).with_burst(137685)),
+        1,
+    );
+    let v20 = sc.node(
+        "n20",
+        Some(v0),
+        Limits::new(Tier::per_second(1095220).with_burst(261624)),
+        4,
+    );
+    sc.leaf("n21", Some(v19), u, 4, busy());
+    let v22 = sc.node("n22", Some(v20), u, 4);
+    let v23 = sc.node("n23", Some(v22), u, 3);
+    sc.leaf(
+        "n24",
+        Some(v5),
+        Limits::new(Tier::per_second(3551000).with_burst(242214)),
+        3,
+        busy(),
+    );
+    sc.leaf("n25", Some(v2), u, 1, busy());
+    let v26 = sc.node(
+        "n26",
+        Some(v2),
+        Limits::new(Tier::per_second(3960047).with_burst(310457)),
+        2,
+    );
+    sc.leaf(
+        "n27",
+        Some(v5),
+        Limits::new(Tier::per_second(2313206).with_burst(210339)),
+        2,
+        busy(),
+    );
+    let v28 = sc.node(
+        "n28",
+        Some(v6),
+        Limits::new(Tier::per_second(2270935).with_burst(320009)),
+        3,
+    );
+    sc.leaf("n29", Some(v5), u, 3, busy());
+    sc.leaf("n30", Some(v8), u, 3, busy());
+    sc.duration = Duration::from_secs(4);
+    sc.warmup = Duration::from_secs(1);
+    sc
+}
+
+#[test]
+fn capped_leaf_in_deep_group_is_never_starved() {
+    for style in [DriverStyle::OneTimer, DriverStyle::PerWaiter] {
+        let mut sc = starved_leaf();
+        sc.driver = style;
+        let r = sc.run();
+        r.assert_ok();
+        let root = r.node("root").rate;
+        for l in &r.leaves {
+            let ideal = l.ideal.unwrap();
+            assert!(
+                (l.rate - ideal).abs() <= 0.03 * root,
+                "{}: {:.0} vs ideal {ideal:.0}\n{r}",
+                l.name,
+                l.rate
+            );
+        }
+    }
+}

@@ -204,3 +204,52 @@ fn one_mib_transfer_at_1_kib_per_second_completes_in_1024_seconds() {
         assert!((1022.5..=1025.5).contains(&done), "done at {done}\n{r}");
     }
 }
+
+#[test]
+fn flat_100_saturating_shares_within_one_percent() {
+    flat_100_shares(DriverStyle::OneTimer);
+}
+
+/// The same with per-waiter timers (slow: every waiter re-asks at every refill).
+#[test]
+fn flat_100_per_waiter_saturating_shares_within_one_percent() {
+    flat_100_shares(DriverStyle::PerWaiter);
+}
+
+#[test]
+fn three_level_design_example_reaches_ideal() {
+    for r in run_both(&scenarios::three_level()) {
+        let m = MIB as f64;
+        rate_near(&r, "A", 30.0 * m, 0.02);
+        rate_near(&r, "B", 70.0 * m, 0.02);
+        rate_near(&r, "A1", 25.0 * m, 0.02);
+        rate_near(&r, "A2", 5.0 * m, 0.02);
+        rate_near(&r, "B1", 17.5 * m, 0.02);
+        rate_near(&r, "B2", 17.5 * m, 0.02);
+        rate_near(&r, "B3", 35.0 * m, 0.02);
+    }
+}
+
+/// Minimal form of the failure above: a leaf capped *above* its fair share, whose burst
+/// (16 KiB) is smaller than a piece (64 KiB), gets a third of the parent instead of half.
+#[test]
+fn capped_leaf_small_burst_gets_fair_share() {
+    use throttle_core::{Config, Limits, Tier};
+    use throttle_tests::sim::{Demand, LeafSpec};
+    let mut sc = Scenario::new("small_burst", Config::DEFAULT);
+    let s = sc.node(
+        "server",
+        None,
+        Limits::new(Tier::per_second(30 * MIB).with_burst(256 * KIB)),
+        1,
+    );
+    let leaf = LeafSpec::new(Demand::Saturating);
+    let cap = Limits::new(Tier::per_second(20 * MIB).with_burst(16 * KIB));
+    sc.leaf("capped20", Some(s), cap, 1, leaf.clone());
+    sc.leaf("free", Some(s), Limits::UNLIMITED, 1, leaf);
+    sc.duration = Duration::from_secs(5);
+    for r in run_both(&sc) {
+        rate_near(&r, "capped20", 15.0 * MIB as f64, 0.02);
+        rate_near(&r, "free", 15.0 * MIB as f64, 0.02);
+    }
+}

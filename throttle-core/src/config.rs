@@ -16,10 +16,19 @@
 //! (unless that is below `min_piece`). The burst bound keeps a child capped above its fair
 //! share eligible whenever its turn comes: a piece larger than its burst would put it in
 //! debt after every grant and make it miss turns (a 20 MiB/s leaf with a 16 KiB burst next
-//! to an unlimited one under 30 MiB/s got 10 MiB/s instead of 15 before this bound). One round over N's busy leaves therefore lasts about
+//! to an unlimited one under 30 MiB/s got 10 MiB/s instead of 15 before this bound).
+//!
+//! # Bursts and contention
+//!
+//! While a node waits for its parent to serve it (about one round when siblings compete), its
+//! own buckets keep refilling, but never beyond their burst: that is what makes the
+//! conformance bound `burst + one piece` hold. A tier whose burst is smaller than what it
+//! earns in one round (`rate × round`) therefore loses throughput under a contended parent
+//! (a 2 MiB/s tier with burst 0 in a busy tree got an eighth of its share). The automatic
+//! burst of [`Tier::per_second`](crate::Tier::per_second) is exactly `rate × 10 ms`, one
+//! default round; choose explicit bursts at least that large. One round over N's busy leaves therefore lasts about
 //! `round` whatever their number, until pieces reach `min_piece`: 10 000 leaves under a
 //! 50 MiB/s node get 512-byte pieces and a round of ~100 ms instead of 64 KiB pieces and 12 s.
-//! The same unit, times a child's weight, is the deficit-round-robin quantum at each node.
 
 use core::time::Duration;
 
@@ -34,7 +43,7 @@ pub struct Config {
     max_piece: u64,
 }
 
-/// Largest allowed `max_piece`: keeps deficit arithmetic (weight × piece) inside `i64`.
+/// Largest allowed `max_piece` (2^40 tokens): keeps tag arithmetic far inside `u128`.
 pub const MAX_PIECE_LIMIT: u64 = 1 << 40;
 
 impl Default for Config {

@@ -78,6 +78,7 @@ mod bucket;
 mod config;
 mod decision;
 mod error;
+mod fairq;
 mod limits;
 mod node;
 mod sched;

@@ -89,7 +89,9 @@ impl Tier {
     }
 
     /// The same rate with an explicit burst (tokens that can be saved up while idle).
-    /// A burst of zero is allowed: every grant then waits for its own tokens.
+    /// A burst of zero is allowed: every grant then waits for its own tokens. Under a contended
+    /// parent, a burst below one round of the rate (`rate × 10 ms` by default) loses
+    /// throughput: see [`Config`](crate::Config), "Bursts and contention".
     #[must_use]
     pub const fn with_burst(self, burst: u64) -> Tier {
         Tier { burst, ..self }

@@ -2,8 +2,8 @@
 //!
 //! ```text
 //!            server (interior)              every node: tiers (Buckets), weight, busy count,
-//!           /                 \             deficit + links in its parent's active list
-//!      group A              group B         interior: its own active list (head, tail, turn)
+//!           /                 \             tags + links in its parent's fair queue
+//!      group A              group B         interior: its own fair queue (hroot) and V
 //!      /     \            /    |    \       leaf: LeafState (Idle → Pending → Granted →
 //!   leaf A1 leaf A2    B1     B2     B3            Holding → Idle)
 //! ```
@@ -85,17 +85,24 @@ pub struct Slot {
     pub(crate) burst_min: u64,
     /// Leaves under this node (itself for a leaf) with a pending piece.
     pub(crate) busy: u32,
-    /// Linked in the parent's active list: eligible (sendable and has work).
+    /// Eligible (sendable and has work): in the parent's fair queue (or the roots' list).
     pub(crate) linked: bool,
-    /// Siblings in the parent's active list; `next` also chains free slots.
+    /// Neighbours in the roots' list (roots only); `next` also chains free slots.
     pub(crate) prev: u32,
     pub(crate) next: u32,
-    /// Deficit-round-robin credit at the parent, in tokens.
-    pub(crate) deficit: i64,
-    /// This node's active list of eligible children, and the child whose turn is in progress.
-    pub(crate) head: u32,
-    pub(crate) tail: u32,
-    pub(crate) turn: u32,
+    /// Membership in the parent's fair queue (a pairing heap): first child, next sibling,
+    /// previous sibling or heap parent. See `fairq`.
+    pub(crate) hchild: u32,
+    pub(crate) hnext: u32,
+    pub(crate) hprev: u32,
+    /// Start and finish tags at the parent, and this node's own virtual time.
+    pub(crate) stag: u128,
+    pub(crate) ftag: u128,
+    pub(crate) vtime: u128,
+    /// `2^32 / weight`.
+    pub(crate) tag_step: u64,
+    /// Root of this node's fair queue of eligible children.
+    pub(crate) hroot: u32,
     /// Position in the timer heap (whose entries carry the wake-up instant).
     pub(crate) heap_pos: u32,
     pub(crate) state: LeafState,
@@ -135,10 +142,14 @@ impl Slot {
             linked: false,
             prev: NIL,
             next: NIL,
-            deficit: 0,
-            head: NIL,
-            tail: NIL,
-            turn: NIL,
+            hchild: NIL,
+            hnext: NIL,
+            hprev: NIL,
+            stag: 0,
+            ftag: 0,
+            vtime: 0,
+            tag_step: crate::fairq::tag_step(weight),
+            hroot: NIL,
             heap_pos: NIL,
             state: LeafState::Idle,
             in_ready: false,
@@ -154,7 +165,7 @@ impl Slot {
     pub(crate) fn has_work(&self) -> bool {
         match self.kind {
             Kind::Leaf => matches!(self.state, LeafState::Pending { .. }),
-            Kind::Interior => self.head != NIL,
+            Kind::Interior => self.hroot != NIL,
             Kind::Free => false,
         }
     }

@@ -2,21 +2,19 @@
 //!
 //! A node is *eligible* when none of its tiers is in debt or paused and it has work (a leaf: a
 //! waiting piece; an interior node: an eligible child). Each node keeps its eligible children
-//! in an *active list*, in deficit-round-robin order. Whenever the roots' list is not empty,
-//! the scheduler walks down from its head, at each node taking the child whose turn it is
-//! (topping up its deficit by `weight × unit` when its turn starts), and grants the leaf it
-//! reaches: the piece is spent on every node of the path at once, which may put some in debt
-//! (they leave their parent's list and set a timer for when the debt is repaid). So:
+//! in a *fair queue* (start-time fair queueing, see `fairq`). Whenever the roots' list is not
+//! empty, the scheduler walks down from its head, at each node taking the child with the
+//! smallest start tag, and grants the leaf it reaches: the piece is spent on every node of the
+//! path at once, which may put some in debt (they leave their parent's queue and set a timer
+//! for when the debt is repaid). So:
 //!
 //! - nothing is spent before the whole path has credit (no node holds a slot for a leaf that
 //!   is still waiting elsewhere: the problem bottom-up reservations solve does not arise);
 //! - each node shares what it gets among its eligible children by weight, recursively, and a
-//!   child capped by its own tiers drops out of the list, leaving its share to its siblings:
+//!   child capped by its own tiers drops out of the queue, leaving its share to its siblings:
 //!   hierarchical weighted max-min, as `shared/model/ideal.py` computes it;
-//! - a child that leaves its list in mid-turn only because its leaf was being served (granted,
-//!   not yet back with its next piece) gets its turn back if nobody else was served at that
-//!   node meanwhile (`turn`). Without this a one-connection group, or a weight-2 leaf, would
-//!   get one piece per round whatever its weight.
+//! - a child that drops out for a moment (its leaf is being served; its own small burst is
+//!   in debt for a moment) keeps its tag and loses nothing.
 //!
 //! Timers live in one binary heap keyed by `(wake_at, index)`: one timer for the whole tree.
 
@@ -184,9 +182,8 @@ impl<S: Storage> Tree<S> {
         }
         // No node on the path has work (else, having credit, it would be eligible up to its
         // root): spending here cannot reorder anyone. Nodes with ineligible waiters below may
-        // go into debt and need their timer. Deficits and turns are charged as `grant_one`
-        // would (with the whole path's unit), so round robin stays exact when contention
-        // starts.
+        // go into debt and need their timer. Tags are charged exactly as `grant_one` would
+        // (start tag `max(V, F)`), so fair queueing stays exact when contention starts.
         let mut i = leaf;
         let mut child = NIL;
         while i != NIL {
@@ -196,7 +193,8 @@ impl<S: Storage> Tree<S> {
             s.pieces = s.pieces.saturating_add(1);
             let (busy, parent) = (s.busy, s.parent);
             if child != NIL {
-                self.charge(i, child, piece, leaf);
+                let start = self.n(child).ftag.max(self.n(i).vtime);
+                self.fq_charge(i, child, start, piece);
             }
             if busy > 0 {
                 self.refresh(i);
@@ -207,41 +205,11 @@ impl<S: Storage> Tree<S> {
         true
     }
 
-    /// Charges `piece` to child `c` of `p` as a turn of deficit round robin: top up when its
-    /// turn starts, spend, and end the turn when the deficit is used up.
-    fn charge(&mut self, p: u32, c: u32, piece: u64, leaf: u32) {
-        if self.n(c).deficit <= 0 {
-            let q =
-                i64::from(self.n(c).weight) * self.config.clamp_piece(self.path_unit(leaf)) as i64;
-            let child = self.m(c);
-            let k = (-child.deficit) / q + 1;
-            child.deficit = child.deficit.saturating_add(k.saturating_mul(q));
-        }
-        let child = self.m(c);
-        child.deficit = child.deficit.saturating_sub(piece as i64);
-        let over = child.deficit <= 0;
-        self.m(p).turn = if over { NIL } else { c };
-    }
-
-    /// Smallest `round_tokens / busy` over the leaf's path (`u64::MAX` when unlimited).
-    fn path_unit(&self, leaf: u32) -> u64 {
-        let mut unit = u64::MAX;
-        let mut i = leaf;
-        while i != NIL {
-            let s = self.n(i);
-            if s.round_tokens != u64::MAX {
-                unit = unit.min(s.round_tokens / u64::from(s.busy.max(1)));
-            }
-            i = s.parent;
-        }
-        unit
-    }
-
     fn grant_one(&mut self, caller: u32) {
         let root = self.root_head;
         let mut i = root;
-        // the smallest `round_tokens / busy` so far, kept as a fraction: divide only when a
-        // deficit is topped up (once per turn), not at every level of every grant
+        // the smallest `round_tokens / busy` so far, kept as a fraction: divide only when it
+        // shrinks the piece
         let (mut num, mut den) = (u64::MAX, 1u64);
         let mut burst_min = u64::MAX;
         while self.n(i).kind == Kind::Interior {
@@ -254,7 +222,7 @@ impl<S: Storage> Tree<S> {
                     (num, den) = (s.round_tokens, busy);
                 }
             }
-            let c = s.head;
+            let c = s.hroot;
             if c == NIL {
                 // An eligible interior node always has an eligible child; if that ever broke,
                 // re-evaluating the node removes it from its parent's list: still progress.
@@ -262,13 +230,6 @@ impl<S: Storage> Tree<S> {
                 self.refresh_up(i);
                 return;
             }
-            if self.n(c).deficit <= 0 {
-                let q = i64::from(self.n(c).weight) * self.config.clamp_piece(num / den) as i64;
-                let child = self.m(c);
-                let k = (-child.deficit) / q + 1;
-                child.deficit = child.deficit.saturating_add(k.saturating_mul(q));
-            }
-            self.m(i).turn = c;
             i = c;
         }
         let leaf = i;
@@ -277,10 +238,9 @@ impl<S: Storage> Tree<S> {
             self.refresh_up(leaf);
             return;
         };
-        // The piece was sized when the leaf asked; siblings may have become busy since.
-        // Shrink it to today's unit (nothing was spent yet, so this costs nothing): a piece
-        // never exceeds the quantum of any level, so one top-up per turn always suffices and
-        // an overdraft is paid back in later turns, never forgiven.
+        // The piece was sized when the leaf asked; siblings may have become busy since, or a
+        // limit changed. Shrink it to today's unit (nothing was spent yet, so this costs
+        // nothing): rounds stay short whatever the order in which leaves asked.
         let burst_min = burst_min.min(self.n(leaf).burst_min);
         let piece = piece.min(burst_min.max(self.config.min_piece()));
         let piece = if piece > self.config.min_piece()
@@ -304,14 +264,12 @@ impl<S: Storage> Tree<S> {
             s.pieces = s.pieces.saturating_add(1);
             s.waited_ns = s.waited_ns.saturating_add(waited);
             if child != NIL {
-                let c = self.m(child);
-                c.deficit = c.deficit.saturating_sub(piece as i64);
-                if c.deficit <= 0 {
-                    // the child's turn is over
-                    if c.linked {
-                        self.move_to_tail(i, child);
-                    }
-                    self.m(i).turn = NIL;
+                let start = self.n(child).stag;
+                self.fq_charge(i, child, start, piece);
+                if self.n(child).linked {
+                    // still eligible: back into the queue with its new start tag
+                    self.fq_remove(i, child);
+                    self.fq_insert(i, child);
                 }
             }
             self.refresh(i);
@@ -364,91 +322,56 @@ impl<S: Storage> Tree<S> {
         }
     }
 
-    // ---- active lists (parent NIL = the list of roots) ----
+    // ---- eligibility: the parent's fair queue, or for roots a plain FIFO ----
 
-    fn ends(&self, p: u32) -> (u32, u32, u32) {
-        if p == NIL {
-            (self.root_head, self.root_tail, NIL)
-        } else {
-            let s = self.n(p);
-            (s.head, s.tail, s.turn)
-        }
-    }
-
-    fn set_ends(&mut self, p: u32, head: u32, tail: u32) {
-        if p == NIL {
-            self.root_head = head;
-            self.root_tail = tail;
-        } else {
-            let s = self.m(p);
-            s.head = head;
-            s.tail = tail;
-        }
-    }
-
-    /// Links an eligible child: at the front if its turn was interrupted (it left in mid-turn
-    /// and nobody else was served at this node since), else at the back without any saved-up
-    /// credit (no hoarding while away).
     fn link(&mut self, p: u32, c: u32) {
-        let (head, tail, turn) = self.ends(p);
-        let front = turn == c && self.n(c).deficit > 0;
-        let s = self.m(c);
-        s.linked = true;
-        if !front {
-            s.deficit = s.deficit.min(0);
-        }
-        if head == NIL {
-            s.prev = NIL;
-            s.next = NIL;
-            self.set_ends(p, c, c);
-        } else if front {
-            s.prev = NIL;
-            s.next = head;
-            self.m(head).prev = c;
-            self.set_ends(p, c, tail);
-        } else {
-            s.prev = tail;
-            s.next = NIL;
-            self.m(tail).next = c;
-            self.set_ends(p, head, c);
-        }
-    }
-
-    pub(crate) fn unlink(&mut self, p: u32, c: u32) {
-        let (head, tail, _) = self.ends(p);
-        let s = self.m(c);
-        s.linked = false;
-        let (prev, next) = (s.prev, s.next);
-        s.prev = NIL;
-        s.next = NIL;
-        let new_head = if head == c { next } else { head };
-        let new_tail = if tail == c { prev } else { tail };
-        if prev != NIL {
-            self.m(prev).next = next;
-        }
-        if next != NIL {
-            self.m(next).prev = prev;
-        }
-        self.set_ends(p, new_head, new_tail);
-    }
-
-    fn move_to_tail(&mut self, p: u32, c: u32) {
-        let (_, tail, _) = self.ends(p);
-        if tail == c {
+        self.m(c).linked = true;
+        if p != NIL {
+            self.fq_insert(p, c);
             return;
         }
-        self.unlink(p, c);
-        let (head, tail, _) = self.ends(p);
+        let tail = self.root_tail;
         let s = self.m(c);
-        s.linked = true;
         s.prev = tail;
         s.next = NIL;
         if tail == NIL {
-            self.set_ends(p, c, c);
+            self.root_head = c;
         } else {
             self.m(tail).next = c;
-            self.set_ends(p, head, c);
         }
+        self.root_tail = c;
+    }
+
+    pub(crate) fn unlink(&mut self, p: u32, c: u32) {
+        self.m(c).linked = false;
+        if p != NIL {
+            self.fq_remove(p, c);
+            return;
+        }
+        let s = self.m(c);
+        let (prev, next) = (s.prev, s.next);
+        s.prev = NIL;
+        s.next = NIL;
+        if prev == NIL {
+            self.root_head = next;
+        } else {
+            self.m(prev).next = next;
+        }
+        if next == NIL {
+            self.root_tail = prev;
+        } else {
+            self.m(next).prev = prev;
+        }
+    }
+
+    /// Round robin between independent roots (they share nothing; this only keeps the order
+    /// of grants at one instant fair).
+    fn move_to_tail(&mut self, p: u32, c: u32) {
+        if self.root_tail == c {
+            return;
+        }
+        self.unlink(p, c);
+        self.link(p, c);
     }
 
     // ---- the timer heap: entries (wake_at, index), smallest first ----

@@ -517,3 +517,32 @@ fn insert_into_full_tree_changes_nothing() {
     );
     assert_eq!(tree.now(), t(5));
 }
+
+#[test]
+fn capped_leaf_with_small_burst_gets_its_fair_share() {
+    // capped above its share (20 > 15 MiB/s) with a burst far below a piece: it dips into
+    // debt after its pieces and must not lose its place to the unlimited sibling
+    let mut tree = VecTree::new(Config::DEFAULT);
+    let srv = tree
+        .insert_node(
+            None,
+            Limits::new(Tier::per_second(30 * MIB).with_burst(256 * KIB)),
+            1,
+            t(0),
+        )
+        .unwrap();
+    let c = tree
+        .insert_leaf(
+            Some(srv),
+            Limits::new(Tier::per_second(20 * MIB).with_burst(16 * KIB)),
+            1,
+            t(0),
+        )
+        .unwrap();
+    let f = tree
+        .insert_leaf(Some(srv), Limits::UNLIMITED, 1, t(0))
+        .unwrap();
+    let got = saturate(&mut tree, &[c, f], 10);
+    let (rc, rf) = (rate_mib(got[0], 10), rate_mib(got[1], 10));
+    assert!(close(rc, 15.0, 0.02) && close(rf, 15.0, 0.02), "{rc} {rf}");
+}

@@ -209,11 +209,7 @@ impl<S: Storage> Tree<S> {
         self.heap_remove(i);
         self.remove_ready(i);
         if p != NIL {
-            let parent = self.m(p);
-            parent.children -= 1;
-            if parent.turn == i {
-                parent.turn = NIL;
-            }
+            self.m(p).children -= 1;
         }
         let free = self.free_head;
         let s = self.m(i);
@@ -260,13 +256,15 @@ impl<S: Storage> Tree<S> {
         Ok(())
     }
 
-    /// Changes a node's weight among its siblings (takes effect at its next turn).
+    /// Changes a node's weight among its siblings (takes effect from its next piece).
     pub fn set_weight(&mut self, node: NodeId, weight: u16) -> Result<(), SetLimitError> {
         let i = self.index(node).ok_or(SetLimitError::StaleHandle)?;
         if weight == 0 {
             return Err(SetLimitError::ZeroWeight);
         }
-        self.m(i).weight = weight;
+        let s = self.m(i);
+        s.weight = weight;
+        s.tag_step = crate::fairq::tag_step(weight);
         self.generation = self.generation.wrapping_add(1);
         Ok(())
     }

@@ -1,0 +1,183 @@
+//! Start-time fair queueing among the eligible children of one node.
+//!
+//! Every node keeps a virtual time `V`; every child a finish tag `F` (virtual work done so far,
+//! in tokens × 2^32 / weight). A child that becomes eligible gets the start tag
+//! `S = max(V, F)`; the node serves the eligible child with the smallest `S` (ties: smallest
+//! slot index), then sets `V = max(V, S)` and `F = S + piece × 2^32 / weight` (SFQ, Goyal et
+//! al. 1996). So:
+//! - busy children share in proportion to their weights, in tokens, whatever their piece sizes;
+//! - a child that drops out for a moment (its leaf is being served, or its own tiers are in
+//!   debt for a moment) keeps its low tag and comes back first: it loses nothing;
+//! - a child away for long comes back at `V`: it cannot hoard credit while idle or capped.
+//!
+//! The eligible children of a node form an intrusive pairing heap keyed by `(S, index)`: links
+//! live in the slots (`hchild`, `hnext`, `hprev`), so no storage is needed beyond the arena.
+//! Insert is O(1), removing the minimum or any member O(log n) amortized.
+
+use crate::node::NIL;
+use crate::storage::Storage;
+use crate::tree::Tree;
+
+/// `2^32 / weight`: the tag cost of one token for a child of this weight.
+pub(crate) fn tag_step(weight: u16) -> u64 {
+    (1u64 << 32) / u64::from(weight.max(1))
+}
+
+impl<S: Storage> Tree<S> {
+    /// Makes child `c` of `p` eligible: start tag `max(V, F)`, into `p`'s heap.
+    pub(crate) fn fq_insert(&mut self, p: u32, c: u32) {
+        let v = self.n(p).vtime;
+        let s = self.m(c);
+        s.stag = s.ftag.max(v);
+        s.hchild = NIL;
+        s.hnext = NIL;
+        s.hprev = NIL;
+        let root = self.n(p).hroot;
+        let root = self.fq_meld(root, c);
+        self.m(p).hroot = root;
+    }
+
+    /// Takes child `c` out of `p`'s heap.
+    pub(crate) fn fq_remove(&mut self, p: u32, c: u32) {
+        let kids = self.n(c).hchild;
+        if self.n(p).hroot == c {
+            let root = self.fq_merge_pairs(kids);
+            self.m(p).hroot = root;
+        } else {
+            let (prev, next) = (self.n(c).hprev, self.n(c).hnext);
+            if prev != NIL {
+                if self.n(prev).hchild == c {
+                    self.m(prev).hchild = next;
+                } else {
+                    self.m(prev).hnext = next;
+                }
+            }
+            if next != NIL {
+                self.m(next).hprev = prev;
+            }
+            let sub = self.fq_merge_pairs(kids);
+            let root = self.n(p).hroot;
+            let root = self.fq_meld(root, sub);
+            self.m(p).hroot = root;
+        }
+        let s = self.m(c);
+        s.hchild = NIL;
+        s.hnext = NIL;
+        s.hprev = NIL;
+    }
+
+    /// Charges a piece served through child `c` of `p` (start tag `start`).
+    pub(crate) fn fq_charge(&mut self, p: u32, c: u32, start: u128, piece: u64) {
+        let pn = self.m(p);
+        pn.vtime = pn.vtime.max(start);
+        let s = self.m(c);
+        s.ftag = start + u128::from(piece) * u128::from(s.tag_step);
+    }
+
+    fn fq_less(&self, a: u32, b: u32) -> bool {
+        (self.n(a).stag, a) < (self.n(b).stag, b)
+    }
+
+    /// Melds two heap roots (each without siblings); returns the new root.
+    fn fq_meld(&mut self, a: u32, b: u32) -> u32 {
+        if a == NIL {
+            return b;
+        }
+        if b == NIL {
+            return a;
+        }
+        let (top, sub) = if self.fq_less(b, a) { (b, a) } else { (a, b) };
+        let first = self.n(top).hchild;
+        let s = self.m(sub);
+        s.hnext = first;
+        s.hprev = top;
+        if first != NIL {
+            self.m(first).hprev = sub;
+        }
+        self.m(top).hchild = sub;
+        top
+    }
+
+    /// Two-pass pairing of the sibling list starting at `first`; returns one root.
+    fn fq_merge_pairs(&mut self, first: u32) -> u32 {
+        // pass 1, left to right: meld pairs; stack the results through `hnext` (reversed)
+        let mut stack = NIL;
+        let mut cur = first;
+        while cur != NIL {
+            let a = cur;
+            let b = self.n(a).hnext;
+            cur = if b == NIL { NIL } else { self.n(b).hnext };
+            for x in [a, b] {
+                if x != NIL {
+                    let s = self.m(x);
+                    s.hnext = NIL;
+                    s.hprev = NIL;
+                }
+            }
+            let m = self.fq_meld(a, b);
+            self.m(m).hnext = stack;
+            stack = m;
+        }
+        // pass 2, right to left: meld everything into one tree
+        let mut root = NIL;
+        while stack != NIL {
+            let s = stack;
+            stack = self.n(s).hnext;
+            self.m(s).hnext = NIL;
+            root = self.fq_meld(root, s);
+        }
+        if root != NIL {
+            let r = self.m(root);
+            r.hnext = NIL;
+            r.hprev = NIL;
+        }
+        root
+    }
+}
+
+#[cfg(all(test, feature = "alloc"))]
+mod tests {
+    extern crate alloc;
+    use crate::{Config, Instant, Limits, VecTree};
+    use alloc::vec::Vec;
+
+    #[test]
+    fn heap_pops_in_tag_order_after_random_removals() {
+        let mut tree = VecTree::new(Config::DEFAULT);
+        let p = tree
+            .insert_node(None, Limits::UNLIMITED, 1, Instant::ZERO)
+            .unwrap()
+            .index;
+        let mut kids = Vec::new();
+        for _ in 0..200 {
+            kids.push(
+                tree.insert_node(None, Limits::UNLIMITED, 1, Instant::ZERO)
+                    .unwrap()
+                    .index,
+            );
+        }
+        // pseudo-random tags, some equal
+        let mut x = 12345u64;
+        for &k in &kids {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            tree.m(k).ftag = u128::from(x >> 58);
+            tree.fq_insert(p, k);
+        }
+        for &k in kids.iter().step_by(3) {
+            tree.fq_remove(p, k);
+        }
+        let mut last = (0u128, 0u32);
+        let mut n = 0;
+        while tree.n(p).hroot != super::NIL {
+            let r = tree.n(p).hroot;
+            let key = (tree.n(r).stag, r);
+            assert!(key >= last, "{key:?} after {last:?}");
+            last = key;
+            tree.fq_remove(p, r);
+            n += 1;
+        }
+        assert_eq!(n, 200 - 67);
+    }
+}
