@@ -55,7 +55,8 @@ impl Buckets {
             if *l >= full {
                 continue;
             }
-            let earned = dt.saturating_mul(u128::from(t.amount())).min(REFILL_CAP) as i128;
+            // both factors are below 2^64: the product cannot overflow u128
+            let earned = (dt * u128::from(t.amount())).min(REFILL_CAP) as i128;
             *l = (*l + earned).min(full);
         }
     }

@@ -26,29 +26,6 @@ use crate::time::Instant;
 use crate::tree::Tree;
 
 impl<S: Storage> Tree<S> {
-    /// The piece a leaf asking for `want` gets; see [`Config`](crate::Config) for the rule.
-    /// Divides only at a node that actually shrinks the piece (`round < cap × busy`).
-    pub(crate) fn piece_for(&self, leaf: u32, want: u64) -> u64 {
-        let cap = want.min(self.config.max_piece());
-        if cap <= self.config.min_piece() {
-            return cap;
-        }
-        let mut unit = cap;
-        let mut i = leaf;
-        while i != NIL {
-            let s = self.n(i);
-            unit = unit.min(s.burst_min);
-            if s.round_tokens != u64::MAX {
-                let busy = u64::from(s.busy) + 1;
-                if u128::from(s.round_tokens) < u128::from(unit) * u128::from(busy) {
-                    unit = s.round_tokens / busy;
-                }
-            }
-            i = s.parent;
-        }
-        unit.max(self.config.min_piece()).min(cap)
-    }
-
     /// A leaf started waiting: count it busy on its whole path and re-evaluate each node.
     pub(crate) fn add_busy(&mut self, leaf: u32) {
         let mut i = leaf;
@@ -162,23 +139,45 @@ impl<S: Storage> Tree<S> {
         }
     }
 
-    /// The uncontended fast path: when no node anywhere is eligible (so nobody waits for a
-    /// node that has credit) and the leaf's whole path has credit, the scheduler would grant
-    /// this leaf at once; do that without queueing it. Same outcome, a fraction of the work.
-    /// Call after `fire_timers`. Returns false (nothing changed) when the path lacks credit.
-    pub(crate) fn try_grant_now(&mut self, leaf: u32, piece: u64) -> bool {
-        if self.root_head != NIL {
-            return false;
-        }
+    /// Sizes the piece for a leaf asking for `want` (the rule in [`Config`](crate::Config);
+    /// it divides only at a node that actually shrinks the piece) and, on the
+    /// uncontended fast path, grants it at once. The fast path: when no node anywhere is
+    /// eligible (so nobody waits for a node that has credit) and the leaf's whole path has
+    /// credit, the scheduler would grant this leaf at once; do that without queueing it. Same
+    /// outcome, a fraction of the work, and one walk up the path both sizes and checks.
+    /// Call after `fire_timers`. Returns the piece and whether it was granted (if not,
+    /// nothing changed but refills).
+    pub(crate) fn size_and_try_grant(&mut self, leaf: u32, want: u64) -> (u64, bool) {
+        let cap = want.min(self.config.max_piece());
+        let sized = cap <= self.config.min_piece();
+        let mut unit = cap;
+        let mut credit = self.root_head == NIL;
         let now = self.clock;
         let mut i = leaf;
-        while i != NIL {
+        while i != NIL && (credit || !sized) {
             let s = self.m(i);
-            s.buckets.refill(&s.limits, now);
-            if !s.buckets.sendable(&s.limits) {
-                return false;
+            if !sized {
+                unit = unit.min(s.burst_min);
+                if s.round_tokens != u64::MAX {
+                    let busy = u64::from(s.busy) + 1;
+                    if u128::from(s.round_tokens) < u128::from(unit) * u128::from(busy) {
+                        unit = s.round_tokens / busy;
+                    }
+                }
+            }
+            if credit {
+                s.buckets.refill(&s.limits, now);
+                credit = s.buckets.sendable(&s.limits);
             }
             i = s.parent;
+        }
+        let piece = if sized {
+            cap
+        } else {
+            unit.max(self.config.min_piece()).min(cap)
+        };
+        if !credit {
+            return (piece, false);
         }
         // No node on the path has work (else, having credit, it would be eligible up to its
         // root): spending here cannot reorder anyone. Nodes with ineligible waiters below may
@@ -202,7 +201,7 @@ impl<S: Storage> Tree<S> {
             child = i;
             i = parent;
         }
-        true
+        (piece, true)
     }
 
     fn grant_one(&mut self, caller: u32) {

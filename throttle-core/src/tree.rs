@@ -303,9 +303,9 @@ impl<S: Storage> Tree<S> {
                 }
             }
             LeafState::Idle | LeafState::Holding { .. } => {
-                let piece = self.piece_for(i, want);
                 self.fire_timers();
-                if self.try_grant_now(i, piece) {
+                let (piece, granted) = self.size_and_try_grant(i, want);
+                if granted {
                     self.m(i).state = LeafState::Holding { piece };
                     return Ok(Decision::Grant(piece));
                 }
