@@ -374,21 +374,28 @@ proptest! {
 
 /// Per-second limits for the fairness property; `min_burst` bounds explicit bursts from
 /// below.
+/// Limits whose burst is at least `min_burst` and at most `min_burst` plus 50 ms of the rate,
+/// with rates high enough that `min_burst` itself is at most 50 ms. Shares are compared with
+/// the long-run ideal over a 3 s window, and a capped node may spend its whole burst inside
+/// that window (contract 1 allows it any time): bursts must be small against the window for
+/// the long-run ideal to be the right yardstick (a 268 KB burst on a 248 KB/s leaf ran it at
+/// 105 % of its cap over the window, taking 8 % from its siblings, found with 1000 cases).
 fn fair_lim(min_burst: u64) -> BoxedStrategy<Lim> {
+    let low = (16 * KIB).max(min_burst * 20);
     prop_oneof![
         3 => Just(Lim::Unlimited),
-        2 => ((16 * KIB)..=(4 * MIB), min_burst..=(min_burst + 256 * KIB)).prop_map(|(r, b)| Lim::Rate(r, Some(b))),
+        2 => (low..=(low + 4 * MIB), 0..=1000u64).prop_map(move |(r, f)| Lim::Rate(r, Some(min_burst + r / 20 * f / 1000))),
     ]
     .boxed()
 }
 
 /// Limits whose burst covers one round of the rate (`rate × 10 ms`, what the automatic burst
-/// gives) plus a random extra: the documented precondition for full throughput under a
-/// contended parent (see `throttle_core::Config`).
+/// gives: the documented precondition for full throughput under a contended parent, see
+/// `throttle_core::Config`) plus up to 50 ms more (see `fair_lim` for why at most that).
 fn round_burst_lim() -> BoxedStrategy<Lim> {
     prop_oneof![
         3 => Just(Lim::Unlimited),
-        2 => ((16 * KIB)..=(4 * MIB), 0..=(256 * KIB)).prop_map(|(r, extra)| Lim::Rate(r, Some(r / 100 + extra))),
+        2 => ((16 * KIB)..=(4 * MIB), 0..=1000u64).prop_map(|(r, f)| Lim::Rate(r, Some(r / 100 + r / 20 * f / 1000))),
     ]
     .boxed()
 }

@@ -18,7 +18,7 @@
 //!   in round-robin order (`i % 10 000`) is polled: it collects and settles any grant and asks
 //!   again until it gets `Wait` (a sender with an endless backlog). One iteration = as many
 //!   steps as it takes to collect **one granted piece**, so the figure is ns per granted piece,
-//!   with the scheduler (deficit round robin over 100 × 100 children) and the timer heap in play.
+//!   with the scheduler (fair queues over 100 × 100 children) and the timer heap in play.
 //!   Step/grant/wake counts (warm-up included) are printed after the bench.
 //! - `acquire_settle/10k_leaves_leaf_limits`: the same with every leaf also limited to
 //!   256 KiB/s with no burst, so a leaf served shortly before its poll is in debt when it asks

@@ -14,7 +14,7 @@
 //! where `rate(N)` is N's smallest tier rate and `busy(N)` the number of leaves under N with a
 //! piece waiting (this one included); and no piece exceeds the smallest burst on the path
 //! (unless that is below `min_piece`). The burst bound keeps a child capped above its fair
-//! share eligible whenever its turn comes: a piece larger than its burst would put it in
+//! share eligible whenever it is picked: a piece larger than its burst would put it in
 //! debt after every grant and make it miss turns (a 20 MiB/s leaf with a 16 KiB burst next
 //! to an unlimited one under 30 MiB/s got 10 MiB/s instead of 15 before this bound).
 //!
