@@ -9,8 +9,8 @@ use alloc::vec::Vec;
 use core::time::Duration;
 
 use crate::{
-    AcquireError, Config, Decision, FixedTree, InsertError, Instant, LeafId, Limits, RemoveError,
-    SettleError, Tier, VecTree,
+    AcquireError, Config, Decision, FixedTree, InsertError, Instant, LeafId, Limits, NodeId,
+    RemoveError, SettleError, Storage, Tier, Tree, VecTree,
 };
 
 const MIB: u64 = 1 << 20;
@@ -18,6 +18,31 @@ const KIB: u64 = 1 << 10;
 
 fn t(ns: u64) -> Instant {
     Instant::from_nanos(ns)
+}
+
+/// One tier of `rate` tokens per second with an explicit burst.
+fn lim(rate: u64, burst: u64) -> Limits {
+    Limits::new(Tier::per_second(rate).with_burst(burst))
+}
+
+/// Inserts an interior node at t = 0.
+fn node<S: Storage>(
+    tree: &mut Tree<S>,
+    parent: Option<NodeId>,
+    limits: Limits,
+    weight: u16,
+) -> NodeId {
+    tree.insert_node(parent, limits, weight, t(0)).unwrap()
+}
+
+/// Inserts a leaf at t = 0.
+fn leaf<S: Storage>(
+    tree: &mut Tree<S>,
+    parent: Option<NodeId>,
+    limits: Limits,
+    weight: u16,
+) -> LeafId {
+    tree.insert_leaf(parent, limits, weight, t(0)).unwrap()
 }
 
 /// Saturating demand, one timer for the whole tree: returns tokens granted per leaf in
@@ -63,9 +88,7 @@ fn close(got: f64, want: f64, tol: f64) -> bool {
 #[test]
 fn single_leaf_saturating_sends_at_rate() {
     let mut tree = VecTree::new(Config::DEFAULT);
-    let l = tree
-        .insert_leaf(None, Limits::per_second(MIB), 1, t(0))
-        .unwrap();
+    let l = leaf(&mut tree, None, Limits::per_second(MIB), 1);
     let got = saturate(&mut tree, &[l], 10);
     // rate × T + burst, give or take one piece
     let ideal = 10 * MIB + Tier::per_second(MIB).burst();
@@ -80,20 +103,10 @@ fn three_level_tree_shares_like_htb() {
     let mut tree = VecTree::new(Config::DEFAULT);
     let z = t(0);
     let srv = tree
-        .insert_node(
-            None,
-            Limits::new(Tier::per_second(100 * MIB).with_burst(256 * KIB)),
-            1,
-            z,
-        )
+        .insert_node(None, lim(100 * MIB, 256 * KIB), 1, z)
         .unwrap();
     let a = tree
-        .insert_node(
-            Some(srv),
-            Limits::new(Tier::per_second(30 * MIB).with_burst(128 * KIB)),
-            1,
-            z,
-        )
+        .insert_node(Some(srv), lim(30 * MIB, 128 * KIB), 1, z)
         .unwrap();
     let b = tree
         .insert_node(Some(srv), Limits::UNLIMITED, 1, z)
@@ -125,15 +138,10 @@ fn three_level_tree_shares_like_htb() {
 #[test]
 fn weights_one_two_four_share_proportionally() {
     let mut tree = VecTree::new(Config::DEFAULT);
-    let root = tree
-        .insert_node(None, Limits::per_second(7 * MIB), 1, t(0))
-        .unwrap();
+    let root = node(&mut tree, None, Limits::per_second(7 * MIB), 1);
     let leaves: Vec<LeafId> = [1, 2, 4]
         .iter()
-        .map(|&w| {
-            tree.insert_leaf(Some(root), Limits::UNLIMITED, w, t(0))
-                .unwrap()
-        })
+        .map(|&w| leaf(&mut tree, Some(root), Limits::UNLIMITED, w))
         .collect();
     let got = saturate(&mut tree, &leaves, 10);
     for (g, w) in got.iter().zip([1.0, 2.0, 4.0]) {
@@ -144,28 +152,12 @@ fn weights_one_two_four_share_proportionally() {
 #[test]
 fn one_connection_tenant_matches_fifty_connection_tenant() {
     let mut tree = VecTree::new(Config::DEFAULT);
-    let srv = tree
-        .insert_node(
-            None,
-            Limits::new(Tier::per_second(50 * MIB).with_burst(256 * KIB)),
-            1,
-            t(0),
-        )
-        .unwrap();
-    let a = tree
-        .insert_node(Some(srv), Limits::UNLIMITED, 1, t(0))
-        .unwrap();
-    let b = tree
-        .insert_node(Some(srv), Limits::UNLIMITED, 1, t(0))
-        .unwrap();
-    let mut leaves = vec![tree
-        .insert_leaf(Some(a), Limits::UNLIMITED, 1, t(0))
-        .unwrap()];
+    let srv = node(&mut tree, None, lim(50 * MIB, 256 * KIB), 1);
+    let a = node(&mut tree, Some(srv), Limits::UNLIMITED, 1);
+    let b = node(&mut tree, Some(srv), Limits::UNLIMITED, 1);
+    let mut leaves = vec![leaf(&mut tree, Some(a), Limits::UNLIMITED, 1)];
     for _ in 0..50 {
-        leaves.push(
-            tree.insert_leaf(Some(b), Limits::UNLIMITED, 1, t(0))
-                .unwrap(),
-        );
+        leaves.push(leaf(&mut tree, Some(b), Limits::UNLIMITED, 1));
     }
     let got = saturate(&mut tree, &leaves, 5);
     let (ra, rb) = (rate_mib(got[0], 5), rate_mib(got[1..].iter().sum(), 5));
@@ -180,31 +172,14 @@ fn weighted_groups_with_one_and_three_connections_reach_ideal() {
     // the case the Python hfq model misses: group X (weight 1, one connection) vs group Y
     // (weight 1, three connections) under a parent weighted 2 against a capped sibling
     let mut tree = VecTree::new(Config::DEFAULT);
-    let srv = tree
-        .insert_node(None, Limits::per_second(60 * MIB), 1, t(0))
-        .unwrap();
-    let p = tree
-        .insert_node(Some(srv), Limits::UNLIMITED, 2, t(0))
-        .unwrap();
-    let q = tree
-        .insert_leaf(Some(srv), Limits::UNLIMITED, 1, t(0))
-        .unwrap();
-    let x = tree
-        .insert_node(Some(p), Limits::UNLIMITED, 1, t(0))
-        .unwrap();
-    let y = tree
-        .insert_node(Some(p), Limits::UNLIMITED, 1, t(0))
-        .unwrap();
-    let mut leaves = vec![
-        q,
-        tree.insert_leaf(Some(x), Limits::UNLIMITED, 1, t(0))
-            .unwrap(),
-    ];
+    let srv = node(&mut tree, None, Limits::per_second(60 * MIB), 1);
+    let p = node(&mut tree, Some(srv), Limits::UNLIMITED, 2);
+    let q = leaf(&mut tree, Some(srv), Limits::UNLIMITED, 1);
+    let x = node(&mut tree, Some(p), Limits::UNLIMITED, 1);
+    let y = node(&mut tree, Some(p), Limits::UNLIMITED, 1);
+    let mut leaves = vec![q, leaf(&mut tree, Some(x), Limits::UNLIMITED, 1)];
     for _ in 0..3 {
-        leaves.push(
-            tree.insert_leaf(Some(y), Limits::UNLIMITED, 1, t(0))
-                .unwrap(),
-        );
+        leaves.push(leaf(&mut tree, Some(y), Limits::UNLIMITED, 1));
     }
     let got = saturate(&mut tree, &leaves, 5);
     let (rq, rx, ry) = (
@@ -222,17 +197,8 @@ fn weighted_groups_with_one_and_three_connections_reach_ideal() {
 fn waiter_after_limit_raise_is_ready_within_one_piece() {
     let cfg = Config::DEFAULT.with_pieces(60 * KIB, 64 * KIB);
     let mut tree = VecTree::new(cfg);
-    let srv = tree
-        .insert_node(
-            None,
-            Limits::new(Tier::per_second(KIB).with_burst(0)),
-            1,
-            t(0),
-        )
-        .unwrap();
-    let l = tree
-        .insert_leaf(Some(srv), Limits::UNLIMITED, 1, t(0))
-        .unwrap();
+    let srv = node(&mut tree, None, lim(KIB, 0), 1);
+    let l = leaf(&mut tree, Some(srv), Limits::UNLIMITED, 1);
     assert_eq!(
         tree.acquire(l, 60 * KIB, t(0)),
         Ok(Decision::Grant(60 * KIB))
@@ -265,12 +231,8 @@ fn waiter_after_limit_raise_is_ready_within_one_piece() {
 #[test]
 fn paused_node_answers_paused_until_limit_changes() {
     let mut tree = VecTree::new(Config::DEFAULT);
-    let srv = tree
-        .insert_node(None, Limits::per_second(0), 1, t(0))
-        .unwrap();
-    let l = tree
-        .insert_leaf(Some(srv), Limits::UNLIMITED, 1, t(0))
-        .unwrap();
+    let srv = node(&mut tree, None, Limits::per_second(0), 1);
+    let l = leaf(&mut tree, Some(srv), Limits::UNLIMITED, 1);
     assert_eq!(tree.acquire(l, 100, t(0)), Ok(Decision::Paused));
     assert_eq!(tree.poll_timeout(), None);
     // the paused bucket kept its level (0, no debt): one piece may go at once
@@ -289,17 +251,8 @@ fn paused_node_answers_paused_until_limit_changes() {
 #[test]
 fn cancel_pending_refunds_nothing_and_cancel_grant_refunds_all() {
     let mut tree = VecTree::new(Config::DEFAULT.with_pieces(1000, 1000));
-    let srv = tree
-        .insert_node(
-            None,
-            Limits::new(Tier::per_second(1000).with_burst(1000)),
-            1,
-            t(0),
-        )
-        .unwrap();
-    let l = tree
-        .insert_leaf(Some(srv), Limits::UNLIMITED, 1, t(0))
-        .unwrap();
+    let srv = node(&mut tree, None, lim(1000, 1000), 1);
+    let l = leaf(&mut tree, Some(srv), Limits::UNLIMITED, 1);
     assert_eq!(tree.acquire(l, 600, t(0)), Ok(Decision::Grant(600)));
     assert_eq!(tree.tokens(srv, 0), Ok(400));
     assert_eq!(tree.cancel(l, t(0)), Ok(600));
@@ -325,17 +278,8 @@ fn cancel_pending_refunds_nothing_and_cancel_grant_refunds_all() {
 #[test]
 fn settle_partial_use_returns_the_rest() {
     let mut tree = VecTree::new(Config::DEFAULT);
-    let srv = tree
-        .insert_node(
-            None,
-            Limits::new(Tier::per_second(1000).with_burst(1000)),
-            1,
-            t(0),
-        )
-        .unwrap();
-    let l = tree
-        .insert_leaf(Some(srv), Limits::UNLIMITED, 1, t(0))
-        .unwrap();
+    let srv = node(&mut tree, None, lim(1000, 1000), 1);
+    let l = leaf(&mut tree, Some(srv), Limits::UNLIMITED, 1);
     assert_eq!(tree.acquire(l, 300, t(0)), Ok(Decision::Grant(300)));
     assert_eq!(
         tree.settle(l, 301, t(0)),
@@ -350,26 +294,15 @@ fn settle_partial_use_returns_the_rest() {
 #[test]
 fn removed_leaf_refunds_and_handle_goes_stale() {
     let mut tree = FixedTree::<4>::new(Config::DEFAULT.with_pieces(1000, 1000));
-    let srv = tree
-        .insert_node(
-            None,
-            Limits::new(Tier::per_second(1000).with_burst(1000)),
-            1,
-            t(0),
-        )
-        .unwrap();
-    let l = tree
-        .insert_leaf(Some(srv), Limits::UNLIMITED, 1, t(0))
-        .unwrap();
+    let srv = node(&mut tree, None, lim(1000, 1000), 1);
+    let l = leaf(&mut tree, Some(srv), Limits::UNLIMITED, 1);
     assert_eq!(tree.acquire(l, 700, t(0)), Ok(Decision::Grant(700)));
     assert_eq!(tree.remove(srv, t(0)), Err(RemoveError::HasChildren));
     tree.remove(l.node(), t(0)).unwrap();
     assert_eq!(tree.tokens(srv, 0), Ok(1000));
     assert_eq!(tree.acquire(l, 1, t(0)), Err(AcquireError::StaleHandle));
     // the slot is reused; the old handle stays stale
-    let l2 = tree
-        .insert_leaf(Some(srv), Limits::UNLIMITED, 1, t(0))
-        .unwrap();
+    let l2 = leaf(&mut tree, Some(srv), Limits::UNLIMITED, 1);
     assert_eq!(l2.node().index(), l.node().index());
     assert_eq!(tree.acquire(l, 1, t(0)), Err(AcquireError::StaleHandle));
     assert!(tree.acquire(l2, 1, t(0)).is_ok());
@@ -378,10 +311,8 @@ fn removed_leaf_refunds_and_handle_goes_stale() {
 #[test]
 fn fixed_tree_full_reports_capacity() {
     let mut tree = FixedTree::<2>::new(Config::DEFAULT);
-    let a = tree.insert_node(None, Limits::UNLIMITED, 1, t(0)).unwrap();
-    let _ = tree
-        .insert_leaf(Some(a), Limits::UNLIMITED, 1, t(0))
-        .unwrap();
+    let a = node(&mut tree, None, Limits::UNLIMITED, 1);
+    let _ = leaf(&mut tree, Some(a), Limits::UNLIMITED, 1);
     assert_eq!(
         tree.insert_leaf(Some(a), Limits::UNLIMITED, 1, t(0)),
         Err(InsertError::CapacityFull)
@@ -396,7 +327,7 @@ fn fixed_tree_full_reports_capacity() {
 #[test]
 fn leaf_cannot_parent_and_zero_request_is_rejected() {
     let mut tree = VecTree::new(Config::DEFAULT);
-    let l = tree.insert_leaf(None, Limits::UNLIMITED, 1, t(0)).unwrap();
+    let l = leaf(&mut tree, None, Limits::UNLIMITED, 1);
     assert_eq!(
         tree.insert_leaf(Some(l.node()), Limits::UNLIMITED, 1, t(0)),
         Err(InsertError::ParentIsLeaf)
@@ -407,10 +338,8 @@ fn leaf_cannot_parent_and_zero_request_is_rejected() {
 #[test]
 fn unlimited_tree_always_grants_max_piece() {
     let mut tree = VecTree::new(Config::DEFAULT);
-    let a = tree.insert_node(None, Limits::UNLIMITED, 1, t(0)).unwrap();
-    let l = tree
-        .insert_leaf(Some(a), Limits::UNLIMITED, 1, t(0))
-        .unwrap();
+    let a = node(&mut tree, None, Limits::UNLIMITED, 1);
+    let l = leaf(&mut tree, Some(a), Limits::UNLIMITED, 1);
     for _ in 0..1000 {
         assert_eq!(
             tree.acquire(l, u64::MAX, t(0)),
@@ -423,14 +352,7 @@ fn unlimited_tree_always_grants_max_piece() {
 #[test]
 fn backwards_time_mints_nothing() {
     let mut tree = VecTree::new(Config::DEFAULT.with_pieces(1000, 1000));
-    let l = tree
-        .insert_leaf(
-            None,
-            Limits::new(Tier::per_second(1000).with_burst(0)),
-            1,
-            t(0),
-        )
-        .unwrap();
+    let l = leaf(&mut tree, None, lim(1000, 0), 1);
     assert_eq!(
         tree.acquire(l, 600, t(5_000_000_000)),
         Ok(Decision::Grant(600))
@@ -445,11 +367,11 @@ fn backwards_time_mints_nothing() {
 #[test]
 fn per_minute_quota_stops_after_the_quota() {
     // 10 KiB/s AND 30 KiB per minute: 30 KiB go at 10 KiB/s, then 0.5 KiB/s
-    let limits = Limits::new(Tier::per_second(10 * KIB).with_burst(KIB))
+    let limits = lim(10 * KIB, KIB)
         .and(Tier::per_period(30 * KIB, Duration::from_secs(60)).unwrap())
         .unwrap();
     let mut tree = VecTree::new(Config::DEFAULT);
-    let l = tree.insert_leaf(None, limits, 1, t(0)).unwrap();
+    let l = leaf(&mut tree, None, limits, 1);
     let got = saturate(&mut tree, &[l], 60);
     let want = 30 * KIB + KIB + 30 * KIB; // quota + burst of the 1st tier + a minute's refill
     assert!(got[0].abs_diff(want) <= 2 * KIB, "{got:?} vs {want}");
@@ -458,11 +380,9 @@ fn per_minute_quota_stops_after_the_quota() {
 #[test]
 fn hostile_values_do_not_panic() {
     let mut tree = VecTree::new(Config::DEFAULT.with_pieces(1, u64::MAX));
-    let max = Limits::new(Tier::per_second(u64::MAX).with_burst(u64::MAX));
+    let max = lim(u64::MAX, u64::MAX);
     let srv = tree.insert_node(None, max, u16::MAX, t(u64::MAX)).unwrap();
-    let l = tree
-        .insert_leaf(Some(srv), Limits::per_second(1), 1, t(0))
-        .unwrap();
+    let l = leaf(&mut tree, Some(srv), Limits::per_second(1), 1);
     for now in [0, u64::MAX, 1, u64::MAX / 2, 0] {
         let _ = tree.acquire(l, u64::MAX, t(now));
         let _ = tree.settle(l, 0, t(now));
@@ -478,20 +398,9 @@ fn hostile_values_do_not_panic() {
 fn cancel_waiting_leaf_lets_other_waiter_be_reported() {
     // fuzz/regressions/cancel-pending-drops-timer
     let mut tree = VecTree::new(Config::DEFAULT.with_pieces(100, 100));
-    let r = tree
-        .insert_node(
-            None,
-            Limits::new(Tier::per_second(1000).with_burst(0)),
-            1,
-            t(0),
-        )
-        .unwrap();
-    let a = tree
-        .insert_leaf(Some(r), Limits::UNLIMITED, 1, t(0))
-        .unwrap();
-    let b = tree
-        .insert_leaf(Some(r), Limits::UNLIMITED, 1, t(0))
-        .unwrap();
+    let r = node(&mut tree, None, lim(1000, 0), 1);
+    let a = leaf(&mut tree, Some(r), Limits::UNLIMITED, 1);
+    let b = leaf(&mut tree, Some(r), Limits::UNLIMITED, 1);
     assert_eq!(tree.acquire(a, 100, t(0)), Ok(Decision::Grant(100)));
     tree.settle(a, 100, t(0)).unwrap();
     assert!(matches!(
@@ -523,25 +432,9 @@ fn capped_leaf_with_small_burst_gets_its_fair_share() {
     // capped above its share (20 > 15 MiB/s) with a burst far below a piece: it dips into
     // debt after its pieces and must not lose its place to the unlimited sibling
     let mut tree = VecTree::new(Config::DEFAULT);
-    let srv = tree
-        .insert_node(
-            None,
-            Limits::new(Tier::per_second(30 * MIB).with_burst(256 * KIB)),
-            1,
-            t(0),
-        )
-        .unwrap();
-    let c = tree
-        .insert_leaf(
-            Some(srv),
-            Limits::new(Tier::per_second(20 * MIB).with_burst(16 * KIB)),
-            1,
-            t(0),
-        )
-        .unwrap();
-    let f = tree
-        .insert_leaf(Some(srv), Limits::UNLIMITED, 1, t(0))
-        .unwrap();
+    let srv = node(&mut tree, None, lim(30 * MIB, 256 * KIB), 1);
+    let c = leaf(&mut tree, Some(srv), lim(20 * MIB, 16 * KIB), 1);
+    let f = leaf(&mut tree, Some(srv), Limits::UNLIMITED, 1);
     let got = saturate(&mut tree, &[c, f], 10);
     let (rc, rf) = (rate_mib(got[0], 10), rate_mib(got[1], 10));
     assert!(close(rc, 15.0, 0.02) && close(rf, 15.0, 0.02), "{rc} {rf}");
