@@ -96,11 +96,6 @@ impl Config {
     pub(crate) const fn round_ns(&self) -> u64 {
         self.round_ns
     }
-
-    /// `unit` clamped to the piece bounds.
-    pub(crate) fn clamp_piece(&self, unit: u64) -> u64 {
-        unit.clamp(self.min_piece, self.max_piece)
-    }
 }
 
 #[cfg(test)]

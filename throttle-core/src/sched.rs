@@ -20,7 +20,7 @@
 
 use crate::bucket::Buckets;
 use crate::decision::Decision;
-use crate::node::{Kind, LeafState, NIL};
+use crate::node::{Kind, LeafState, Slot, NIL};
 use crate::storage::Storage;
 use crate::time::Instant;
 use crate::tree::Tree;
@@ -157,13 +157,8 @@ impl<S: Storage> Tree<S> {
         while i != NIL && (credit || !sized) {
             let s = self.m(i);
             if !sized {
-                unit = unit.min(s.burst_min);
-                if s.round_tokens != u64::MAX {
-                    let busy = u64::from(s.busy) + 1;
-                    if u128::from(s.round_tokens) < u128::from(unit) * u128::from(busy) {
-                        unit = s.round_tokens / busy;
-                    }
-                }
+                // this leaf is not counted busy yet
+                unit = bound_unit(unit, s, u64::from(s.busy) + 1);
             }
             if credit {
                 s.buckets.refill(&s.limits, now);
@@ -204,23 +199,29 @@ impl<S: Storage> Tree<S> {
         (piece, true)
     }
 
+    /// The same piece rule as at request time (see [`Config`](crate::Config)), applied again
+    /// at grant time with today's busy counts; never grows the piece and never goes below
+    /// `min_piece`.
+    fn shrink_to_unit(&self, leaf: u32, piece: u64) -> u64 {
+        let min = self.config.min_piece();
+        if piece <= min {
+            return piece;
+        }
+        let mut unit = piece;
+        let mut i = leaf;
+        while i != NIL {
+            let s = self.n(i);
+            unit = bound_unit(unit, s, u64::from(s.busy.max(1)));
+            i = s.parent;
+        }
+        unit.max(min)
+    }
+
     fn grant_one(&mut self, caller: u32) {
         let root = self.root_head;
         let mut i = root;
-        // the smallest `round_tokens / busy` so far, kept as a fraction: divide only when it
-        // shrinks the piece
-        let (mut num, mut den) = (u64::MAX, 1u64);
-        let mut burst_min = u64::MAX;
         while self.n(i).kind == Kind::Interior {
             let s = self.n(i);
-            burst_min = burst_min.min(s.burst_min);
-            if s.round_tokens != u64::MAX {
-                let busy = u64::from(s.busy.max(1));
-                if u128::from(s.round_tokens) * u128::from(den) < u128::from(num) * u128::from(busy)
-                {
-                    (num, den) = (s.round_tokens, busy);
-                }
-            }
             let c = s.hroot;
             if c == NIL {
                 // An eligible interior node always has an eligible child; if that ever broke,
@@ -240,15 +241,7 @@ impl<S: Storage> Tree<S> {
         // The piece was sized when the leaf asked; siblings may have become busy since, or a
         // limit changed. Shrink it to today's unit (nothing was spent yet, so this costs
         // nothing): rounds stay short whatever the order in which leaves asked.
-        let burst_min = burst_min.min(self.n(leaf).burst_min);
-        let piece = piece.min(burst_min.max(self.config.min_piece()));
-        let piece = if piece > self.config.min_piece()
-            && u128::from(piece) * u128::from(den) > u128::from(num)
-        {
-            piece.min(self.config.clamp_piece(num / den))
-        } else {
-            piece
-        };
+        let piece = self.shrink_to_unit(leaf, piece);
         let now = self.clock;
         let waited = now.saturating_sub(since);
         self.m(leaf).state = LeafState::Granted { piece };
@@ -493,5 +486,19 @@ impl<S: Storage> Tree<S> {
         } else {
             self.m(next).ready_prev = prev;
         }
+    }
+}
+
+/// One node's bound on a piece: its smallest burst, and its round split among `busy` leaves.
+/// Divides only when that split actually shrinks the piece.
+#[inline]
+fn bound_unit(unit: u64, s: &Slot, busy: u64) -> u64 {
+    let unit = unit.min(s.burst_min);
+    if s.round_tokens != u64::MAX
+        && u128::from(s.round_tokens) < u128::from(unit) * u128::from(busy)
+    {
+        s.round_tokens / busy
+    } else {
+        unit
     }
 }
