@@ -67,7 +67,16 @@
 //!
 //! # Features
 //! - `alloc`: [`Growable`] storage and [`VecTree`].
-//! - `std`: implies `alloc` (nothing else yet; the core never needs std).
+//! - `std`: implies `alloc`; adds [`StdLock`] (a std mutex for [`Shared`]).
+//! - `critical-section`: adds [`CsLock`] (a critical section for [`Shared`] on MCUs,
+//!   `const`-constructible for a `static`).
+//!
+//! # Sharing
+//!
+//! [`Tree`] is `&mut self` and has no atomics. [`Shared`] (module [`shared`]) puts it behind a
+//! [`Lock`] and adds the change notice: wakers registered per leaf, one waiter holding the
+//! tree's timer, and a wake-up for exactly the waiters a grant, refund or limit change
+//! concerns. Its concurrency is checked with loom (`tests/loom.rs`).
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -82,7 +91,9 @@ mod fairq;
 mod limits;
 mod node;
 mod sched;
+pub mod shared;
 mod storage;
+mod sync;
 mod time;
 mod tree;
 
@@ -93,9 +104,15 @@ pub use error::{
 };
 pub use limits::{Limits, LimitsError, Tier, TierError, MAX_PERIOD, MAX_TIERS};
 pub use node::{LeafId, NodeId, Slot};
+pub use shared::{Shared, State, Step};
 #[cfg(feature = "alloc")]
 pub use storage::Growable;
 pub use storage::{Fixed, Storage};
+#[cfg(feature = "critical-section")]
+pub use sync::CsLock;
+pub use sync::Lock;
+#[cfg(feature = "std")]
+pub use sync::StdLock;
 pub use time::Instant;
 #[cfg(feature = "alloc")]
 pub use tree::VecTree;

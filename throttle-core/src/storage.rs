@@ -6,7 +6,11 @@ use crate::node::Slot;
 
 /// Node storage for a [`Tree`](crate::Tree): [`Fixed`] or, with the `alloc` feature,
 /// [`Growable`]. Sealed: the tree relies on its exact behaviour.
-pub trait Storage: sealed::Sealed {}
+pub trait Storage: sealed::Sealed {
+    /// The matching per-slot waiter table of [`Shared`](crate::shared::Shared).
+    #[doc(hidden)]
+    type Waiters: sealed::Waiters;
+}
 
 pub(crate) mod sealed {
     use crate::node::Slot;
@@ -25,6 +29,17 @@ pub(crate) mod sealed {
         fn heap_push(&mut self, v: (u64, u32));
         fn heap_pop(&mut self) -> Option<(u64, u32)>;
         fn capacity(&self) -> usize;
+    }
+
+    /// Per-slot waiter records for [`Shared`](crate::shared::Shared): an inline array for
+    /// `Fixed<N>`, a vector for `Growable` (grown in `insert_*`, never on the decision path).
+    pub trait Waiters: Sized {
+        /// No waiters (const, so a `Shared` can live in a `static`).
+        const EMPTY: Self;
+        /// Makes room for slot indexes `< len` (may allocate; only called on insert).
+        fn fit(&mut self, len: usize);
+        fn get(&self, i: u32) -> Option<&crate::shared::Waiter>;
+        fn get_mut(&mut self, i: u32) -> Option<&mut crate::shared::Waiter>;
     }
 }
 
@@ -52,7 +67,20 @@ impl<const N: usize> Default for Fixed<N> {
     }
 }
 
-impl<const N: usize> Storage for Fixed<N> {}
+impl<const N: usize> Storage for Fixed<N> {
+    type Waiters = [crate::shared::Waiter; N];
+}
+
+impl<const N: usize> sealed::Waiters for [crate::shared::Waiter; N] {
+    const EMPTY: Self = [const { crate::shared::Waiter::NONE }; N];
+    fn fit(&mut self, _len: usize) {}
+    fn get(&self, i: u32) -> Option<&crate::shared::Waiter> {
+        <[_]>::get(self, i as usize)
+    }
+    fn get_mut(&mut self, i: u32) -> Option<&mut crate::shared::Waiter> {
+        <[_]>::get_mut(self, i as usize)
+    }
+}
 
 impl<const N: usize> sealed::Sealed for Fixed<N> {
     fn slots(&self) -> &[Slot] {
@@ -116,7 +144,24 @@ mod growable {
         }
     }
 
-    impl Storage for Growable {}
+    impl Storage for Growable {
+        type Waiters = Vec<crate::shared::Waiter>;
+    }
+
+    impl sealed::Waiters for Vec<crate::shared::Waiter> {
+        const EMPTY: Self = Vec::new();
+        fn fit(&mut self, len: usize) {
+            if self.len() < len {
+                self.resize_with(len, || crate::shared::Waiter::NONE);
+            }
+        }
+        fn get(&self, i: u32) -> Option<&crate::shared::Waiter> {
+            <[_]>::get(self, i as usize)
+        }
+        fn get_mut(&mut self, i: u32) -> Option<&mut crate::shared::Waiter> {
+            <[_]>::get_mut(self, i as usize)
+        }
+    }
 
     impl sealed::Sealed for Growable {
         fn slots(&self) -> &[Slot] {

@@ -1,0 +1,469 @@
+//! One tree shared by many tasks: the [`Tree`] behind a [`Lock`], plus the change notice that
+//! wakes exactly the waiters a change concerns.
+//!
+//! ```text
+//!   task (one per leaf)             Shared<S, L>                         runtime timer
+//!   ───────────────────             ───────────────────────────────      ─────────────
+//!   poll_acquire(leaf, want) ──▶ lock { tree.acquire
+//!                                       register waker (Wait/Paused)
+//!                                       wake leaves tree.poll_ready() names
+//!                                       keep ONE waiter on the tree timer }
+//!        ◀── Step::Grant(n) | Sleep { until: Some(t) } ─────────────────▶ sleep until t
+//!                          | Sleep { until: None }      (sleep until woken)
+//! ```
+//!
+//! **One timer for the whole tree.** The tree knows the earliest instant at which anything can
+//! be granted ([`Tree::poll_timeout`]). Exactly one sleeping waiter, the *timer holder*, is
+//! told to sleep until then ([`Step::Sleep`] with `until: Some`); every other waiter sleeps
+//! until it is woken. When the holder's timer fires it polls again, which runs the scheduler:
+//! the leaves that get a piece are woken (they are in [`Tree::poll_ready`]) and the holder
+//! re-arms. So a tick costs O(woken) wake-ups, not one per waiter: 10 000 waiting connections
+//! do not all wake every round.
+//!
+//! **Change notice.** Every operation ([`Shared::settle`], [`Shared::cancel`],
+//! [`Shared::set_limit`], [`Shared::remove`], another leaf's acquire) ends the same way, still
+//! under the lock: wake every leaf the tree granted a piece to, and if the tree's next timer
+//! moved earlier (a refund, a faster limit), wake the holder so it re-arms. A waiter whose
+//! position did not change is not woken: no thundering herd on a limit change, and no lost
+//! wake-up either, because the waker is registered under the same lock that publishes the
+//! change. The tree's [`generation`](Shared::generation) counts structural and limit changes
+//! for drivers that cache anything derived from limits.
+//!
+//! **Hand-off.** When the holder is granted, cancels or is removed, the role passes to the
+//! longest-registered waiter, which is woken to arm its timer. A woken holder that has not yet
+//! polled keeps the role (it is on its way).
+//!
+//! Wakers are called while the lock is held: every runtime's `wake` only schedules a task.
+//! Costs: each call is one lock plus the tree operation (O(depth)) plus O(1) per waker woken.
+
+use core::marker::PhantomData;
+use core::task::Waker;
+
+use crate::decision::{Decision, Stats};
+use crate::error::{
+    AcquireError, CancelError, InsertError, RemoveError, SetLimitError, SettleError, StaleHandle,
+};
+use crate::limits::Limits;
+use crate::node::{LeafId, NodeId, NIL};
+use crate::storage::{sealed::Waiters, Storage};
+use crate::sync::Lock;
+use crate::time::Instant;
+use crate::tree::Tree;
+
+/// What a task does after [`Shared::poll_acquire`].
+#[must_use = "a Step says whether to send now or how to sleep"]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Step {
+    /// Send this many tokens now (`1 ≤ n ≤ want`), then [`Shared::settle`] what was used.
+    Grant(u64),
+    /// Return `Pending`; the waker is registered. `until: Some(t)`: this task holds the tree's
+    /// timer: arm a timer for `t` and poll again when it fires (or when woken earlier, which
+    /// moves `t`). `until: None`: poll again when woken (no timer needed).
+    Sleep {
+        /// The timer to arm, if this task holds the tree's timer.
+        until: Option<Instant>,
+    },
+}
+
+/// One slot's waiter record. Opaque; public only because it sizes the storage's waiter table.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Waiter {
+    waker: Option<Waker>,
+    prev: u32,
+    next: u32,
+    linked: bool,
+}
+
+impl Waiter {
+    /// No waiter.
+    pub const NONE: Waiter = Waiter {
+        waker: None,
+        prev: NIL,
+        next: NIL,
+        linked: false,
+    };
+}
+
+/// Who sleeps on the tree's timer, and until when.
+#[derive(Clone, Copy, Debug)]
+struct Timer {
+    holder: u32,
+    at: Instant,
+}
+
+/// The tree and its waiters: what a [`Shared`] locks. Build it with [`State::new`] (`const`).
+#[derive(Debug)]
+pub struct State<S: Storage> {
+    tree: Tree<S>,
+    waiters: S::Waiters,
+    /// FIFO list of slots with a registered waker (oldest first): the hand-off order.
+    head: u32,
+    tail: u32,
+    timer: Option<Timer>,
+    wakes: u64,
+}
+
+impl<S: Storage> State<S> {
+    /// The shared state of `tree` (which may already hold nodes).
+    pub const fn new(tree: Tree<S>) -> Self {
+        State {
+            tree,
+            waiters: <S::Waiters as Waiters>::EMPTY,
+            head: NIL,
+            tail: NIL,
+            timer: None,
+            wakes: 0,
+        }
+    }
+
+    /// The tree (read-only).
+    pub fn tree(&self) -> &Tree<S> {
+        &self.tree
+    }
+
+    fn register(&mut self, i: u32, waker: &Waker) {
+        let tail = self.tail;
+        let Some(w) = self.waiters.get_mut(i) else {
+            return;
+        };
+        match &mut w.waker {
+            Some(old) if old.will_wake(waker) => {}
+            slot => *slot = Some(waker.clone()),
+        }
+        if w.linked {
+            return;
+        }
+        w.linked = true;
+        w.prev = tail;
+        w.next = NIL;
+        if let Some(t) = self.waiters.get_mut(tail) {
+            t.next = i;
+        } else {
+            self.head = i;
+        }
+        self.tail = i;
+    }
+
+    fn unregister(&mut self, i: u32) -> Option<Waker> {
+        let w = self.waiters.get_mut(i)?;
+        if !w.linked {
+            return w.waker.take();
+        }
+        w.linked = false;
+        let (prev, next) = (w.prev, w.next);
+        let waker = w.waker.take();
+        match self.waiters.get_mut(prev) {
+            Some(p) => p.next = next,
+            None => self.head = next,
+        }
+        match self.waiters.get_mut(next) {
+            Some(n) => n.prev = prev,
+            None => self.tail = prev,
+        }
+        waker
+    }
+
+    fn wake(&mut self, i: u32) {
+        if let Some(w) = self.unregister(i) {
+            self.wakes = self.wakes.wrapping_add(1);
+            w.wake();
+        }
+    }
+
+    /// Wakes every leaf the tree granted a piece to since the last drain.
+    fn drain_ready(&mut self) {
+        while let Some(leaf) = self.tree.poll_ready() {
+            self.wake(leaf.node().index());
+        }
+    }
+
+    fn is_registered(&self, i: u32) -> bool {
+        self.waiters.get(i).is_some_and(|w| w.linked)
+    }
+
+    /// `i` stops waiting (granted, cancelled, removed): it gives up the timer if it held it.
+    fn leave(&mut self, i: u32) {
+        self.unregister(i);
+        if self.timer.is_some_and(|t| t.holder == i) {
+            self.timer = None;
+        }
+    }
+
+    /// Keeps exactly one waiter on the tree's timer. `caller`: the slot about to sleep, which
+    /// takes the role when it is free. Returns the caller's deadline if it holds the timer.
+    fn rearm(&mut self, caller: Option<u32>) -> Option<Instant> {
+        let Some(at) = self.tree.poll_timeout() else {
+            // Nothing happens by itself; a holder sleeping on a stale deadline only wakes
+            // once more for nothing.
+            self.timer = None;
+            return None;
+        };
+        match self.timer {
+            Some(t) if Some(t.holder) == caller => {
+                self.timer = Some(Timer {
+                    holder: t.holder,
+                    at,
+                });
+                Some(at)
+            }
+            Some(t) => {
+                if at < t.at {
+                    self.timer = Some(Timer {
+                        holder: t.holder,
+                        at,
+                    });
+                    // Its timer is too late now: wake it to re-arm (no-op if already woken).
+                    self.wake(t.holder);
+                }
+                None
+            }
+            None => match caller {
+                Some(c) => {
+                    self.timer = Some(Timer { holder: c, at });
+                    Some(at)
+                }
+                None if self.head != NIL => {
+                    let h = self.head;
+                    self.timer = Some(Timer { holder: h, at });
+                    self.wake(h);
+                    None
+                }
+                // Nobody is registered: every waiting leaf's task has been woken and will poll,
+                // and the first one to sleep takes the timer.
+                None => None,
+            },
+        }
+    }
+
+    /// The end of every operation: wake who was granted, keep the timer held.
+    fn notify(&mut self) {
+        self.drain_ready();
+        self.rearm(None);
+    }
+
+    fn poll_acquire(
+        &mut self,
+        leaf: LeafId,
+        want: u64,
+        now: Instant,
+        waker: &Waker,
+    ) -> Result<Step, AcquireError> {
+        let i = leaf.node().index();
+        match self.tree.acquire(leaf, want, now)? {
+            Decision::Grant(n) => {
+                self.leave(i);
+                self.notify();
+                Ok(Step::Grant(n))
+            }
+            Decision::Wait { .. } | Decision::Paused => {
+                self.register(i, waker);
+                self.drain_ready();
+                // drain_ready never names `i` (a leaf told Wait holds no grant), so it is
+                // still registered here.
+                let until = if self.is_registered(i) {
+                    self.rearm(Some(i))
+                } else {
+                    self.rearm(None)
+                };
+                Ok(Step::Sleep { until })
+            }
+        }
+    }
+}
+
+/// A [`Tree`] shared between tasks or threads: every method takes `&self`, locks, runs the
+/// tree operation and wakes whoever it concerns (see the [module docs](self)).
+///
+/// `L` is the lock: [`StdLock`](crate::StdLock) (feature `std`),
+/// [`CsLock`](crate::CsLock) (feature `critical-section`; `const`, for a `static`), or an
+/// adapter's own (embassy-sync's mutex). `Shared` is `Sync` whenever the lock is.
+#[derive(Debug)]
+pub struct Shared<S: Storage, L> {
+    lock: L,
+    _storage: PhantomData<fn() -> S>,
+}
+
+impl<S: Storage, L: Lock<State<S>>> Shared<S, L> {
+    /// Shares `tree`.
+    pub fn new(tree: Tree<S>) -> Self {
+        Self::from_lock(L::new(State::new(tree)))
+    }
+
+    /// Shares the state inside `lock`: the `const` way, e.g.
+    /// `Shared::from_lock(CsLock::new_const(State::new(FixedTree::with_storage(..))))` in a
+    /// `static`.
+    pub const fn from_lock(lock: L) -> Self {
+        Shared {
+            lock,
+            _storage: PhantomData,
+        }
+    }
+
+    /// Runs `f` on the state under the lock (read-only): for statistics and inspection.
+    pub fn with<R>(&self, f: impl FnOnce(&State<S>) -> R) -> R {
+        self.lock.lock(|s| f(s))
+    }
+
+    /// Asks for up to `want` tokens for `leaf` from a task whose waker is `waker`, at `now`.
+    /// See [`Step`] for what to do next. Polling again continues the same request (as
+    /// [`Tree::acquire`]). A task that stops waiting without a grant MUST call
+    /// [`Shared::cancel`] (a cancel-safe future does it in `Drop`), or the timer role and the
+    /// waiting piece stay with a task that will never poll.
+    pub fn poll_acquire(
+        &self,
+        leaf: LeafId,
+        want: u64,
+        now: Instant,
+        waker: &Waker,
+    ) -> Result<Step, AcquireError> {
+        self.lock.lock(|s| s.poll_acquire(leaf, want, now, waker))
+    }
+
+    /// [`Tree::acquire`] without a task (never registers a waker): for a caller that only
+    /// wants a grant if one is available now, and cancels otherwise.
+    pub fn try_acquire(
+        &self,
+        leaf: LeafId,
+        want: u64,
+        now: Instant,
+    ) -> Result<Decision, AcquireError> {
+        self.lock.lock(|s| {
+            let d = s.tree.acquire(leaf, want, now)?;
+            s.notify();
+            Ok(d)
+        })
+    }
+
+    /// [`Tree::settle`], then wakes whoever the refund concerns.
+    pub fn settle(&self, leaf: LeafId, used: u64, now: Instant) -> Result<(), SettleError> {
+        self.lock.lock(|s| {
+            s.tree.settle(leaf, used, now)?;
+            s.notify();
+            Ok(())
+        })
+    }
+
+    /// [`Tree::cancel`]: the leaf stops waiting (its waker is dropped, the timer role passes
+    /// on) and anything granted but unused is refunded. Returns the tokens refunded.
+    pub fn cancel(&self, leaf: LeafId, now: Instant) -> Result<u64, CancelError> {
+        self.lock.lock(|s| {
+            let refunded = s.tree.cancel(leaf, now)?;
+            s.leave(leaf.node().index());
+            s.notify();
+            Ok(refunded)
+        })
+    }
+
+    /// [`Tree::set_limit`]: reaches every waiter below `node` at once (those it makes ready
+    /// are woken, and the timer holder re-arms if the next grant moved earlier).
+    pub fn set_limit(
+        &self,
+        node: NodeId,
+        limits: Limits,
+        now: Instant,
+    ) -> Result<(), SetLimitError> {
+        self.lock.lock(|s| {
+            s.tree.set_limit(node, limits, now)?;
+            s.notify();
+            Ok(())
+        })
+    }
+
+    /// [`Tree::set_weight`].
+    pub fn set_weight(&self, node: NodeId, weight: u16) -> Result<(), SetLimitError> {
+        self.lock.lock(|s| s.tree.set_weight(node, weight))
+    }
+
+    /// [`Tree::insert_node`].
+    pub fn insert_node(
+        &self,
+        parent: Option<NodeId>,
+        limits: Limits,
+        weight: u16,
+        now: Instant,
+    ) -> Result<NodeId, InsertError> {
+        self.lock.lock(|s| {
+            let id = s.tree.insert_node(parent, limits, weight, now)?;
+            s.waiters.fit(id.index() as usize + 1);
+            Ok(id)
+        })
+    }
+
+    /// [`Tree::insert_leaf`].
+    pub fn insert_leaf(
+        &self,
+        parent: Option<NodeId>,
+        limits: Limits,
+        weight: u16,
+        now: Instant,
+    ) -> Result<LeafId, InsertError> {
+        self.lock.lock(|s| {
+            let id = s.tree.insert_leaf(parent, limits, weight, now)?;
+            s.waiters.fit(id.node().index() as usize + 1);
+            Ok(id)
+        })
+    }
+
+    /// [`Tree::remove`]: a removed leaf's waiter is forgotten (not woken: its owner removed
+    /// it) and whatever it held is refunded to the others.
+    pub fn remove(&self, node: NodeId, now: Instant) -> Result<(), RemoveError> {
+        self.lock.lock(|s| {
+            s.tree.remove(node, now)?;
+            s.leave(node.index());
+            s.notify();
+            Ok(())
+        })
+    }
+
+    /// [`Tree::handle_timeout`]: for a driver that keeps its own timer at
+    /// [`Shared::poll_timeout`] instead of relying on the timer holder.
+    pub fn handle_timeout(&self, now: Instant) {
+        self.lock.lock(|s| {
+            s.tree.handle_timeout(now);
+            s.notify();
+        });
+    }
+
+    /// [`Tree::poll_timeout`].
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.lock.lock(|s| s.tree.poll_timeout())
+    }
+
+    /// [`Tree::stats`].
+    pub fn stats(&self, node: NodeId) -> Result<Stats, StaleHandle> {
+        self.lock.lock(|s| s.tree.stats(node))
+    }
+
+    /// [`Tree::limits`].
+    pub fn limits(&self, node: NodeId) -> Result<Limits, StaleHandle> {
+        self.lock.lock(|s| s.tree.limits(node))
+    }
+
+    /// [`Tree::generation`]: changes on every insert, remove, limit or weight change.
+    pub fn generation(&self) -> u32 {
+        self.lock.lock(|s| s.tree.generation())
+    }
+
+    /// Wakers called so far (grants to sleeping waiters and timer hand-offs): a cost figure
+    /// for benchmarks and a check for tests.
+    pub fn wakes(&self) -> u64 {
+        self.lock.lock(|s| s.wakes)
+    }
+
+    /// Leaves with a registered waker right now.
+    pub fn sleeping(&self) -> usize {
+        self.lock.lock(|s| {
+            let mut n = 0;
+            let mut i = s.head;
+            while let Some(w) = s.waiters.get(i) {
+                n += 1;
+                i = w.next;
+            }
+            n
+        })
+    }
+}
+
+#[cfg(all(test, feature = "std"))]
+mod tests;

@@ -1,0 +1,2 @@
+//! loom models of the sharing layer (written next).
+#![cfg(loom)]
