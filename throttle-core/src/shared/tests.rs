@@ -2,12 +2,12 @@
 //! loom's job: `tests/loom.rs`). A tiny virtual-time executor polls "tasks" (one per leaf)
 //! when their waker fired or their timer is due.
 
-extern crate std;
+extern crate alloc;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::task::Wake;
-use std::vec::Vec;
+use alloc::sync::Arc;
+use alloc::task::Wake;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 use super::*;
 use crate::{Config, Limits, StdLock, Tier, VecTree};
@@ -83,7 +83,9 @@ fn paused_waiter_set_limit_wakes_it() {
 }
 
 /// Two leaves behind an exhausted root: one holds the timer, the other sleeps without one.
-fn two_waiting() -> (S, LeafId, LeafId, [(Arc<Flag>, Waker); 2], Instant) {
+type Task = (Arc<Flag>, Waker);
+
+fn two_waiting() -> (S, LeafId, LeafId, [Task; 2], Instant) {
     let s = shared();
     // 100 KiB/s, 1 KiB burst: the burst goes at once, then pieces of 1 KiB every 10 ms.
     let root = s
@@ -279,8 +281,8 @@ fn many_waiters_one_timer_no_herd() {
         .collect();
     let flags: Vec<(Arc<Flag>, Waker)> = (0..N).map(|_| flag()).collect();
     let mut seen = [0usize; N];
-    let mut timers: Vec<Option<Instant>> = std::vec![None; N];
-    let mut runnable = std::vec![true; N];
+    let mut timers: Vec<Option<Instant>> = alloc::vec![None; N];
+    let mut runnable = alloc::vec![true; N];
     let mut sent = [0u64; N];
     let mut now = ms(0);
     let mut polls = 0u64;
