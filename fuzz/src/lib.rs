@@ -32,6 +32,8 @@
 //! Environment: `THROTTLE_FUZZ_TRACE=1` prints every call as Rust code with its result to
 //! stderr (a readable reproducer: run one input with `cargo fuzz run ops <file>`).
 
+pub mod bucket;
+
 use core::fmt;
 use core::time::Duration;
 use std::sync::OnceLock;
