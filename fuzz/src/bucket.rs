@@ -718,6 +718,7 @@ impl Harness {
             self.committed += u128::from(n);
             self.state = LState::Idle;
         }
+        let collected = matches!(self.state, LState::Granted { .. });
         let expected = match self.state {
             LState::Granted { piece } => {
                 let n = piece.min(want);
@@ -752,9 +753,11 @@ impl Harness {
         match d {
             Decision::Grant(n) => {
                 assert!(1 <= n && n <= want, "Grant({n}) for want {want}");
-                assert!(!self.path_paused(), "Grant on a paused path");
+                // a grant made before a limit paused the path is still collected
+                assert!(collected || !self.path_paused(), "Grant on a paused path");
             }
             Decision::Wait { until } => {
+                assert!(!collected, "a grant made earlier answered {d:?} when collected");
                 assert!(
                     until.as_nanos() > self.clock || until == Instant::MAX,
                     "Wait until {} not after now {}",
@@ -764,6 +767,7 @@ impl Harness {
                 assert!(!at_until, "asked again at the last Wait's until, got {d:?}");
             }
             Decision::Paused => {
+                assert!(!collected, "a grant made earlier answered Paused when collected");
                 assert!(self.path_paused(), "Paused, but no tier on the path is paused");
                 assert!(!at_until, "asked again at the last Wait's until, got Paused");
             }
