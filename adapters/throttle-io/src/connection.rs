@@ -1,0 +1,154 @@
+//! Connections (one leaf per direction) and servers (a node plus a per-connection limit that
+//! reaches every existing connection when it changes).
+
+extern crate alloc;
+
+use alloc::sync::{Arc, Weak};
+use std::sync::Mutex;
+
+use throttle_core::{InsertError, Limits, SetLimitError};
+
+use crate::leaf::Leaf;
+use crate::limiter::{Node, NodeInner};
+use crate::stats::NodeStats;
+
+/// The two leaves of one connection: what is read and what is written, each with its own
+/// limit. Wrap a stream with it (`Throttled::new`); dropping the stream removes both leaves.
+#[derive(Debug)]
+pub struct Connection {
+    pub(crate) read: Leaf,
+    pub(crate) write: Leaf,
+}
+
+impl Connection {
+    /// A connection from two leaves (e.g. under different parents for separate ingress and
+    /// egress limits).
+    pub fn new(read: Leaf, write: Leaf) -> Self {
+        Connection { read, write }
+    }
+
+    /// The read side.
+    pub fn read(&self) -> &Leaf {
+        &self.read
+    }
+
+    /// The write side.
+    pub fn write(&self) -> &Leaf {
+        &self.write
+    }
+
+    /// The two leaves `(read, write)`.
+    pub fn into_parts(self) -> (Leaf, Leaf) {
+        (self.read, self.write)
+    }
+}
+
+/// A server node that registers connections with a per-connection limit (per direction) and
+/// remembers them, so that changing the per-connection limit reaches every live connection.
+/// Cloning is cheap; all clones are the same server.
+#[derive(Clone, Debug)]
+pub struct Server(Arc<ServerInner>);
+
+#[derive(Debug)]
+struct ServerInner {
+    node: Node,
+    conns: Mutex<Registry>,
+}
+
+#[derive(Debug)]
+struct Registry {
+    read: Limits,
+    write: Limits,
+    /// Leaves of live connections (dead ones are pruned as the list grows).
+    leaves: Vec<(Weak<NodeInner>, bool)>,
+    pruned_at: usize,
+}
+
+impl Server {
+    /// A server on `node`: every connection gets a read leaf limited to `read` and a write
+    /// leaf limited to `write` under it. The node's own limit counts both directions.
+    pub fn new(node: Node, read: Limits, write: Limits) -> Self {
+        Server(Arc::new(ServerInner {
+            node,
+            conns: Mutex::new(Registry {
+                read,
+                write,
+                leaves: Vec::new(),
+                pruned_at: 0,
+            }),
+        }))
+    }
+
+    fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
+        self.0
+            .conns
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Registers a new connection.
+    pub fn connection(&self) -> Result<Connection, InsertError> {
+        let mut reg = self.registry();
+        let conn = self.0.node.connection(reg.read, reg.write)?;
+        if reg.leaves.len() >= 2 * reg.pruned_at.max(32) {
+            reg.leaves.retain(|(w, _)| w.strong_count() > 0);
+            reg.pruned_at = reg.leaves.len();
+        }
+        reg.leaves
+            .push((Arc::downgrade(&conn.read.node().0), false));
+        reg.leaves
+            .push((Arc::downgrade(&conn.write.node().0), true));
+        Ok(conn)
+    }
+
+    /// Changes the per-connection limits, for new connections and every live one (their
+    /// sleeping waiters included).
+    pub fn set_connection_limits(&self, read: Limits, write: Limits) -> Result<(), SetLimitError> {
+        let mut reg = self.registry();
+        reg.read = read;
+        reg.write = write;
+        reg.leaves.retain(|(w, _)| w.strong_count() > 0);
+        reg.pruned_at = reg.leaves.len();
+        for (w, is_write) in &reg.leaves {
+            if let Some(inner) = w.upgrade() {
+                let limits = if *is_write { write } else { read };
+                // A connection closing meanwhile is no error.
+                match Node(inner).set_limit(limits) {
+                    Ok(()) | Err(SetLimitError::StaleHandle) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The per-connection limits `(read, write)` for new connections.
+    pub fn connection_limits(&self) -> (Limits, Limits) {
+        let reg = self.registry();
+        (reg.read, reg.write)
+    }
+
+    /// Changes the server's own limit (reaches every connection below it at once).
+    pub fn set_limit(&self, limits: Limits) -> Result<(), SetLimitError> {
+        self.0.node.set_limit(limits)
+    }
+
+    /// The server node (limits, weight, statistics, child groups).
+    pub fn node(&self) -> &Node {
+        &self.0.node
+    }
+
+    /// The server node's statistics.
+    pub fn stats(&self) -> NodeStats {
+        self.0.node.stats()
+    }
+
+    /// Live connections registered through this server.
+    pub fn connections(&self) -> usize {
+        self.registry()
+            .leaves
+            .iter()
+            .filter(|(w, is_write)| !is_write && w.strong_count() > 0)
+            .count()
+    }
+}

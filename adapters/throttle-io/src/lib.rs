@@ -1,0 +1,83 @@
+//! `throttle-io`: the runtime-agnostic std layer of throttle. The core
+//! ([`throttle_core`]) decides; this crate shares one tree between tasks, names its nodes
+//! with RAII handles, and turns decisions into `Poll`s with a runtime-supplied timer. The
+//! runtime adapters (`throttle-tokio`, `throttle-smol`, `throttle-async-std`) only add a
+//! clock, a timer and their I/O traits.
+//!
+//! ```text
+//!   Limiter (Arc: one tree, one runtime clock)
+//!     └─ Node "server"  (Limits: 10 MiB/s)          Node: Clone, control handle
+//!          ├─ Node "tenant A" (weight 1)
+//!          │    └─ Connection ── Leaf read, Leaf write  (per-connection limits)
+//!          └─ Node "tenant B" (weight 2) ...
+//!   Leaf: owned by one task; poll_acquire / settle / cancel; Drop refunds and removes
+//! ```
+//!
+//! # The run loop an adapter follows (per poll of a read or write)
+//!
+//! 1. If every node on the leaf's path is unlimited (checked by one atomic load, re-checked
+//!    after a limit change), do the I/O directly: the tree is skipped.
+//! 2. Else ask the tree ([`Leaf::poll_acquire`]): a grant of `n ≤ want`, or sleep — woken by
+//!    the tree, or, for the one waiter that holds the tree's timer, by the runtime's
+//!    [`Timer`].
+//! 3. Run the I/O with the buffer shortened to `n`, then [`Leaf::settle`] what it moved
+//!    (0 when the inner stream was not ready: nothing is held while idle).
+//!
+//! [`Leaf::poll_io`] is exactly that; [`Throttled`] applies it to both directions of a
+//! stream. Dropping a waiting leaf or [`Acquire`] future cancels: the core refunds every level
+//! the reservation reached.
+//!
+//! ```
+//! # use core::task::{Context, Poll};
+//! use throttle_io::{Limiter, Limits, Runtime, Timer};
+//! # struct Std;
+//! # impl Runtime for Std {
+//! #     fn now(&self) -> std::time::Instant { std::time::Instant::now() }
+//! #     fn timer(&self) -> Box<dyn Timer> { unimplemented!() }
+//! # }
+//! let limiter = Limiter::new(Std); // an adapter provides the runtime
+//! let server = limiter.node(Limits::per_second(10 << 20), 1)?;
+//! let tenant = server.child(Limits::UNLIMITED, 2)?; // weight 2 among its siblings
+//! let conn = tenant.connection(Limits::per_second(1 << 20), Limits::per_second(1 << 20))?;
+//! assert_eq!(limiter.len(), 4);
+//! drop(conn);
+//! assert_eq!(limiter.len(), 2);
+//! server.set_limit(Limits::per_second(20 << 20))?; // reaches every waiter below
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Requests, not bytes
+//!
+//! [`Leaf::acquire`] waits for `n` tokens of any unit ("10 requests/s AND 300/min" is a node
+//! with two [`Tier`]s); [`Leaf::acquire_before`] fails at once with the estimated earliest
+//! time when a deadline cannot be met.
+//!
+//! # Features
+//! - `futures-io`: `AsyncRead`/`AsyncWrite` for [`Throttled`].
+//! - `async-io`: [`AsyncIo`], a [`Runtime`] on async-io's timers (smol, async-std).
+
+mod acquire;
+mod connection;
+mod error;
+mod leaf;
+mod limiter;
+mod runtime;
+mod stats;
+mod stream;
+mod time;
+
+pub use acquire::Acquire;
+pub use connection::{Connection, Server};
+pub use error::AcquireError;
+pub use leaf::Leaf;
+pub use limiter::{Limiter, Node, SharedTree};
+#[cfg(feature = "async-io")]
+pub use runtime::AsyncIo;
+pub use runtime::{Runtime, Timer};
+pub use stats::NodeStats;
+pub use stream::Throttled;
+
+pub use throttle_core::{
+    Config, InsertError, Instant, Limits, LimitsError, NodeId, SetLimitError, StaleHandle, Tier,
+    TierError,
+};

@@ -1,0 +1,329 @@
+//! The shared limiter and its RAII node handles.
+//!
+//! ```text
+//!   Limiter ──Arc──▶ Inner { Shared<tree>, runtime, epoch, limits epoch }
+//!      ▲                        ▲
+//!      │ (Limiter clone)        │
+//!   Node ──Arc──▶ NodeInner { id, parent: Option<Arc<NodeInner>>, counters }
+//!                     │ Drop: remove `id` from the tree
+//!   Leaf (one task) ──┘ + the poll engine's state
+//! ```
+//!
+//! A node lives as long as some handle to it or to one of its children does: a child holds an
+//! `Arc` to its parent, so the tree never sees a removal of a node with children, and dropping
+//! the last handle of a connection's leaves removes them (refunding whatever they held).
+
+extern crate alloc;
+
+use alloc::sync::Arc;
+use core::fmt;
+use core::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use throttle_core::{
+    Config, Growable, InsertError, Instant, Limits, NodeId, SetLimitError, Shared, StdLock, VecTree,
+};
+
+use crate::leaf::Leaf;
+use crate::runtime::Runtime;
+use crate::stats::{NodeStats, Rate};
+use crate::time;
+
+/// The sharing layer this crate builds on: a growable tree behind a std mutex.
+pub type SharedTree = Shared<Growable, StdLock<throttle_core::State<Growable>>>;
+
+/// A handle to one tree of limits and the runtime that waits on it. Cloning is cheap (an
+/// `Arc`); every clone is the same limiter. All nodes made from it share its clock.
+#[derive(Clone)]
+pub struct Limiter(pub(crate) Arc<Inner>);
+
+pub(crate) struct Inner {
+    pub(crate) shared: SharedTree,
+    runtime: Box<dyn Runtime>,
+    epoch: std::time::Instant,
+    /// Bumped after every limit change made through this crate: a leaf re-checks whether its
+    /// path is unlimited only when this moved (one atomic load per poll otherwise).
+    pub(crate) limits_epoch: AtomicU64,
+}
+
+impl fmt::Debug for Limiter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Limiter")
+            .field("nodes", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Limiter {
+    /// An empty limiter on `runtime`'s clock and timers, with the core's default
+    /// [`Config`] (10 ms rounds, pieces of 512 B … 64 KiB).
+    pub fn new(runtime: impl Runtime) -> Self {
+        Self::with_config(Config::DEFAULT, runtime)
+    }
+
+    /// An empty limiter with a chosen [`Config`].
+    pub fn with_config(config: Config, runtime: impl Runtime) -> Self {
+        let epoch = runtime.now();
+        Limiter(Arc::new(Inner {
+            shared: Shared::new(VecTree::new(config)),
+            runtime: Box::new(runtime),
+            epoch,
+            limits_epoch: AtomicU64::new(0),
+        }))
+    }
+
+    /// A new root node (a server, a global limit) with `weight ≥ 1` among the other roots.
+    pub fn node(&self, limits: Limits, weight: u16) -> Result<Node, InsertError> {
+        Node::insert(self, None, limits, weight)
+    }
+
+    /// A standalone leaf with its own limits and no parent: e.g. one request limiter
+    /// ("10/s AND 300/min") used by one task.
+    pub fn leaf(&self, limits: Limits) -> Result<Leaf, InsertError> {
+        Node::insert_leaf(self, None, limits, 1)
+    }
+
+    /// Nodes in the tree right now (leaves included).
+    pub fn len(&self) -> usize {
+        self.0.shared.with(|s| s.tree().len())
+    }
+
+    /// True when the tree has no node.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The shared tree itself, for what this crate does not wrap (diagnostics, `wakes()`).
+    /// Removing a node that a handle of this crate owns makes that handle stale: its
+    /// operations then fail with typed errors.
+    pub fn shared(&self) -> &SharedTree {
+        &self.0.shared
+    }
+
+    /// The runtime's clock now, as the core counts it (ns since this limiter was built).
+    pub fn now(&self) -> Instant {
+        time::to_core(self.0.epoch, self.0.runtime.now())
+    }
+
+    /// The runtime's clock now.
+    pub fn now_std(&self) -> std::time::Instant {
+        self.0.runtime.now()
+    }
+
+    /// A core instant on the runtime's clock (`None` for "never").
+    pub fn to_std(&self, t: Instant) -> Option<std::time::Instant> {
+        time::to_std(self.0.epoch, t)
+    }
+
+    pub(crate) fn runtime(&self) -> &dyn Runtime {
+        &*self.0.runtime
+    }
+
+    pub(crate) fn limits_epoch(&self) -> u64 {
+        self.0.limits_epoch.load(Ordering::Acquire)
+    }
+}
+
+/// A node of the tree: a server, a group (tenant, job, priority class) or a leaf seen from
+/// outside (a control handle: limits, weight, statistics; use [`Leaf`] to wait on it).
+/// Cloning is cheap; the node is removed from the tree when the last handle to it (and to all
+/// its children) is dropped.
+#[derive(Clone)]
+pub struct Node(pub(crate) Arc<NodeInner>);
+
+pub(crate) struct NodeInner {
+    pub(crate) limiter: Limiter,
+    pub(crate) id: NodeId,
+    leaf: bool,
+    parent: Option<Arc<NodeInner>>,
+    /// Tokens that went through this node while its leaf's path was unlimited (the tree was
+    /// skipped): added to the tree's `granted` in [`Node::stats`].
+    bypassed: AtomicU64,
+    rate: Mutex<Rate>,
+}
+
+impl Drop for NodeInner {
+    fn drop(&mut self) {
+        // Children hold an Arc to their parent, so this node has none left: `remove` can only
+        // fail if someone removed it through `Limiter::shared`, which leaves nothing to do.
+        let now = self.limiter.now();
+        let _ = self.limiter.0.shared.remove(self.id, now);
+    }
+}
+
+impl fmt::Debug for Node {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Node")
+            .field("id", &self.0.id)
+            .field("leaf", &self.0.leaf)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Node {
+    fn new_inner(
+        limiter: &Limiter,
+        parent: Option<&Node>,
+        id: NodeId,
+        leaf: bool,
+    ) -> Arc<NodeInner> {
+        Arc::new(NodeInner {
+            limiter: limiter.clone(),
+            id,
+            leaf,
+            parent: parent.map(|p| p.0.clone()),
+            bypassed: AtomicU64::new(0),
+            rate: Mutex::new(Rate::new(limiter.now_std())),
+        })
+    }
+
+    fn insert(
+        limiter: &Limiter,
+        parent: Option<&Node>,
+        limits: Limits,
+        weight: u16,
+    ) -> Result<Node, InsertError> {
+        let now = limiter.now();
+        let id = limiter
+            .0
+            .shared
+            .insert_node(parent.map(|p| p.0.id), limits, weight, now)?;
+        Ok(Node(Self::new_inner(limiter, parent, id, false)))
+    }
+
+    fn insert_leaf(
+        limiter: &Limiter,
+        parent: Option<&Node>,
+        limits: Limits,
+        weight: u16,
+    ) -> Result<Leaf, InsertError> {
+        if parent.is_some_and(|p| p.0.leaf) {
+            return Err(InsertError::ParentIsLeaf);
+        }
+        let now = limiter.now();
+        let id = limiter
+            .0
+            .shared
+            .insert_leaf(parent.map(|p| p.0.id), limits, weight, now)?;
+        let node = Node(Self::new_inner(limiter, parent, id.node(), true));
+        Ok(Leaf::new(node, id))
+    }
+
+    /// A child node (a group) with `weight ≥ 1`: among its busy siblings it gets a share of
+    /// this node's capacity proportional to its weight.
+    pub fn child(&self, limits: Limits, weight: u16) -> Result<Node, InsertError> {
+        if self.0.leaf {
+            return Err(InsertError::ParentIsLeaf);
+        }
+        Self::insert(&self.0.limiter, Some(self), limits, weight)
+    }
+
+    /// A leaf under this node, for one task: one direction of a stream, one worker's
+    /// requests.
+    pub fn leaf(&self, limits: Limits, weight: u16) -> Result<Leaf, InsertError> {
+        Self::insert_leaf(&self.0.limiter, Some(self), limits, weight)
+    }
+
+    /// Registers a connection under this node: one leaf per direction, each with its own
+    /// limits (weight 1). Both are removed when the connection (or the stream wrapping it) is
+    /// dropped. The node's own limit counts both directions together.
+    pub fn connection(
+        &self,
+        read: Limits,
+        write: Limits,
+    ) -> Result<crate::Connection, InsertError> {
+        Ok(crate::Connection::new(
+            self.leaf(read, 1)?,
+            self.leaf(write, 1)?,
+        ))
+    }
+
+    /// Changes this node's limits. Reaches every waiter below it at once: sleeping tasks that
+    /// the change makes ready are woken, and the tree's timer re-arms if the next grant moved
+    /// earlier.
+    pub fn set_limit(&self, limits: Limits) -> Result<(), SetLimitError> {
+        let l = &self.0.limiter;
+        l.0.shared.set_limit(self.0.id, limits, l.now())?;
+        // After the change: a leaf that reads the new epoch also sees the new limits.
+        l.0.limits_epoch.fetch_add(1, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Changes this node's weight among its siblings (`≥ 1`; from its next piece on).
+    pub fn set_weight(&self, weight: u16) -> Result<(), SetLimitError> {
+        self.0.limiter.0.shared.set_weight(self.0.id, weight)
+    }
+
+    /// The node's current limits.
+    pub fn limits(&self) -> Result<Limits, throttle_core::StaleHandle> {
+        self.0.limiter.0.shared.limits(self.0.id)
+    }
+
+    /// Counters and the smoothed rate (see [`NodeStats`]). One lock of the tree; the rate is
+    /// updated from the counters at the time of the call (no background task).
+    pub fn stats(&self) -> NodeStats {
+        let core = self.0.limiter.0.shared.stats(self.0.id).unwrap_or_default();
+        let granted = core
+            .granted
+            .saturating_add(self.0.bypassed.load(Ordering::Relaxed));
+        let now = self.0.limiter.now_std();
+        let rate = self
+            .0
+            .rate
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .update(now, granted);
+        NodeStats {
+            granted,
+            pieces: core.pieces,
+            waited: core.waited,
+            waiting: core.waiting,
+            rate,
+        }
+    }
+
+    /// The node's handle in the core tree.
+    pub fn id(&self) -> NodeId {
+        self.0.id
+    }
+
+    /// True for a leaf's control handle.
+    pub fn is_leaf(&self) -> bool {
+        self.0.leaf
+    }
+
+    /// The parent node, if any.
+    pub fn parent(&self) -> Option<Node> {
+        self.0.parent.clone().map(Node)
+    }
+
+    /// The limiter this node belongs to.
+    pub fn limiter(&self) -> &Limiter {
+        &self.0.limiter
+    }
+
+    /// Counts `n` tokens that went through this node's path without the tree.
+    pub(crate) fn add_bypassed(&self, n: u64) {
+        let mut node = Some(&self.0);
+        while let Some(x) = node {
+            x.bypassed.fetch_add(n, Ordering::Relaxed);
+            node = x.parent.as_ref();
+        }
+    }
+
+    /// True when no node from this one up to the root has a tier.
+    pub(crate) fn path_unlimited(&self) -> bool {
+        let shared = &self.0.limiter.0.shared;
+        shared.with(|s| {
+            let tree = s.tree();
+            let mut node = Some(&self.0);
+            while let Some(x) = node {
+                match tree.limits(x.id) {
+                    Ok(l) if l.is_unlimited() => node = x.parent.as_ref(),
+                    _ => return false,
+                }
+            }
+            true
+        })
+    }
+}

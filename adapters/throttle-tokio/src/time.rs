@@ -1,0 +1,43 @@
+//! tokio's clock and timer as a [`Runtime`]: `tokio::time::Instant` (so a paused test clock
+//! works too) and one `tokio::time::Sleep` per waiting leaf, re-armed in place.
+
+use core::future::Future;
+use core::pin::Pin;
+use core::task::{Context, Poll};
+
+use throttle_io::{Runtime, Timer};
+use tokio::time::{Instant, Sleep};
+
+/// The tokio [`Runtime`]: give it to [`Limiter::new`](throttle_io::Limiter::new) (or use
+/// [`limiter`](crate::limiter)). Timers need a runtime with time enabled (`#[tokio::main]`
+/// and `#[tokio::test]` enable it; a `Builder` needs `enable_time()`), and are created from
+/// inside tasks only.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Tokio;
+
+impl Runtime for Tokio {
+    fn now(&self) -> std::time::Instant {
+        Instant::now().into_std()
+    }
+
+    fn timer(&self) -> Box<dyn Timer> {
+        Box::new(SleepTimer(Box::pin(tokio::time::sleep_until(
+            Instant::now(),
+        ))))
+    }
+}
+
+struct SleepTimer(Pin<Box<Sleep>>);
+
+impl Timer for SleepTimer {
+    fn reset(&mut self, at: std::time::Instant) {
+        let at = Instant::from_std(at);
+        if self.0.deadline() != at {
+            self.0.as_mut().reset(at);
+        }
+    }
+
+    fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        self.0.as_mut().poll(cx)
+    }
+}

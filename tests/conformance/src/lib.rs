@@ -1,0 +1,1 @@
+//! Cross-runtime conformance suite (see tests/).
