@@ -405,12 +405,17 @@ impl<S: Storage, L: Lock<State<S>>> Shared<S, L> {
         })
     }
 
-    /// [`Tree::remove`]: a removed leaf's waiter is forgotten (not woken: its owner removed
-    /// it) and whatever it held is refunded to the others.
+    /// [`Tree::remove`]: whatever the node held is refunded to the others. A task still
+    /// waiting on a removed leaf is woken, so that its next poll fails with
+    /// [`AcquireError::StaleHandle`] instead of sleeping forever.
     pub fn remove(&self, node: NodeId, now: Instant) -> Result<(), RemoveError> {
         self.lock.lock(|s| {
             s.tree.remove(node, now)?;
-            s.leave(node.index());
+            let i = node.index();
+            if s.timer.is_some_and(|t| t.holder == i) {
+                s.timer = None;
+            }
+            s.wake(i);
             s.notify();
             Ok(())
         })

@@ -206,8 +206,13 @@ fn holder_removed_hands_off_timer() {
     s.remove(a.node(), ms(1)).unwrap();
     assert_eq!(
         fa.0 .0.load(Ordering::SeqCst),
-        0,
-        "a removed leaf is not woken"
+        1,
+        "a removed leaf's task is woken…"
+    );
+    assert_eq!(
+        s.poll_acquire(a, 1024, ms(1), &fa.1),
+        Err(AcquireError::StaleHandle),
+        "…and learns it is gone"
     );
     assert_eq!(fb.0 .0.load(Ordering::SeqCst), 1);
     assert!(matches!(
