@@ -1,0 +1,147 @@
+//! `cargo bench -p throttle-bench --bench loopback [-- --quick | --long] [--only LIST]`
+//!
+//! throttle against async-speed-limit and leaky-bucket over loopback TCP with tokio, in one
+//! run: accuracy at 1, 10 and 100 MiB/s; fairness of 10 and 100 streams sharing 50 MiB/s;
+//! overhead of a limit far above loopback speed against raw TCP; how long a limit change takes
+//! to show; a per-connection limit under a server limit. Rates are measured by the reading
+//! client. Prints one table per measurement and writes everything to
+//! `target/throttle-bench.json` (or `--json PATH`).
+//!
+//! `--only` takes a comma-separated subset of `accuracy,fairness,overhead,change,perconn`.
+
+extern crate alloc;
+
+mod peers;
+mod report;
+mod scenarios;
+mod throttle_peer;
+
+use std::process::ExitCode;
+
+use report::Report;
+
+/// Run lengths, per measurement.
+#[derive(Clone, Copy, Debug)]
+struct Plan {
+    accuracy_secs: u32,
+    fairness_secs: u32,
+    overhead_secs: u32,
+    overhead_rounds: usize,
+    change_trials: usize,
+    perconn_secs: u32,
+}
+
+impl Plan {
+    const DEFAULT: Plan = Plan {
+        accuracy_secs: 10,
+        fairness_secs: 10,
+        overhead_secs: 5,
+        overhead_rounds: 2,
+        change_trials: 5,
+        perconn_secs: 10,
+    };
+    const LONG: Plan = Plan {
+        accuracy_secs: 30,
+        fairness_secs: 30,
+        overhead_secs: 10,
+        overhead_rounds: 2,
+        change_trials: 10,
+        perconn_secs: 30,
+    };
+    const QUICK: Plan = Plan {
+        accuracy_secs: 2,
+        fairness_secs: 2,
+        overhead_secs: 2,
+        overhead_rounds: 1,
+        change_trials: 2,
+        perconn_secs: 2,
+    };
+}
+
+const SECTIONS: [&str; 5] = ["accuracy", "fairness", "overhead", "change", "perconn"];
+
+fn usage() -> ExitCode {
+    eprintln!(
+        "usage: cargo bench -p throttle-bench --bench loopback -- [--quick | --long] \
+         [--only {}] [--json PATH]",
+        SECTIONS.join(",")
+    );
+    ExitCode::from(2)
+}
+
+fn main() -> ExitCode {
+    let mut plan = Plan::DEFAULT;
+    let mut mode = "default";
+    let mut only: Vec<String> = SECTIONS.iter().map(|s| (*s).to_owned()).collect();
+    let mut json_path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .map_or_else(
+            || "throttle-bench.json".into(),
+            |t| t.join("throttle-bench.json"),
+        );
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            // `cargo bench` passes --bench to harness = false targets.
+            "--bench" => {}
+            "--quick" => (plan, mode) = (Plan::QUICK, "quick"),
+            "--long" => (plan, mode) = (Plan::LONG, "long"),
+            "--only" => match args.next() {
+                Some(list) if list.split(',').all(|s| SECTIONS.contains(&s)) => {
+                    only = list.split(',').map(str::to_owned).collect();
+                }
+                _ => return usage(),
+            },
+            "--json" => match args.next() {
+                Some(p) => json_path = p.into(),
+                None => return usage(),
+            },
+            _ => return usage(),
+        }
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("tokio runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut report = Report::new(mode);
+    let result = runtime.block_on(run(plan, &only, &mut report));
+    if let Err(e) = result {
+        eprintln!("benchmark failed: {e}");
+        return ExitCode::FAILURE;
+    }
+    report.finish();
+    print!("{report}");
+    match std::fs::write(&json_path, format!("{}\n", report.json())) {
+        Ok(()) => println!("JSON: {}", json_path.display()),
+        Err(e) => eprintln!("could not write {}: {e}", json_path.display()),
+    }
+    ExitCode::SUCCESS
+}
+
+async fn run(plan: Plan, only: &[String], report: &mut Report) -> std::io::Result<()> {
+    let on = |s: &str| only.iter().any(|o| o == s);
+    if on("accuracy") {
+        report.accuracy(plan.accuracy_secs).await?;
+    }
+    if on("fairness") {
+        report.fairness(plan.fairness_secs).await?;
+    }
+    if on("overhead") {
+        report
+            .overhead(plan.overhead_secs, plan.overhead_rounds)
+            .await?;
+    }
+    if on("change") {
+        report.change(plan.change_trials).await?;
+    }
+    if on("perconn") {
+        report.perconn(plan.perconn_secs).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,377 @@
+//! Runs each measurement for every peer and keeps the results twice: as plain-text tables (one
+//! per measurement, peers side by side) and as one JSON document.
+
+use core::fmt;
+use std::io;
+
+use throttle_bench::json::Json;
+use throttle_bench::table::Table;
+use throttle_bench::{KIB, MIB};
+
+use crate::peers::Peer;
+use crate::scenarios;
+
+pub(crate) struct Report {
+    sections: Vec<(String, Table, Vec<String>)>,
+    json: Vec<(String, Json)>,
+    load_before: String,
+    load_after: String,
+    mode: &'static str,
+}
+
+fn pct(x: f64) -> String {
+    if x.is_nan() {
+        "-".into()
+    } else {
+        format!("{x:+.2} %")
+    }
+}
+
+fn na() -> String {
+    "n/a".into()
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
+
+fn header(first: &str) -> Vec<&str> {
+    let mut h = vec![first];
+    h.extend(Peer::COMPARED.iter().map(|p| p.name()));
+    h
+}
+
+fn median(xs: &[f64]) -> f64 {
+    let mut v: Vec<f64> = xs.iter().copied().filter(|x| !x.is_nan()).collect();
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        f64::NAN
+    } else {
+        v[v.len() / 2]
+    }
+}
+
+impl Report {
+    pub(crate) fn new(mode: &'static str) -> Self {
+        Report {
+            sections: Vec::new(),
+            json: Vec::new(),
+            load_before: loadavg(),
+            load_after: String::new(),
+            mode,
+        }
+    }
+
+    pub(crate) fn finish(&mut self) {
+        self.load_after = loadavg();
+    }
+
+    fn progress(what: &str) {
+        eprintln!("  running: {what}");
+    }
+
+    pub(crate) async fn accuracy(&mut self, secs: u32) -> io::Result<()> {
+        let mut t = Table::new(&header(&format!("accuracy, one stream, {secs} s")));
+        let mut js = Vec::new();
+        for rate in [MIB, 10 * MIB, 100 * MIB] {
+            let mut mean = vec![format!("{} MiB/s: mean rate error", rate / MIB)];
+            let mut worst = vec![format!("{} MiB/s: worst 1-s window", rate / MIB)];
+            for peer in Peer::COMPARED {
+                Self::progress(&format!("accuracy {} MiB/s {}", rate / MIB, peer.name()));
+                let r = scenarios::accuracy(peer, rate, secs).await?;
+                mean.push(r.map_or_else(na, |r| pct(r.error_pct)));
+                worst.push(r.map_or_else(na, |r| pct(r.worst_window_pct)));
+                js.push(
+                    Json::obj()
+                        .with("peer", peer.key())
+                        .with("limit_bytes_per_sec", rate)
+                        .with("secs", u64::from(secs))
+                        .with("error_pct", r.map(|r| r.error_pct))
+                        .with("worst_window_pct", r.map(|r| r.worst_window_pct)),
+                );
+            }
+            t.row(mean);
+            t.row(worst);
+        }
+        self.add(
+            "accuracy",
+            t,
+            vec![
+                "target: within ±1 % over the run (DESIGN: ±0.5 % over 30 s; ±2 % per 1-s window)"
+                    .into(),
+            ],
+            Json::Arr(js),
+        );
+        Ok(())
+    }
+
+    pub(crate) async fn fairness(&mut self, secs: u32) -> io::Result<()> {
+        let shared = 50 * MIB;
+        let mut t = Table::new(&header(&format!("fairness, sharing 50 MiB/s, {secs} s")));
+        let mut js = Vec::new();
+        for n in [10usize, 100] {
+            let mut jr = vec![format!("{n} streams: Jain's index")];
+            let mut ar = vec![format!("{n} streams: aggregate error")];
+            let mut wr = vec![format!("{n} streams: worst stream vs share")];
+            for peer in Peer::COMPARED {
+                Self::progress(&format!("fairness {n} streams {}", peer.name()));
+                let r = scenarios::sharing(peer, shared, None, n, secs).await?;
+                jr.push(r.map_or_else(na, |r| format!("{:.4}", r.jain)));
+                ar.push(r.map_or_else(na, |r| pct(r.aggregate_error_pct)));
+                wr.push(r.map_or_else(na, |r| pct(r.worst_stream_pct)));
+                js.push(
+                    Json::obj()
+                        .with("peer", peer.key())
+                        .with("streams", n)
+                        .with("shared_bytes_per_sec", shared)
+                        .with("secs", u64::from(secs))
+                        .with("jain", r.map(|r| r.jain))
+                        .with("aggregate_error_pct", r.map(|r| r.aggregate_error_pct))
+                        .with("worst_stream_pct", r.map(|r| r.worst_stream_pct)),
+                );
+            }
+            t.row(jr);
+            t.row(ar);
+            t.row(wr);
+        }
+        self.add(
+            "fairness",
+            t,
+            vec![
+                "target: Jain ≥ 0.99 for 100 streams, aggregate within ±1 %".into(),
+                "async-speed-limit: one Limiter cloned into every stream (clones share one queue); \
+                 leaky-bucket: one RateLimiter behind an Arc"
+                    .into(),
+            ],
+            Json::Arr(js),
+        );
+        Ok(())
+    }
+
+    pub(crate) async fn overhead(&mut self, secs: u32, rounds: usize) -> io::Result<()> {
+        let huge = 100 << 30;
+        let cols = [
+            ("raw TCP", Peer::Raw, None),
+            ("throttle", Peer::Throttle, Some(huge)),
+            ("throttle, no limit", Peer::Throttle, None),
+            ("async-speed-limit", Peer::Asl, Some(huge)),
+            ("leaky-bucket", Peer::Lb, Some(huge)),
+        ];
+        let mut sum = [(0.0f64, 0.0f64, 0usize); 5];
+        for round in 0..rounds {
+            for (i, (label, peer, limit)) in cols.iter().enumerate() {
+                Self::progress(&format!("overhead round {} {label}", round + 1));
+                if let Some(s) = scenarios::speed(*peer, *limit, secs).await? {
+                    sum[i].0 += s.bytes_per_sec;
+                    sum[i].1 += s.cpu_s_per_gib;
+                    sum[i].2 += 1;
+                }
+            }
+        }
+        let mean = |i: usize| {
+            let (b, c, k) = sum[i];
+            (k > 0).then(|| (b / k as f64, c / k as f64))
+        };
+        let raw = mean(0).map_or(f64::NAN, |m| m.0);
+        let mut h = vec![format!(
+            "overhead, one stream, limit 100 GiB/s, {secs} s × {rounds}"
+        )];
+        h.extend(cols.iter().map(|c| c.0.to_owned()));
+        let h: Vec<&str> = h.iter().map(String::as_str).collect();
+        let mut t = Table::new(&h);
+        let mut tput = vec!["throughput, MiB/s".to_owned()];
+        let mut ratio = vec!["vs raw TCP".to_owned()];
+        let mut cpu = vec!["CPU s per GiB (both ends)".to_owned()];
+        let mut js = Vec::new();
+        for (i, (label, peer, limit)) in cols.iter().enumerate() {
+            let m = mean(i);
+            tput.push(m.map_or_else(na, |m| format!("{:.0}", m.0 / MIB as f64)));
+            ratio.push(m.map_or_else(na, |m| format!("{:.1} %", m.0 / raw * 100.0)));
+            cpu.push(m.map_or_else(na, |m| format!("{:.3}", m.1)));
+            js.push(
+                Json::obj()
+                    .with("peer", peer.key())
+                    .with("label", *label)
+                    .with("limit_bytes_per_sec", *limit)
+                    .with("secs", u64::from(secs))
+                    .with("rounds", rounds)
+                    .with("bytes_per_sec", m.map(|m| m.0))
+                    .with("ratio_to_raw", m.map(|m| m.0 / raw))
+                    .with("cpu_s_per_gib", m.map(|m| m.1)),
+            );
+        }
+        t.row(tput);
+        t.row(ratio);
+        t.row(cpu);
+        self.add(
+            "overhead",
+            t,
+            vec![
+                "target: ≥ 95 % of raw throughput; runs interleaved in column order, mean of \
+                 rounds; \"no limit\": every node Limits::UNLIMITED (the adapter's bypass)"
+                    .into(),
+            ],
+            Json::Arr(js),
+        );
+        Ok(())
+    }
+
+    pub(crate) async fn change(&mut self, trials: usize) -> io::Result<()> {
+        let (from, to) = (KIB, 100 * MIB);
+        let mut t = Table::new(&header(&format!(
+            "limit change 1 KiB/s → 100 MiB/s, {trials} trials"
+        )));
+        let mut first = vec!["set_limit → first byte, median / max".to_owned()];
+        let mut new = vec!["set_limit → 64 KiB received, median / max".to_owned()];
+        let mut js = Vec::new();
+        for peer in Peer::COMPARED {
+            Self::progress(&format!("limit change {}", peer.name()));
+            let r = scenarios::change(peer, from, to, trials).await?;
+            match &r {
+                None => {
+                    first.push(na());
+                    new.push(na());
+                }
+                Some(c) => {
+                    let maxf = c.first_byte_ms.iter().copied().fold(f64::NAN, f64::max);
+                    first.push(format!("{:.1} / {:.1} ms", median(&c.first_byte_ms), maxf));
+                    let missed = c.new_rate_ms.iter().filter(|x| x.is_none()).count();
+                    let got: Vec<f64> = c.new_rate_ms.iter().flatten().copied().collect();
+                    new.push(if missed == 0 {
+                        format!(
+                            "{:.1} / {:.1} ms",
+                            median(&got),
+                            got.iter().copied().fold(f64::NAN, f64::max)
+                        )
+                    } else {
+                        format!(
+                            "{missed}/{} trials > {:.0} ms",
+                            c.new_rate_ms.len(),
+                            c.window_ms
+                        )
+                    });
+                }
+            }
+            js.push(
+                Json::obj()
+                    .with("peer", peer.key())
+                    .with("from_bytes_per_sec", from)
+                    .with("to_bytes_per_sec", to)
+                    .with("supported", r.is_some())
+                    .with("first_byte_ms", r.as_ref().map(|c| c.first_byte_ms.clone()))
+                    .with(
+                        "first_64k_ms",
+                        r.as_ref().map(|c| {
+                            Json::Arr(c.new_rate_ms.iter().map(|x| Json::from(*x)).collect())
+                        }),
+                    )
+                    .with("window_ms", r.as_ref().map(|c| c.window_ms)),
+            );
+        }
+        t.row(first);
+        t.row(new);
+        self.add(
+            "change",
+            t,
+            vec![
+                "target: ≤ 10 ms; 64 KiB would take 64 s at the old rate, so it marks the new rate"
+                    .into(),
+                "leaky-bucket cannot change its rate (n/a); async-speed-limit: set_speed_limit"
+                    .into(),
+            ],
+            Json::Arr(js),
+        );
+        Ok(())
+    }
+
+    pub(crate) async fn perconn(&mut self, secs: u32) -> io::Result<()> {
+        let (server, conn) = (20 * MIB, 4 * MIB);
+        let mut t = Table::new(&header(&format!(
+            "4 MiB/s per connection under 20 MiB/s, {secs} s"
+        )));
+        let mut js = Vec::new();
+        for n in [3usize, 8] {
+            let each = (conn as f64).min(server as f64 / n as f64) / MIB as f64;
+            let mut ar = vec![format!("{n} streams ({each} MiB/s each): aggregate error")];
+            let mut wr = vec![format!("{n} streams: worst stream vs expected")];
+            let mut jr = vec![format!("{n} streams: Jain's index")];
+            for peer in Peer::COMPARED {
+                Self::progress(&format!("per-connection {n} streams {}", peer.name()));
+                let r = scenarios::sharing(peer, server, Some(conn), n, secs).await?;
+                ar.push(r.map_or_else(na, |r| pct(r.aggregate_error_pct)));
+                wr.push(r.map_or_else(na, |r| pct(r.worst_stream_pct)));
+                jr.push(r.map_or_else(na, |r| format!("{:.4}", r.jain)));
+                js.push(
+                    Json::obj()
+                        .with("peer", peer.key())
+                        .with("streams", n)
+                        .with("server_bytes_per_sec", server)
+                        .with("conn_bytes_per_sec", conn)
+                        .with("secs", u64::from(secs))
+                        .with("jain", r.map(|r| r.jain))
+                        .with("aggregate_error_pct", r.map(|r| r.aggregate_error_pct))
+                        .with("worst_stream_pct", r.map(|r| r.worst_stream_pct)),
+                );
+            }
+            t.row(ar);
+            t.row(wr);
+            t.row(jr);
+        }
+        self.add(
+            "perconn",
+            t,
+            vec![
+                "peers have no hierarchy: composed by hand (async-speed-limit: a per-stream \
+                 Limiter nested inside the shared one; leaky-bucket: acquire from the stream's \
+                 bucket, then the shared one)"
+                    .into(),
+            ],
+            Json::Arr(js),
+        );
+        Ok(())
+    }
+
+    fn add(&mut self, key: &str, table: Table, notes: Vec<String>, json: Json) {
+        self.sections.push((key.to_owned(), table, notes));
+        self.json.push((key.to_owned(), json));
+    }
+
+    pub(crate) fn json(&self) -> Json {
+        Json::obj()
+            .with("mode", self.mode)
+            .with(
+                "machine",
+                Json::obj()
+                    .with(
+                        "cores",
+                        std::thread::available_parallelism().map_or(0, |n| n.get()),
+                    )
+                    .with("loadavg_before", self.load_before.as_str())
+                    .with("loadavg_after", self.load_after.as_str()),
+            )
+            .with("results", Json::Obj(self.json.clone()))
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "\nthrottle loopback benchmark ({} run; {} cores; load average before {}, after {})",
+            self.mode,
+            std::thread::available_parallelism().map_or(0, |n| n.get()),
+            self.load_before,
+            self.load_after
+        )?;
+        for (_, table, notes) in &self.sections {
+            writeln!(f)?;
+            write!(f, "{table}")?;
+            for n in notes {
+                writeln!(f, "  {n}")?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,178 @@
+//! The five measurements. Each starts its own connections on 127.0.0.1, starts the writers at a
+//! common instant, measures on the reading side and tears everything down before returning.
+
+use core::time::Duration;
+use std::io;
+
+use throttle_bench::meter::{self, Received};
+use throttle_bench::stats::{cpu_seconds, error_pct, jain, worst_window_pct};
+use throttle_bench::{net, KIB};
+use tokio::time::Instant;
+
+use crate::peers::{Peer, Shaper};
+
+/// Runs `n` streams through `shaper` for `secs` seconds; what each client received.
+pub(crate) async fn streams(shaper: &Shaper, n: usize, secs: u32) -> io::Result<Vec<Received>> {
+    let pairs = net::pairs(n).await?;
+    let start = Instant::now();
+    let mut writers = Vec::with_capacity(n);
+    let mut readers = Vec::with_capacity(n);
+    for pair in pairs {
+        writers.push(shaper.spawn(pair.server));
+        readers.push(tokio::spawn(meter::drain(pair.client, start, secs)));
+    }
+    let mut out = Vec::with_capacity(n);
+    for r in readers {
+        out.push(r.await.map_err(io::Error::other)?);
+    }
+    for w in writers {
+        w.abort();
+    }
+    Ok(out)
+}
+
+/// One stream at one limit.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Accuracy {
+    /// Achieved rate over the whole run vs the limit, %.
+    pub(crate) error_pct: f64,
+    /// The worst one-second window after the first, signed, %.
+    pub(crate) worst_window_pct: f64,
+}
+
+pub(crate) async fn accuracy(peer: Peer, rate: u64, secs: u32) -> io::Result<Option<Accuracy>> {
+    let Some(shaper) = Shaper::new(peer, Some(rate), None) else {
+        return Ok(None);
+    };
+    let got = streams(&shaper, 1, secs).await?;
+    let r = &got[0];
+    Ok(Some(Accuracy {
+        error_pct: error_pct(r.rate(), rate as f64),
+        worst_window_pct: worst_window_pct(&r.per_second, rate as f64).unwrap_or(f64::NAN),
+    }))
+}
+
+/// Many streams sharing one limit (or, with `per_stream`, each also capped).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Sharing {
+    /// Jain's index over the per-stream mean rates.
+    pub(crate) jain: f64,
+    /// Aggregate rate vs the expected aggregate, %.
+    pub(crate) aggregate_error_pct: f64,
+    /// The stream furthest from its expected share, signed, %.
+    pub(crate) worst_stream_pct: f64,
+}
+
+pub(crate) async fn sharing(
+    peer: Peer,
+    shared: u64,
+    per_stream: Option<u64>,
+    n: usize,
+    secs: u32,
+) -> io::Result<Option<Sharing>> {
+    let Some(shaper) = Shaper::new(peer, Some(shared), per_stream) else {
+        return Ok(None);
+    };
+    let got = streams(&shaper, n, secs).await?;
+    let rates: Vec<f64> = got.iter().map(Received::rate).collect();
+    let each = per_stream.map_or(shared as f64 / n as f64, |c| {
+        (c as f64).min(shared as f64 / n as f64)
+    });
+    let aggregate: f64 = rates.iter().sum();
+    Ok(Some(Sharing {
+        jain: jain(&rates),
+        aggregate_error_pct: error_pct(aggregate, each * n as f64),
+        worst_stream_pct: rates
+            .iter()
+            .map(|&r| error_pct(r, each))
+            .max_by(|a, b| a.abs().total_cmp(&b.abs()))
+            .unwrap_or(f64::NAN),
+    }))
+}
+
+/// One stream as fast as loopback goes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Speed {
+    /// Bytes per second received.
+    pub(crate) bytes_per_sec: f64,
+    /// Process CPU seconds (both ends, all threads) per GiB moved.
+    pub(crate) cpu_s_per_gib: f64,
+}
+
+pub(crate) async fn speed(peer: Peer, limit: Option<u64>, secs: u32) -> io::Result<Option<Speed>> {
+    let Some(shaper) = Shaper::new(peer, limit, None) else {
+        return Ok(None);
+    };
+    let cpu0 = cpu_seconds();
+    let got = streams(&shaper, 1, secs).await?;
+    let cpu1 = cpu_seconds();
+    let gib = got[0].total as f64 / f64::from(1u32 << 30);
+    Ok(Some(Speed {
+        bytes_per_sec: got[0].rate(),
+        cpu_s_per_gib: match (cpu0, cpu1) {
+            (Some(a), Some(b)) => (b - a) / gib,
+            _ => f64::NAN,
+        },
+    }))
+}
+
+/// How long a limit change takes to show on a stream that was crawling.
+#[derive(Clone, Debug)]
+pub(crate) struct Change {
+    /// Per trial: set_limit → first byte received after it, ms.
+    pub(crate) first_byte_ms: Vec<f64>,
+    /// Per trial: set_limit → 64 KiB received after it (64 s at the old rate), ms;
+    /// `None` when that did not happen within the trial's window.
+    pub(crate) new_rate_ms: Vec<Option<f64>>,
+    /// How long a trial waits after the change.
+    pub(crate) window_ms: f64,
+}
+
+pub(crate) async fn change(
+    peer: Peer,
+    from: u64,
+    to: u64,
+    trials: usize,
+) -> io::Result<Option<Change>> {
+    let window = Duration::from_secs(2);
+    let mut out = Change {
+        first_byte_ms: Vec::new(),
+        new_rate_ms: Vec::new(),
+        window_ms: window.as_secs_f64() * 1e3,
+    };
+    for trial in 0..trials {
+        let Some(shaper) = Shaper::new(peer, Some(from), None) else {
+            return Ok(None);
+        };
+        let pair = net::pairs(1).await?.pop().expect("one pair");
+        // Vary the phase against the slow stream's 0.5 s piece clock.
+        let warm = Duration::from_millis(1000 + 137 * trial as u64);
+        let start = Instant::now();
+        let writer = shaper.spawn(pair.server);
+        let reader = tokio::spawn(meter::record(pair.client, start + warm + window));
+        tokio::time::sleep_until(start + warm).await;
+        let t_set = Instant::now();
+        if !shaper.set_shared(to) {
+            writer.abort();
+            reader.abort();
+            return Ok(None);
+        }
+        let events = reader.await.map_err(io::Error::other)?;
+        writer.abort();
+        let after: Vec<_> = events.iter().filter(|(t, _)| *t >= t_set).collect();
+        let ms = |t: Instant| t.duration_since(t_set).as_secs_f64() * 1e3;
+        out.first_byte_ms
+            .push(after.first().map_or(f64::NAN, |(t, _)| ms(*t)));
+        let mut sum = 0u64;
+        let mut reached = None;
+        for (t, n) in after {
+            sum += *n as u64;
+            if sum >= 64 * KIB {
+                reached = Some(ms(*t));
+                break;
+            }
+        }
+        out.new_rate_ms.push(reached);
+    }
+    Ok(Some(out))
+}
