@@ -24,22 +24,28 @@
 //!   256 KiB/s with no burst, so a leaf served shortly before its poll is in debt when it asks
 //!   again: the timer heap then holds many leaf timers, not just the root's.
 //!
+//! - `shared/depth3`: the `acquire_settle/depth3` iteration through [`Shared`] with a
+//!   `StdLock` (uncontended std mutex, one lock per call, change notice included): what an
+//!   adapter pays per grant on the fast path.
+//!
 //! Run with
 //!
 //! ```text
-//! cargo bench -p throttle-core --features alloc --bench decision
-//! cargo bench -p throttle-core --features alloc --bench decision -- 10k_leaves   # a filter
+//! cargo bench -p throttle-core --features std --bench decision
+//! cargo bench -p throttle-core --features std --bench decision -- 10k_leaves   # a filter
 //! ```
 //!
 //! The whole file runs in about 40 s (1 s warm-up, 3 s measurement, 50 samples each). Figures
 //! are ns per iteration as defined above; they are only comparable on a quiet machine.
 
 use core::hint::black_box;
+use core::task::Waker;
 use core::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use throttle_core::{
-    Config, Decision, FixedTree, Instant, LeafId, Limits, NodeId, Storage, Tier, Tree, VecTree,
+    Config, Decision, FixedTree, Growable, Instant, LeafId, Limits, NodeId, Shared, State, StdLock,
+    Step, Storage, Tier, Tree, VecTree,
 };
 
 /// Tokens asked for per acquire (one MTU-sized write).
@@ -88,6 +94,26 @@ fn acquire_settle_depth(c: &mut Criterion) {
         let leaf = chain(&mut tree, depth, |_| huge());
         grant_path(c, &format!("acquire_settle/depth{depth}"), tree, leaf);
     }
+}
+
+fn shared_depth3(c: &mut Criterion) {
+    let mut tree = VecTree::new(Config::DEFAULT);
+    let leaf = chain(&mut tree, 3, |_| huge());
+    let shared: Shared<Growable, StdLock<State<Growable>>> = Shared::new(tree);
+    let waker = Waker::noop();
+    let mut now = 0u64;
+    c.bench_function("shared/depth3", |b| {
+        b.iter(|| {
+            now += STEP_NS;
+            let t = Instant::from_nanos(now);
+            let n = match black_box(shared.poll_acquire(leaf, black_box(WANT), t, waker)) {
+                Ok(Step::Grant(n)) => n,
+                other => panic!("expected a grant on the unbound path, got {other:?}"),
+            };
+            shared.settle(leaf, n, t).unwrap();
+        });
+    });
+    assert_eq!(shared.sleeping(), 0);
 }
 
 fn fixed_depth3(c: &mut Criterion) {
@@ -269,6 +295,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = acquire_settle_depth, fixed_depth3, unlimited_depth3, binding_depth3, many_leaves
+    targets = acquire_settle_depth, shared_depth3, fixed_depth3, unlimited_depth3, binding_depth3, many_leaves
 }
 criterion_main!(benches);
