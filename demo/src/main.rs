@@ -111,8 +111,10 @@ async fn run(opts: Options) -> std::io::Result<()> {
     } else {
         None
     };
-    println!("MiB/s received by each client in each second (measured by the clients); \
-              last column: the server node's smoothed rate (1 s EWMA) from throttle's stats\n");
+    println!(
+        "MiB/s received by each client in each second (measured by the clients); \
+              last column: the server node's smoothed rate (1 s EWMA) from throttle's stats\n"
+    );
 
     let counters = clients::start(addr, opts.clients).await?;
     let start = Instant::now();
