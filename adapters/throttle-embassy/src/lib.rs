@@ -49,6 +49,9 @@ mod lock;
 mod stream;
 mod time;
 
+#[cfg(test)]
+mod tests;
+
 pub use error::Error;
 pub use limiter::{Directions, Group, Leaves, Limiter, SharedTree};
 pub use lock::MutexLock;

@@ -1,0 +1,120 @@
+//! Example firmware: a Cortex-M4F serving 8 connections under one server limit with
+//! `throttle-embassy`.
+//!
+//! - `LIMITER` is a `static` with fixed-capacity storage: 2 nodes for the server (read,
+//!   write) + 2 leaves per connection = 18 slots.
+//! - 8 connection tasks each wrap a stream with per-connection limits and serve requests
+//!   (read a request, write a 4 KiB response), sharing the server limit fairly.
+//! - A task changes the server limit every 5 s (256 KiB/s ↔ 1 MiB/s): sleeping connections
+//!   see it at once.
+//!
+//! The streams are [`Dummy`] `embedded-io-async` streams, not embassy-net `TcpSocket`s: a NIC
+//! driver and board support crate would dominate the build and the size figures. The adapter
+//! code is the same for a `TcpSocket` (it only needs `Read + Write`).
+
+#![no_std]
+#![no_main]
+
+mod time_driver;
+
+use core::convert::Infallible;
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use embassy_executor::Spawner;
+use embassy_time::Timer;
+use embedded_io_async::{ErrorType, Read, Write};
+use panic_halt as _;
+use throttle_core::Limits;
+use throttle_embassy::{Directions, Group, Limiter};
+
+/// Connections served at once.
+const CONNECTIONS: usize = 8;
+
+/// The limiter: 1 server (2 nodes) + 8 connections × 2 leaves.
+static LIMITER: Limiter<{ 2 + 2 * CONNECTIONS }> = Limiter::new();
+
+/// Bytes written per connection (for a speed display or a debugger).
+static SENT: [AtomicU32; CONNECTIONS] = [const { AtomicU32::new(0) }; CONNECTIONS];
+
+/// What every request is answered with (in flash, not in each task's state).
+static RESPONSE: &[u8] = &[0x42; 4096];
+
+/// A stand-in for a `TcpSocket`: reads produce a request pattern, writes are consumed.
+struct Dummy {
+    id: u8,
+}
+
+impl ErrorType for Dummy {
+    type Error = Infallible;
+}
+
+impl Read for Dummy {
+    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, Infallible> {
+        buf.fill(self.id);
+        Ok(buf.len())
+    }
+}
+
+impl Write for Dummy {
+    async fn write(&mut self, buf: &[u8]) -> Result<usize, Infallible> {
+        Ok(buf.len())
+    }
+
+    async fn flush(&mut self) -> Result<(), Infallible> {
+        Ok(())
+    }
+}
+
+#[embassy_executor::task(pool_size = CONNECTIONS)]
+async fn connection(id: usize, server: Group) {
+    let per_conn = Directions {
+        read: Limits::per_second(32 << 10),
+        write: Limits::per_second(256 << 10),
+    };
+    let Ok(mut conn) = LIMITER.throttle(Dummy { id: id as u8 }, Some(&server), per_conn) else {
+        return; // limiter full: a real server would refuse the connection
+    };
+    let mut request = [0u8; 256];
+    loop {
+        if conn.read(&mut request).await.is_err() {
+            break;
+        }
+        if conn.write_all(RESPONSE).await.is_err() {
+            break;
+        }
+        if let Some(counter) = SENT.get(id) {
+            counter.fetch_add(RESPONSE.len() as u32, Ordering::Relaxed);
+        }
+    }
+    // `conn` dropped: its leaves leave the limiter.
+}
+
+#[embassy_executor::task]
+async fn limit_changer(server: Group) {
+    let mut fast = false;
+    loop {
+        Timer::after_secs(5).await;
+        fast = !fast;
+        let rate = if fast { 1 << 20 } else { 256 << 10 };
+        let _ = LIMITER.set_group_limits(&server, Directions::both(Limits::per_second(rate)));
+    }
+}
+
+#[embassy_executor::main]
+async fn main(spawner: Spawner) {
+    if let Some(p) = cortex_m::Peripherals::take() {
+        time_driver::init(p.SYST);
+    }
+    let Ok(server) = LIMITER.add_group(None, Directions::both(Limits::per_second(256 << 10)), 1)
+    else {
+        return;
+    };
+    for id in 0..CONNECTIONS {
+        if let Ok(token) = connection(id, server) {
+            spawner.spawn(token);
+        }
+    }
+    if let Ok(token) = limit_changer(server) {
+        spawner.spawn(token);
+    }
+}
