@@ -11,6 +11,7 @@ use throttle_core::{InsertError, Limits, SetLimitError};
 use crate::leaf::Leaf;
 use crate::limiter::{Node, NodeInner};
 use crate::stats::NodeStats;
+use crate::stream::Throttled;
 
 /// The two leaves of one connection: what is read and what is written, each with its own
 /// limit. Wrap a stream with it (`Throttled::new`); dropping the stream removes both leaves.
@@ -99,6 +100,12 @@ impl Server {
         reg.leaves
             .push((Arc::downgrade(&conn.write.node().0), true));
         Ok(conn)
+    }
+
+    /// Registers a new connection and wraps `stream` with it (a futures-io stream, or any
+    /// stream an adapter drives through [`Throttled::poll_read_with`]).
+    pub fn wrap<S>(&self, stream: S) -> Result<Throttled<S>, InsertError> {
+        Ok(Throttled::new(stream, self.connection()?))
     }
 
     /// Changes the per-connection limits, for new connections and every live one (their

@@ -60,6 +60,16 @@ impl<S> Throttled<S> {
         &self.write
     }
 
+    /// Withdraws what either direction has queued in the tree. A read or write future dropped
+    /// while it waited (a `select!` branch that lost) cannot tell the stream; its piece stays
+    /// queued until the stream is polled again (which continues it) or dropped. Call this if
+    /// the stream will sit unpolled for long: a queued leaf may hold the tree's timer, which
+    /// the other waiters then wait on.
+    pub fn cancel(&mut self) {
+        self.read.cancel();
+        self.write.cancel();
+    }
+
     /// One throttled read of up to `want` bytes: `read(inner, cx, n)` must read at most `n`
     /// bytes and return how many it read. See [`Leaf::poll_io`].
     pub fn poll_read_with(

@@ -42,6 +42,11 @@ impl<S> Throttled<S> {
         self.0.into_parts()
     }
 
+    /// Withdraws what either direction has queued (see [`throttle_io::Throttled::cancel`]).
+    pub fn cancel(&mut self) {
+        self.0.cancel();
+    }
+
     /// The read side's leaf: `read_leaf().node()` changes its limit or reads its stats.
     pub fn read_leaf(&self) -> &Leaf {
         self.0.read_leaf()

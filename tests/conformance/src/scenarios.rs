@@ -1,0 +1,526 @@
+//! The scenarios, each an `async fn` generic over the runtime. Real loopback sockets, real
+//! runtimes; bounds are generous (a busy 2-core machine), rates small (tests run in parallel).
+
+extern crate alloc;
+
+use alloc::sync::Arc;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::time::Duration;
+use std::time::Instant;
+
+use throttle_tokio::{AcquireError, Config, Limiter, Limits, Server, Tier};
+
+use crate::{timeout, Rt, Stream, Throttled};
+
+const KIB: u64 = 1 << 10;
+const MIB: u64 = 1 << 20;
+
+/// Reads `s` until end of stream or error, counting into `count`.
+async fn sink(mut s: impl Stream, count: Arc<AtomicU64>) -> u64 {
+    let mut buf = vec![0u8; 64 << 10];
+    let mut total = 0;
+    while let Ok(n) = s.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+        count.fetch_add(n as u64, Ordering::Relaxed);
+    }
+    total
+}
+
+/// Writes to `s` in `chunk`-sized pieces until an error or `stop`, counting into `count`.
+async fn source(mut s: impl Stream, chunk: usize, count: Arc<AtomicU64>, stop: Arc<AtomicBool>) {
+    let buf = vec![0x5au8; chunk];
+    while !stop.load(Ordering::Relaxed) {
+        if s.write_all(&buf).await.is_err() {
+            break;
+        }
+        count.fetch_add(chunk as u64, Ordering::Relaxed);
+    }
+}
+
+fn counters(n: usize) -> Vec<Arc<AtomicU64>> {
+    (0..n).map(|_| Arc::new(AtomicU64::new(0))).collect()
+}
+
+fn snapshot(c: &[Arc<AtomicU64>]) -> Vec<u64> {
+    c.iter().map(|c| c.load(Ordering::Relaxed)).collect()
+}
+
+/// Per-counter rates (bytes/s) over `window`, after `warmup`.
+async fn measure<R: Rt>(c: &[Arc<AtomicU64>], warmup: Duration, window: Duration) -> Vec<f64> {
+    R::sleep(warmup).await;
+    let (a, t0) = (snapshot(c), Instant::now());
+    R::sleep(window).await;
+    let (b, dt) = (snapshot(c), t0.elapsed().as_secs_f64());
+    a.iter().zip(&b).map(|(a, b)| (b - a) as f64 / dt).collect()
+}
+
+fn jain(x: &[f64]) -> f64 {
+    let s: f64 = x.iter().sum();
+    let q: f64 = x.iter().map(|v| v * v).sum();
+    s * s / (x.len() as f64 * q)
+}
+
+fn server(limiter: &Limiter, server: Limits, read: Limits, write: Limits) -> Server {
+    Server::new(limiter.node(server, 1).expect("server node"), read, write)
+}
+
+/// Waits until `cond` holds, up to `limit`.
+async fn eventually<R: Rt>(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let t0 = Instant::now();
+    while !cond() {
+        if t0.elapsed() > limit {
+            return false;
+        }
+        R::sleep(Duration::from_millis(10)).await;
+    }
+    true
+}
+
+/// One stream limited to 256 KiB/s writes 3 s worth (+ its burst): the time taken matches
+/// the limit within ±5 %, every byte arrives, and the statistics agree.
+pub async fn one_stream_accuracy<R: Rt>() {
+    const RATE: u64 = 256 * KIB;
+    const BURST: u64 = 4096; // Tier::per_second's automatic burst at this rate
+    let limiter = R::limiter();
+    let srv = server(
+        &limiter,
+        Limits::UNLIMITED,
+        Limits::UNLIMITED,
+        Limits::per_second(RATE),
+    );
+    let (l, addr) = R::bind(srv).await;
+    let raw = R::connect(addr).await;
+    let mut conn = R::accept(&l).await;
+    let received = R::spawn(sink(raw, Arc::new(AtomicU64::new(0))));
+    let total = 3 * RATE + BURST;
+    let buf = vec![1u8; 64 << 10];
+    let t0 = Instant::now();
+    let mut sent = 0;
+    while sent < total {
+        let n = (total - sent).min(buf.len() as u64);
+        conn.write_all(&buf[..n as usize]).await.expect("write");
+        sent += n;
+    }
+    let dt = t0.elapsed().as_secs_f64();
+    let rate = (total - BURST) as f64 / dt;
+    let stats = conn.write_leaf().node().stats();
+    drop(conn);
+    assert_eq!(received.await, total, "every byte arrives");
+    assert!(
+        (rate / RATE as f64 - 1.0).abs() <= 0.05,
+        "rate {rate:.0} B/s vs limit {RATE} B/s ({dt:.3} s)"
+    );
+    assert_eq!(stats.granted, total);
+    assert!(
+        (stats.rate / RATE as f64 - 1.0).abs() <= 0.25,
+        "smoothed rate {:.0}",
+        stats.rate
+    );
+}
+
+/// A plain client writing to a throttled server connection that reads into `count`.
+async fn uploader<R: Rt>(
+    l: &R::Listener,
+    addr: core::net::SocketAddr,
+    count: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+) -> impl Sized {
+    let raw = R::connect(addr).await;
+    let conn = R::accept(l).await;
+    let up = R::spawn(source(raw, 16 << 10, Arc::new(AtomicU64::new(0)), stop));
+    (up, R::spawn(sink(conn, count)))
+}
+
+/// Reads limited per connection (128 KiB/s) under a server limit (512 KiB/s): two
+/// connections each get their own limit; six share the server's.
+pub async fn connection_limit_under_server_limit<R: Rt>() {
+    const SERVER: u64 = 512 * KIB;
+    const CONN: u64 = 128 * KIB;
+    let limiter = R::limiter();
+    let srv = server(
+        &limiter,
+        Limits::per_second(SERVER),
+        Limits::per_second(CONN),
+        Limits::UNLIMITED,
+    );
+    let (l, addr) = R::bind(srv.clone()).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let counts = counters(6);
+    let mut tasks = Vec::new();
+    for count in &counts[..2] {
+        tasks.push(uploader::<R>(&l, addr, count.clone(), stop.clone()).await);
+    }
+    let two = measure::<R>(
+        &counts[..2],
+        Duration::from_millis(400),
+        Duration::from_millis(1500),
+    )
+    .await;
+    for count in &counts[2..] {
+        tasks.push(uploader::<R>(&l, addr, count.clone(), stop.clone()).await);
+    }
+    let six = measure::<R>(
+        &counts,
+        Duration::from_millis(400),
+        Duration::from_millis(1500),
+    )
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    assert_eq!(srv.connections(), 6);
+    drop(tasks);
+    for r in &two {
+        assert!(
+            (r / CONN as f64 - 1.0).abs() <= 0.10,
+            "two connections: {two:?} vs {CONN} each"
+        );
+    }
+    let total: f64 = six.iter().sum();
+    assert!(
+        (total / SERVER as f64 - 1.0).abs() <= 0.10,
+        "six: total {total:.0} vs {SERVER}"
+    );
+    for r in &six {
+        assert!(
+            *r <= CONN as f64 * 1.10,
+            "six: {six:?}: one above its own limit {CONN}"
+        );
+    }
+}
+
+/// Twenty connections writing through one 1 MiB/s server limit share it fairly.
+pub async fn fairness_of_twenty_connections<R: Rt>() {
+    const N: usize = 20;
+    const SERVER: u64 = MIB;
+    let limiter = R::limiter();
+    let srv = server(
+        &limiter,
+        Limits::per_second(SERVER),
+        Limits::UNLIMITED,
+        Limits::UNLIMITED,
+    );
+    let (l, addr) = R::bind(srv).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let counts = counters(N);
+    let (mut tasks, mut sources) = (Vec::new(), Vec::new());
+    for count in &counts {
+        let raw = R::connect(addr).await;
+        let conn = R::accept(&l).await;
+        tasks.push(R::spawn(sink(raw, Arc::new(AtomicU64::new(0)))));
+        sources.push(R::spawn(source(
+            conn,
+            16 << 10,
+            count.clone(),
+            stop.clone(),
+        )));
+    }
+    let rates = measure::<R>(&counts, Duration::from_millis(500), Duration::from_secs(2)).await;
+    stop.store(true, Ordering::Relaxed);
+    let total: f64 = rates.iter().sum();
+    let j = jain(&rates);
+    assert!(j >= 0.95, "Jain {j:.4}: {rates:?}");
+    assert!(
+        (total / SERVER as f64 - 1.0).abs() <= 0.10,
+        "total {total:.0} vs {SERVER}"
+    );
+}
+
+/// A write sleeping under 1 KiB/s completes soon after the per-connection limit is raised to
+/// 10 MiB/s through the server (reaching an existing connection's sleeping task).
+pub async fn limit_change_reaches_sleeping_writer<R: Rt>() {
+    let limiter = R::limiter();
+    let srv = server(
+        &limiter,
+        Limits::UNLIMITED,
+        Limits::UNLIMITED,
+        Limits::per_second(KIB),
+    );
+    let (l, addr) = R::bind(srv.clone()).await;
+    let raw = R::connect(addr).await;
+    let mut conn = R::accept(&l).await;
+    let leaf = conn.write_leaf().node().clone();
+    let _sink = R::spawn(sink(raw, Arc::new(AtomicU64::new(0))));
+    let writer = R::spawn(async move {
+        conn.write_all(&vec![3u8; 64 << 10]).await.expect("write");
+        Instant::now()
+    });
+    R::sleep(Duration::from_millis(300)).await;
+    let before = leaf.stats();
+    assert!(before.granted <= 4 * KIB, "throttled at first: {before:?}");
+    assert_eq!(before.waiting, 1, "the writer sleeps on the tree");
+    let changed = Instant::now();
+    srv.set_connection_limits(Limits::UNLIMITED, Limits::per_second(10 * MIB))
+        .expect("set limits");
+    let done = timeout::<R, _>(Duration::from_secs(5), writer)
+        .await
+        .expect("the sleeping write completes after the change");
+    let took = done.saturating_duration_since(changed);
+    assert!(
+        took < Duration::from_secs(2),
+        "took {took:?} after the change"
+    );
+}
+
+/// Two groups of two connections under a 1 MiB/s server, weights 1 and 3: the groups get
+/// 1/4 and 3/4 of it (client-side throttling of plain sockets, `wrap`).
+pub async fn weighted_groups_share_server<R: Rt>() {
+    const SERVER: u64 = MIB;
+    let limiter = R::limiter();
+    let root = limiter.node(Limits::per_second(SERVER), 1).expect("root");
+    let groups = [
+        root.child(Limits::UNLIMITED, 1).expect("a"),
+        root.child(Limits::UNLIMITED, 3).expect("b"),
+    ];
+    // the receiving side: not limited
+    let rx = R::limiter();
+    let (l, addr) = R::bind(server(
+        &rx,
+        Limits::UNLIMITED,
+        Limits::UNLIMITED,
+        Limits::UNLIMITED,
+    ))
+    .await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let counts = counters(4);
+    let (mut sinks, mut sources) = (Vec::new(), Vec::new());
+    for (k, count) in counts.iter().enumerate() {
+        let raw = R::connect(addr).await;
+        let conn = groups[k / 2]
+            .connection(Limits::UNLIMITED, Limits::UNLIMITED)
+            .expect("conn");
+        let tx = R::wrap(raw, conn);
+        sinks.push(R::spawn(sink(
+            R::accept(&l).await,
+            Arc::new(AtomicU64::new(0)),
+        )));
+        sources.push(R::spawn(source(tx, 16 << 10, count.clone(), stop.clone())));
+    }
+    let rates = measure::<R>(&counts, Duration::from_millis(500), Duration::from_secs(2)).await;
+    stop.store(true, Ordering::Relaxed);
+    let (a, b) = (rates[0] + rates[1], rates[2] + rates[3]);
+    let share = a / (a + b);
+    assert!(
+        (share - 0.25).abs() <= 0.05,
+        "group shares {a:.0} : {b:.0} ({rates:?})"
+    );
+    assert!(
+        ((a + b) / SERVER as f64 - 1.0).abs() <= 0.10,
+        "total {}",
+        a + b
+    );
+    let j = jain(&rates[2..]);
+    assert!(j >= 0.95, "inside the weight-3 group: {rates:?}");
+}
+
+/// A waiting `acquire` dropped by a timeout withdraws its piece: the other leaf, asleep
+/// without a timer of its own, takes over and gets the next tokens; the dropped request was
+/// charged nothing.
+pub async fn cancel_refunds_to_other_leaf<R: Rt>() {
+    let limiter = R::limiter();
+    // 100 tokens/s, burst 100
+    let node = limiter.node(Limits::per_second(100), 1).expect("node");
+    let mut a = node.leaf(Limits::UNLIMITED, 1).expect("a");
+    let mut b = node.leaf(Limits::UNLIMITED, 1).expect("b");
+    // the burst, then one piece of debt: both immediate
+    a.acquire(100).await.expect("burst");
+    a.acquire(100).await.expect("debt");
+    let spent = a.node().stats().granted;
+    assert_eq!(spent, 200);
+    let t0 = Instant::now();
+    // `a` waits first (it holds the tree's timer), then is dropped by the timeout
+    assert!(timeout::<R, _>(Duration::from_millis(300), a.acquire(50))
+        .await
+        .is_none());
+    assert_eq!(
+        a.node().stats().granted,
+        spent,
+        "the dropped request was charged nothing"
+    );
+    assert_eq!(a.node().stats().waiting, 0, "and left nothing queued");
+    // `b` now gets the tokens as soon as the debt is repaid (1 s after the start)
+    let r = timeout::<R, _>(Duration::from_secs(5), b.acquire(50)).await;
+    let took = t0.elapsed();
+    assert_eq!(r, Some(Ok(())), "b is served");
+    assert!(
+        took >= Duration::from_millis(700) && took < Duration::from_millis(2500),
+        "{took:?}"
+    );
+    assert_eq!(node.stats().granted, 250);
+}
+
+/// Dropping a throttled connection while its write sleeps hands its share (and the tree's
+/// timer) to the other connection, which then gets the whole server limit.
+pub async fn dropped_stream_hands_over_to_other_connection<R: Rt>() {
+    const SERVER: u64 = 128 * KIB;
+    let limiter = R::limiter();
+    let srv = server(
+        &limiter,
+        Limits::per_second(SERVER),
+        Limits::UNLIMITED,
+        Limits::UNLIMITED,
+    );
+    let (l, addr) = R::bind(srv).await;
+    let counts = counters(2);
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut sinks = Vec::new();
+    let mut conns = Vec::new();
+    for _ in 0..2 {
+        let raw = R::connect(addr).await;
+        conns.push(R::accept(&l).await);
+        sinks.push(R::spawn(sink(raw, Arc::new(AtomicU64::new(0)))));
+    }
+    assert_eq!(limiter.len(), 5);
+    let b = conns.pop().expect("b");
+    let a = conns.pop().expect("a");
+    let a_done = R::spawn({
+        let (count, stop) = (counts[0].clone(), stop.clone());
+        // the write in flight is dropped with the stream after 1 s
+        async move {
+            timeout::<R, _>(Duration::from_secs(1), source(a, 16 << 10, count, stop))
+                .await
+                .is_none()
+        }
+    });
+    let _b = R::spawn(source(b, 16 << 10, counts[1].clone(), stop.clone()));
+    let shared = measure::<R>(
+        &counts,
+        Duration::from_millis(200),
+        Duration::from_millis(600),
+    )
+    .await;
+    assert!(a_done.await, "a was dropped mid-write");
+    assert_eq!(limiter.len(), 3, "a's leaves are gone");
+    let alone = measure::<R>(
+        &counts[1..],
+        Duration::from_millis(200),
+        Duration::from_secs(1),
+    )
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    let half = SERVER as f64 / 2.0;
+    assert!(
+        shared.iter().all(|r| (r / half - 1.0).abs() <= 0.25),
+        "shared {shared:?}"
+    );
+    assert!(
+        (alone[0] / SERVER as f64 - 1.0).abs() <= 0.15,
+        "alone {alone:?} vs {SERVER}"
+    );
+}
+
+/// Connections closed by the client end on the server, and their leaves leave the tree.
+pub async fn connection_close_frees_leaves<R: Rt>() {
+    let limiter = R::limiter();
+    let srv = server(
+        &limiter,
+        Limits::per_second(MIB),
+        Limits::per_second(256 * KIB),
+        Limits::per_second(256 * KIB),
+    );
+    let (l, addr) = R::bind(srv.clone()).await;
+    let mut done = Vec::new();
+    for _ in 0..5 {
+        let mut raw = R::connect(addr).await;
+        let conn = R::accept(&l).await;
+        done.push(R::spawn(sink(conn, Arc::new(AtomicU64::new(0)))));
+        raw.write_all(&[9u8; 10 << 10]).await.expect("write");
+        drop(raw);
+    }
+    for d in done {
+        assert_eq!(
+            timeout::<R, _>(Duration::from_secs(5), d).await,
+            Some(10 << 10)
+        );
+    }
+    assert!(
+        eventually::<R>(Duration::from_secs(3), || limiter.len() == 1).await,
+        "tree len {} after every connection closed",
+        limiter.len()
+    );
+    assert_eq!(srv.connections(), 0);
+    assert_eq!(srv.stats().granted, 5 * (10 << 10));
+}
+
+/// No limit anywhere: the tree is skipped (no piece, no wake-up), 32 MiB go through fast and
+/// are still counted; a limit set afterwards takes effect on the same connection.
+pub async fn unlimited_skips_tree<R: Rt>() {
+    const TOTAL: u64 = 32 * MIB;
+    let limiter = R::limiter();
+    let srv = server(
+        &limiter,
+        Limits::UNLIMITED,
+        Limits::UNLIMITED,
+        Limits::UNLIMITED,
+    );
+    let (l, addr) = R::bind(srv.clone()).await;
+    let raw = R::connect(addr).await;
+    let mut conn = R::accept(&l).await;
+    let received = R::spawn(sink(raw, Arc::new(AtomicU64::new(0))));
+    let buf = vec![7u8; 256 << 10];
+    let t0 = Instant::now();
+    for _ in 0..TOTAL / buf.len() as u64 {
+        conn.write_all(&buf).await.expect("write");
+    }
+    let dt = t0.elapsed();
+    assert!(dt < Duration::from_secs(10), "32 MiB took {dt:?}");
+    let stats = srv.stats();
+    assert_eq!((stats.granted, stats.pieces), (TOTAL, 0));
+    assert_eq!(limiter.shared().wakes(), 0, "nothing ever slept");
+    // now limited: 128 KiB at 128 KiB/s, less the 4 KiB burst
+    srv.set_limit(Limits::per_second(128 * KIB)).expect("limit");
+    let t1 = Instant::now();
+    conn.write_all(&vec![1u8; 128 << 10]).await.expect("write");
+    let dt = t1.elapsed();
+    assert!(
+        dt >= Duration::from_millis(800) && dt < Duration::from_secs(3),
+        "{dt:?}"
+    );
+    drop(conn);
+    assert_eq!(received.await, TOTAL + (128 << 10));
+}
+
+/// The request limiter of seed 002 ("10/s AND 300/min"): a deadline that cannot be met
+/// fails at once with the earliest time; one that can is met; paused limits and zero-sized
+/// requests are typed errors.
+pub async fn acquire_before_deadline_fails_fast<R: Rt>() {
+    // Request limits: pieces of one token, so a request never borrows beyond the burst.
+    let limiter = R::limiter_with(Config::DEFAULT.with_pieces(1, 64 << 10));
+    let limits = Limits::per_second(10)
+        .and(Tier::per_period(300, Duration::from_secs(60)).expect("tier"))
+        .expect("limits");
+    let mut leaf = limiter.leaf(limits).expect("leaf");
+    for _ in 0..11 {
+        leaf.acquire(1).await.expect("burst");
+    }
+    let t0 = Instant::now();
+    let deadline = t0 + Duration::from_millis(200);
+    match leaf.acquire_before(30, deadline).await {
+        Err(AcquireError::Deadline { earliest: Some(e) }) => {
+            assert!(e > deadline, "{e:?}");
+            assert!(
+                e < t0 + Duration::from_secs(4),
+                "earliest {:?} away",
+                e - t0
+            );
+        }
+        other => panic!("expected a deadline error, got {other:?}"),
+    }
+    assert!(
+        t0.elapsed() < Duration::from_millis(150),
+        "failed at once, not after sleeping"
+    );
+    assert_eq!(leaf.node().stats().waiting, 0, "nothing reserved");
+    // a deadline that can be met (one token, ~100 ms away) is met
+    leaf.acquire_before(1, Instant::now() + Duration::from_secs(3))
+        .await
+        .expect("in time");
+    assert_eq!(leaf.acquire(0).await, Err(AcquireError::ZeroRequest));
+    leaf.node().set_limit(Limits::per_second(0)).expect("pause");
+    assert_eq!(
+        leaf.acquire_before(1, Instant::now() + Duration::from_secs(60))
+            .await,
+        Err(AcquireError::Deadline { earliest: None })
+    );
+}

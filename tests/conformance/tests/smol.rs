@@ -1,0 +1,3 @@
+//! The conformance suite on smol.
+
+throttle_conformance::suite!(throttle_conformance::runtimes::Smol);

@@ -1,0 +1,3 @@
+//! The conformance suite on tokio.
+
+throttle_conformance::suite!(throttle_conformance::runtimes::Tokio);
