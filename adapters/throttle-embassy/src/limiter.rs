@@ -11,7 +11,6 @@
 //! [`Group`]; a group is a pair of nodes (read, write). Groups nest (server → tenant → …).
 
 use embassy_sync::blocking_mutex::raw::{CriticalSectionRawMutex, RawMutex};
-use embedded_io_async::{Read, Write};
 use throttle_core::{
     Config, Fixed, InsertError, LeafId, Limits, NodeId, RemoveError, SetLimitError, Shared,
     StaleHandle, State, Stats, Tree,
@@ -139,7 +138,11 @@ impl<const N: usize, M: RawMutex> Limiter<N, M> {
     /// [`Throttled`] is dropped or [`Throttled::into_inner`] is called.
     ///
     /// Fails only if the tree is full or `parent` was removed; the stream is handed back.
-    pub fn throttle<T: Read + Write>(
+    ///
+    /// `T` is typically `Read + Write`; a half (embassy-net `TcpSocket::split` gives a
+    /// `TcpReader` and a `TcpWriter`, for reading and writing from two tasks at once) works
+    /// too: wrap each half, its other direction `Limits::UNLIMITED` (unused, one slot).
+    pub fn throttle<T>(
         &self,
         stream: T,
         parent: Option<&Group>,
@@ -192,13 +195,13 @@ impl<const N: usize, M: RawMutex> Limiter<N, M> {
         self.set_limit(group.write, limits.write)
     }
 
-    /// Removes a group (both nodes). Its connections must be gone first
-    /// ([`RemoveError::HasChildren`] otherwise).
+    /// Removes a group (both nodes). Its connections and subgroups must be gone first
+    /// ([`RemoveError::HasChildren`] otherwise, and nothing is removed: a connection or group
+    /// has a node on both sides, so the read side fails first).
     pub fn remove(&self, group: &Group) -> Result<(), RemoveError> {
         let t = now();
-        let read = self.shared.remove(group.read, t);
-        let write = self.shared.remove(group.write, t);
-        read.and(write)
+        self.shared.remove(group.read, t)?;
+        self.shared.remove(group.write, t)
     }
 
     /// Removes a connection's leaves; whatever they held or waited for is refunded.

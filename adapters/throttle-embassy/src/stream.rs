@@ -60,7 +60,18 @@ impl<const N: usize, M: RawMutex> Drop for Registration<'_, N, M> {
 }
 
 /// A stream throttled by a [`Limiter`]: reads and writes wait for tokens of their
-/// direction's leaf (see the [module docs](self) for what one call does).
+/// direction's leaf.
+///
+/// Each `read`/`write` with a non-empty buffer:
+/// 1. skips the tree if every node from the leaf to the root is unlimited (checked against
+///    the tree's generation: one lock, no tree operation; a limit set while a call is already
+///    in the inner stream applies from the next call);
+/// 2. otherwise waits for a grant `g` (cancel-safe; limit changes reach the wait) and hands the
+///    inner stream `min(len, g)` bytes of the buffer — a longer call is shortened, never an
+///    error;
+/// 3. if the inner stream completes at once, settles what it moved; if it would block, settles
+///    0 at once (a stream that makes no progress holds no tokens), waits for it, then pays for
+///    what it moved before returning, so the next call cannot start on credit.
 ///
 /// Created by [`Limiter::throttle`]; dropping it (or [`Throttled::into_inner`]) removes its
 /// leaves, refunding anything they held. Both `read` and `write` futures are cancel-safe with
