@@ -10,11 +10,16 @@
 cd "$(dirname "$0")/../.."
 
 # 1.
-cargo test -p throttle-embassy --release --test net -- --nocapture 2>&1 |
-    grep -E '^(test |raw link|10 MiB|write |read |fair|aggregate|limit change|cancel)|test result|panicked|error' || true
-# grep filters the report; the exit status is the test run's own.
-cargo test -p throttle-embassy --release --test net >/dev/null 2>&1 ||
-    { echo "throttle-embassy release tests failed"; cargo test -p throttle-embassy --release --test net; exit 1; }
+log=$(mktemp)
+rc=0
+cargo test -p throttle-embassy --release --test net -- --nocapture >"$log" 2>&1 || rc=$?
+grep -E '^(test |raw link|10 MiB|write |read |fair|aggregate|limit change|cancel)|test result' "$log" || true
+if [[ $rc -ne 0 ]]; then
+    cat "$log"
+    echo "throttle-embassy release tests failed (exit $rc)"
+    exit "$rc"
+fi
+rm -f "$log"
 
 # 2.
 target=thumbv7em-none-eabihf
