@@ -129,7 +129,8 @@ pub(crate) fn estimate(node: &Node, n: u64) -> Option<Instant> {
                 if t.is_paused() {
                     return None;
                 }
-                let period = u128::from(t.period().as_nanos().min(u128::from(u64::MAX)) as u64);
+                // at most 2^55 ns (MAX_PERIOD)
+                let period = t.period().as_nanos();
                 let amount = u128::from(t.amount());
                 // level at the tree's clock, then refilled up to our `now`, capped at the burst
                 let level = tree.tokens(x, i).unwrap_or(0);
@@ -146,4 +147,96 @@ pub(crate) fn estimate(node: &Node, n: u64) -> Option<Instant> {
         let wait = u64::try_from(wait_ns).unwrap_or(u64::MAX);
         Some(tree_now.saturating_add_nanos(wait))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use core::time::Duration;
+
+    use throttle_core::{Config, Limits, Tier};
+
+    use super::*;
+    use crate::test_rt::{cx, Manual};
+    use crate::Limiter;
+
+    fn poll(f: &mut Acquire<'_>) -> Poll<Result<(), AcquireError>> {
+        Pin::new(f).poll(&mut cx())
+    }
+
+    #[test]
+    fn acquire_larger_than_piece_collects_pieces_over_time() {
+        let rt = Manual::new();
+        let limiter = Limiter::with_config(Config::DEFAULT.with_pieces(1, 1 << 16), rt.clone());
+        // 10 per second, burst 10
+        let mut leaf = limiter.leaf(Limits::per_second(10)).unwrap();
+        let node = leaf.node().clone();
+        let mut f = leaf.acquire(15);
+        assert!(poll(&mut f).is_pending(), "10 of the burst, then waits");
+        for _ in 0..10 {
+            rt.advance(Duration::from_millis(100));
+            let _ = poll(&mut f);
+        }
+        assert_eq!(poll(&mut f), Poll::Ready(Ok(())));
+        drop(f);
+        assert_eq!(node.stats().granted, 15);
+    }
+
+    #[test]
+    fn acquire_dropped_mid_wait_keeps_collected_refunds_in_flight() {
+        let rt = Manual::new();
+        let limiter = Limiter::with_config(Config::DEFAULT.with_pieces(1, 1 << 16), rt.clone());
+        let mut leaf = limiter.leaf(Limits::per_second(10)).unwrap();
+        let node = leaf.node().clone();
+        let mut f = leaf.acquire(15);
+        assert!(poll(&mut f).is_pending());
+        let collected = 15 - f.remaining();
+        drop(f);
+        let st = node.stats();
+        assert_eq!((st.granted, st.waiting), (collected, 0));
+    }
+
+    #[test]
+    fn acquire_before_unreachable_deadline_fails_without_reserving() {
+        let rt = Manual::new();
+        let limiter = Limiter::with_config(Config::DEFAULT.with_pieces(1, 1 << 16), rt.clone());
+        let limits = Limits::per_second(10)
+            .and(Tier::per_period(300, Duration::from_secs(60)).unwrap())
+            .unwrap();
+        let mut leaf = limiter.leaf(limits).unwrap();
+        let now = limiter.now_std();
+        // the burst of 10 is there: 10 more take ~1 s, so a 2 s deadline is fine...
+        assert!(poll(&mut leaf.acquire_before(20, now + Duration::from_secs(2))).is_pending());
+        // ...and 100 more cannot make 2 s at 10/s
+        let r = poll(&mut leaf.acquire_before(100, now + Duration::from_secs(2)));
+        let Poll::Ready(Err(AcquireError::Deadline { earliest: Some(e) })) = r else {
+            panic!("{r:?}")
+        };
+        let away = e.saturating_duration_since(now);
+        assert!(
+            away > Duration::from_secs(8) && away < Duration::from_secs(12),
+            "{away:?}"
+        );
+        assert_eq!(leaf.node().stats().waiting, 0);
+        // 1000 more: 99 s at 10/s, but 300/min (5/s once its stock of ~290 is gone) binds
+        let r = poll(&mut leaf.acquire_before(1000, now + Duration::from_secs(30)));
+        let Poll::Ready(Err(AcquireError::Deadline { earliest: Some(e) })) = r else {
+            panic!("{r:?}")
+        };
+        let away = e.saturating_duration_since(now);
+        assert!(
+            away > Duration::from_secs(130) && away < Duration::from_secs(150),
+            "{away:?}"
+        );
+    }
+
+    #[test]
+    fn estimate_unlimited_is_now_and_paused_is_never() {
+        let rt = Manual::new();
+        let limiter = rt.limiter();
+        let node = limiter.node(Limits::UNLIMITED, 1).unwrap();
+        let leaf = node.leaf(Limits::UNLIMITED, 1).unwrap();
+        assert_eq!(leaf.earliest(u64::MAX), Some(limiter.now()));
+        node.set_limit(Limits::per_second(0)).unwrap();
+        assert_eq!(leaf.earliest(1), None);
+    }
 }

@@ -159,3 +159,37 @@ impl Server {
             .count()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_rt::Manual;
+
+    #[test]
+    fn server_new_connection_limits_reach_live_connections() {
+        let limiter = Manual::new().limiter();
+        let node = limiter.node(Limits::per_second(1000), 1).unwrap();
+        let server = Server::new(node, Limits::per_second(10), Limits::per_second(20));
+        let conns: Vec<Connection> = (0..3).map(|_| server.connection().unwrap()).collect();
+        let mut conns = conns.into_iter();
+        drop(conns.next());
+        let live: Vec<Connection> = conns.collect();
+        assert_eq!(server.connections(), 2);
+        assert_eq!(limiter.len(), 5);
+        server
+            .set_connection_limits(Limits::per_second(30), Limits::UNLIMITED)
+            .unwrap();
+        for c in &live {
+            assert_eq!(c.read().node().limits().unwrap(), Limits::per_second(30));
+            assert_eq!(c.write().node().limits().unwrap(), Limits::UNLIMITED);
+        }
+        let fresh = server.connection().unwrap();
+        assert_eq!(
+            fresh.read().node().limits().unwrap(),
+            Limits::per_second(30)
+        );
+        drop((live, fresh));
+        assert_eq!(server.connections(), 0);
+        assert_eq!(limiter.len(), 1);
+    }
+}

@@ -85,10 +85,6 @@ impl Leaf {
         &self.node
     }
 
-    fn id(&self) -> LeafId {
-        self.id
-    }
-
     /// True when no node on the path to the root has a limit: the tree is skipped. Re-checked
     /// (one lock) only after a limit change made through this crate.
     pub fn is_unlimited(&mut self) -> bool {
@@ -125,37 +121,39 @@ impl Leaf {
             self.state = State::Bypass(want);
             return Poll::Ready(Ok(want));
         }
-        let limiter = self.node.limiter().clone();
-        let shared = limiter.shared();
+        let limiter = self.node.limiter();
         for _ in 0..MAX_SPINS {
-            let step = match shared.poll_acquire(self.id(), want, limiter.now(), cx.waker()) {
+            let now = limiter.now();
+            let step = match limiter
+                .shared()
+                .poll_acquire(self.id, want, now, cx.waker())
+            {
                 Ok(step) => step,
                 Err(e) => {
                     self.state = State::Idle;
                     return Poll::Ready(Err(e.into()));
                 }
             };
-            match step {
+            let until = match step {
                 Step::Grant(n) => {
                     self.state = State::Holding(n);
                     return Poll::Ready(Ok(n));
                 }
-                Step::Sleep { until } => {
-                    self.state = State::Waiting;
-                    match until.and_then(|t| limiter.to_std(t)) {
-                        // Woken by whoever changes something for this leaf.
-                        None => return Poll::Pending,
-                        Some(at) => {
-                            let timer = self.timer.get_or_insert_with(|| limiter.runtime().timer());
-                            timer.reset(at);
-                            if timer.poll_expired(cx).is_pending() {
-                                return Poll::Pending;
-                            }
-                        }
-                    }
-                }
+                Step::Sleep { until } => until,
+            };
+            self.state = State::Waiting;
+            // `None`: woken by whoever changes something for this leaf. `Some`: this task holds
+            // the tree's timer (`Instant::MAX`, "never", needs none either).
+            let Some(at) = until.and_then(|t| limiter.to_std(t)) else {
+                return Poll::Pending;
+            };
+            let timer = self.timer.get_or_insert_with(|| limiter.runtime().timer());
+            timer.reset(at);
+            if timer.poll_expired(cx).is_pending() {
+                return Poll::Pending;
             }
         }
+        // The timer keeps being due at once (a coarse clock): let the executor run others.
         cx.waker().wake_by_ref();
         Poll::Pending
     }
@@ -167,9 +165,7 @@ impl Leaf {
             State::Holding(n) => {
                 let limiter = self.node.limiter();
                 // Only a stale leaf can fail here, and it holds nothing then.
-                let _ = limiter
-                    .shared()
-                    .settle(self.id(), used.min(n), limiter.now());
+                let _ = limiter.shared().settle(self.id, used.min(n), limiter.now());
             }
             State::Bypass(n) => self.node.add_bypassed(used.min(n)),
             State::Idle | State::Waiting => return,
@@ -182,7 +178,7 @@ impl Leaf {
         match self.state {
             State::Waiting | State::Holding(_) => {
                 let limiter = self.node.limiter();
-                let _ = limiter.shared().cancel(self.id(), limiter.now());
+                let _ = limiter.shared().cancel(self.id, limiter.now());
             }
             State::Idle | State::Bypass(_) => {}
         }
@@ -233,5 +229,137 @@ impl Leaf {
     /// when others compete.
     pub fn earliest(&self, n: u64) -> Option<Instant> {
         crate::acquire::estimate(&self.node, n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use core::time::Duration;
+
+    use throttle_core::{Limits, Tier};
+
+    use super::*;
+    use crate::test_rt::{cx, Manual};
+
+    fn ready(p: Poll<Result<u64, AcquireError>>) -> u64 {
+        match p {
+            Poll::Ready(Ok(n)) => n,
+            other => panic!("expected a grant, got {other:?}"),
+        }
+    }
+
+    /// A node of 1000 tokens/s with a burst of 100, and a leaf under it that spent the burst
+    /// and one piece of debt: the next request waits 100 ms.
+    fn exhausted(rt: &Manual) -> (crate::Node, Leaf) {
+        let limiter = rt.limiter();
+        let node = limiter
+            .node(Limits::new(Tier::per_second(1000).with_burst(100)), 1)
+            .unwrap();
+        let mut leaf = node.leaf(Limits::UNLIMITED, 1).unwrap();
+        for _ in 0..2 {
+            let n = ready(leaf.poll_acquire(&mut cx(), 100));
+            leaf.settle(n);
+        }
+        (node, leaf)
+    }
+
+    #[test]
+    fn waiting_leaf_timer_due_then_granted() {
+        let rt = Manual::new();
+        let (node, mut leaf) = exhausted(&rt);
+        assert!(leaf.poll_acquire(&mut cx(), 100).is_pending());
+        assert_eq!(leaf.state, State::Waiting);
+        assert!(leaf.timer.is_some(), "alone, it holds the tree's timer");
+        assert_eq!(node.stats().waiting, 1);
+        rt.advance(Duration::from_millis(50));
+        assert!(leaf.poll_acquire(&mut cx(), 100).is_pending());
+        rt.advance(Duration::from_millis(60));
+        let n = ready(leaf.poll_acquire(&mut cx(), 100));
+        leaf.settle(n);
+        assert_eq!(node.stats().granted, 200 + n);
+    }
+
+    #[test]
+    fn waiting_leaf_dropped_withdraws_and_leaves_tree() {
+        let rt = Manual::new();
+        let (node, mut leaf) = exhausted(&rt);
+        assert!(leaf.poll_acquire(&mut cx(), 100).is_pending());
+        let limiter = node.limiter().clone();
+        assert_eq!(limiter.len(), 2);
+        drop(leaf);
+        assert_eq!(limiter.len(), 1);
+        assert_eq!(node.stats().waiting, 0);
+        assert_eq!(node.stats().granted, 200);
+    }
+
+    #[test]
+    fn io_not_ready_refunds_grant() {
+        let rt = Manual::new();
+        let limiter = rt.limiter();
+        let node = limiter.node(Limits::per_second(1000), 1).unwrap();
+        let mut leaf = node.leaf(Limits::UNLIMITED, 1).unwrap();
+        let mut offered = 0;
+        let r = leaf.poll_io(&mut cx(), 500, |_, n| {
+            offered = n;
+            Poll::Pending
+        });
+        assert!(r.is_pending());
+        assert!(offered > 0);
+        assert_eq!(leaf.state, State::Idle);
+        assert_eq!(
+            node.stats().granted,
+            0,
+            "nothing is held while the stream is idle"
+        );
+    }
+
+    #[test]
+    fn io_larger_than_grant_is_shortened() {
+        let rt = Manual::new();
+        let limiter = rt.limiter();
+        let node = limiter
+            .node(Limits::new(Tier::per_second(1000).with_burst(100)), 1)
+            .unwrap();
+        let mut leaf = node.leaf(Limits::UNLIMITED, 1).unwrap();
+        let r = leaf.poll_io(&mut cx(), 1 << 20, |_, n| Poll::Ready(Ok(n)));
+        let Poll::Ready(Ok(n)) = r else {
+            panic!("{r:?}")
+        };
+        assert!((1..1 << 20).contains(&n), "{n}");
+        assert_eq!(node.stats().granted, n as u64);
+        // an I/O error settles nothing
+        rt.advance(Duration::from_secs(1));
+        let r = leaf.poll_io(&mut cx(), 10, |_, _| {
+            Poll::Ready(Err(io::Error::other("boom")))
+        });
+        assert!(matches!(r, Poll::Ready(Err(_))));
+        assert_eq!(node.stats().granted, n as u64);
+    }
+
+    #[test]
+    fn waiting_leaf_limit_removed_switches_to_bypass() {
+        let rt = Manual::new();
+        let (node, mut leaf) = exhausted(&rt);
+        assert!(leaf.poll_acquire(&mut cx(), 100).is_pending());
+        node.set_limit(Limits::UNLIMITED).unwrap();
+        assert_eq!(ready(leaf.poll_acquire(&mut cx(), 5000)), 5000);
+        assert_eq!(node.stats().waiting, 0);
+        leaf.settle(4000);
+        // (the tree granted the waiting piece when the limit went; it was refunded at once)
+        assert_eq!(node.stats().granted, 200 + 4000);
+        assert_eq!(node.limiter().shared().sleeping(), 0);
+    }
+
+    #[test]
+    fn zero_request_is_typed_error_and_empty_io_passes_through() {
+        let rt = Manual::new();
+        let limiter = rt.limiter();
+        let mut leaf = limiter.leaf(Limits::per_second(1)).unwrap();
+        assert_eq!(
+            leaf.poll_acquire(&mut cx(), 0),
+            Poll::Ready(Err(AcquireError::ZeroRequest))
+        );
+        let r = leaf.poll_io(&mut cx(), 0, |_, n| Poll::Ready(Ok(n)));
+        assert!(matches!(r, Poll::Ready(Ok(0))));
     }
 }

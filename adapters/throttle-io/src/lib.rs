@@ -64,6 +64,8 @@ mod limiter;
 mod runtime;
 mod stats;
 mod stream;
+#[cfg(test)]
+mod test_rt;
 mod time;
 
 pub use acquire::Acquire;

@@ -327,3 +327,74 @@ impl Node {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use throttle_core::{InsertError, Limits, SetLimitError};
+
+    use crate::test_rt::Manual;
+
+    #[test]
+    fn node_last_handle_dropped_removes_it_after_children() {
+        let limiter = Manual::new().limiter();
+        let server = limiter.node(Limits::per_second(1000), 1).unwrap();
+        let group = server.child(Limits::UNLIMITED, 2).unwrap();
+        let conn = group
+            .connection(Limits::UNLIMITED, Limits::per_second(10))
+            .unwrap();
+        assert_eq!(limiter.len(), 4);
+        drop(server);
+        drop(group);
+        assert_eq!(limiter.len(), 4, "the connection keeps its ancestors");
+        let ctl = conn.read().node().clone();
+        drop(conn);
+        assert_eq!(
+            limiter.len(),
+            3,
+            "a control handle keeps its leaf (and ancestors)"
+        );
+        drop(ctl);
+        assert!(limiter.is_empty());
+    }
+
+    #[test]
+    fn bad_input_is_typed_error() {
+        let limiter = Manual::new().limiter();
+        assert_eq!(
+            limiter.node(Limits::UNLIMITED, 0).unwrap_err(),
+            InsertError::ZeroWeight
+        );
+        let node = limiter.node(Limits::UNLIMITED, 1).unwrap();
+        assert_eq!(node.set_weight(0), Err(SetLimitError::ZeroWeight));
+        let leaf = node.leaf(Limits::UNLIMITED, 1).unwrap();
+        assert_eq!(
+            leaf.node().child(Limits::UNLIMITED, 1).unwrap_err(),
+            InsertError::ParentIsLeaf
+        );
+        assert_eq!(
+            leaf.node().leaf(Limits::UNLIMITED, 1).unwrap_err(),
+            InsertError::ParentIsLeaf
+        );
+        // a handle made stale behind the crate's back answers with errors, not panics
+        limiter
+            .shared()
+            .remove(leaf.node().id(), limiter.now())
+            .unwrap();
+        assert_eq!(
+            leaf.node().set_limit(Limits::UNLIMITED),
+            Err(SetLimitError::StaleHandle)
+        );
+        assert_eq!(leaf.node().stats().granted, 0);
+    }
+
+    #[test]
+    fn set_limit_bumps_epoch_for_bypass_check() {
+        let limiter = Manual::new().limiter();
+        let node = limiter.node(Limits::UNLIMITED, 1).unwrap();
+        let mut leaf = node.leaf(Limits::UNLIMITED, 1).unwrap();
+        assert!(leaf.is_unlimited());
+        node.set_limit(Limits::per_second(5)).unwrap();
+        assert!(!leaf.is_unlimited());
+        assert_eq!(node.limits().unwrap(), Limits::per_second(5));
+    }
+}
