@@ -11,10 +11,18 @@
 //! The streams are [`Dummy`] `embedded-io-async` streams, not embassy-net `TcpSocket`s: a NIC
 //! driver and board support crate would dominate the build and the size figures. The adapter
 //! code is the same for a `TcpSocket` (it only needs `Read + Write`).
+//!
+//! Build: `cargo build --release` here (target and linker script come from
+//! `.cargo/config.toml`). Run on an emulated STM32F405:
+//! `cargo build --release --features qemu && qemu-system-arm -machine netduinoplus2 -nographic
+//! -semihosting-config enable=on,target=native -kernel target/thumbv7em-none-eabihf/release/throttle-firmware`
+//! prints the rate of every connection each second and exits 0 if the limits held.
 
 #![no_std]
 #![no_main]
 
+#[cfg(feature = "qemu")]
+mod report;
 mod time_driver;
 
 use core::convert::Infallible;
@@ -32,6 +40,11 @@ const CONNECTIONS: usize = 8;
 
 /// The limiter: 1 server (2 nodes) + 8 connections × 2 leaves.
 static LIMITER: Limiter<{ 2 + 2 * CONNECTIONS }> = Limiter::new();
+
+/// The server limit before the first change, and the limit changer's period.
+const SLOW: u32 = 256 << 10;
+const FAST: u32 = 1 << 20;
+const PERIOD_SECS: u64 = 5;
 
 /// Bytes written per connection (for a speed display or a debugger).
 static SENT: [AtomicU32; CONNECTIONS] = [const { AtomicU32::new(0) }; CONNECTIONS];
@@ -93,10 +106,11 @@ async fn connection(id: usize, server: Group) {
 async fn limit_changer(server: Group) {
     let mut fast = false;
     loop {
-        Timer::after_secs(5).await;
+        Timer::after_secs(PERIOD_SECS).await;
         fast = !fast;
-        let rate = if fast { 1 << 20 } else { 256 << 10 };
-        let _ = LIMITER.set_group_limits(&server, Directions::both(Limits::per_second(rate)));
+        let rate = if fast { FAST } else { SLOW };
+        let limits = Directions::both(Limits::per_second(u64::from(rate)));
+        let _ = LIMITER.set_group_limits(&server, limits);
     }
 }
 
@@ -105,8 +119,11 @@ async fn main(spawner: Spawner) {
     if let Some(p) = cortex_m::Peripherals::take() {
         time_driver::init(p.SYST);
     }
-    let Ok(server) = LIMITER.add_group(None, Directions::both(Limits::per_second(256 << 10)), 1)
-    else {
+    let Ok(server) = LIMITER.add_group(
+        None,
+        Directions::both(Limits::per_second(u64::from(SLOW))),
+        1,
+    ) else {
         return;
     };
     for id in 0..CONNECTIONS {
@@ -115,6 +132,10 @@ async fn main(spawner: Spawner) {
         }
     }
     if let Ok(token) = limit_changer(server) {
+        spawner.spawn(token);
+    }
+    #[cfg(feature = "qemu")]
+    if let Ok(token) = report::reporter(&SENT) {
         spawner.spawn(token);
     }
 }
