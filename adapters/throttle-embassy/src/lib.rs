@@ -46,6 +46,7 @@ mod acquire;
 mod error;
 mod limiter;
 mod lock;
+mod server;
 mod stream;
 mod time;
 
@@ -55,5 +56,6 @@ mod tests;
 pub use error::Error;
 pub use limiter::{Directions, Group, Leaves, Limiter, SharedTree};
 pub use lock::MutexLock;
+pub use server::Server;
 pub use stream::Throttled;
 pub use throttle_core;

@@ -33,11 +33,11 @@ pub struct Directions<T> {
     pub write: T,
 }
 
-impl<T: Clone> Directions<T> {
-    /// The same value for both directions.
-    pub fn both(value: T) -> Self {
+impl<T: Copy> Directions<T> {
+    /// The same value for both directions (`const`, for statics).
+    pub const fn both(value: T) -> Self {
         Directions {
-            read: value.clone(),
+            read: value,
             write: value,
         }
     }
@@ -201,6 +201,10 @@ impl<const N: usize, M: RawMutex> Limiter<N, M> {
     pub fn remove(&self, group: &Group) -> Result<(), RemoveError> {
         let t = now();
         self.shared.remove(group.read, t)?;
+        if group.write == group.read {
+            // one node counting both directions
+            return Ok(());
+        }
         self.shared.remove(group.write, t)
     }
 
@@ -210,6 +214,11 @@ impl<const N: usize, M: RawMutex> Limiter<N, M> {
         let read = self.shared.remove(leaves.read.node(), t);
         let write = self.shared.remove(leaves.write.node(), t);
         read.and(write)
+    }
+
+    /// True while `node` is in the limiter (a dropped connection's leaves are not).
+    pub fn contains(&self, node: NodeId) -> bool {
+        self.shared.with(|s| s.tree().contains(node))
     }
 
     /// Statistics of one node (bytes granted, waiting time, …).

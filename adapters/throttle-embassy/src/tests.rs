@@ -18,7 +18,7 @@ use embassy_time::{Duration, Timer};
 use embedded_io_async::{ErrorType, Read, Write};
 use throttle_core::{Limits, Tier, MAX_PERIOD};
 
-use crate::{Directions, Error, Limiter};
+use crate::{Directions, Error, Limiter, Server};
 
 type Lim = Limiter<8, CriticalSectionRawMutex>;
 
@@ -314,4 +314,51 @@ fn extreme_limits_never_panic() {
             }
         }
     }
+}
+
+#[test]
+fn server_connection_limit_change_reaches_sleeping_connection() {
+    let lim = Lim::new();
+    let paused = write_only(Limits::new(Tier::per_second(0)));
+    let server: Server<'_, 8, 2, CriticalSectionRawMutex> =
+        Server::new(&lim, Directions::UNLIMITED, paused);
+    let mut a = server
+        .accept(Mem::default())
+        .unwrap_or_else(|_| panic!("room"));
+    let b = server
+        .accept(Mem::default())
+        .unwrap_or_else(|_| panic!("room"));
+    assert!(
+        server.accept(Mem::default()).is_err(),
+        "the registry holds 2 connections"
+    );
+    let fast = write_only(Limits::per_second(1 << 20));
+    {
+        let mut w = pin!(a.write(&[0u8; 100]));
+        assert!(
+            poll_once(w.as_mut()).is_pending(),
+            "per-connection limit: paused"
+        );
+        assert_eq!(lim.shared().sleeping(), 1);
+        server.set_connection_limits(fast);
+        assert_eq!(
+            lim.shared().sleeping(),
+            0,
+            "the change woke the sleeping write"
+        );
+        assert_eq!(poll_once(w.as_mut()), Poll::Ready(Ok(100)));
+    }
+    assert_eq!(lim.shared().limits(b.leaves().write.node()), Ok(fast.write));
+    // a dropped connection leaves the registry: there is room again
+    drop(b);
+    assert_eq!(server.connections(), 1);
+    let c = server
+        .accept(Mem::default())
+        .unwrap_or_else(|_| panic!("room"));
+    assert_eq!(lim.shared().limits(c.leaves().write.node()), Ok(fast.write));
+    server
+        .set_limits(write_only(Limits::per_second(1000)))
+        .unwrap();
+    let g = server.group().unwrap();
+    assert_eq!(lim.shared().limits(g.write), Ok(Limits::per_second(1000)));
 }

@@ -2,9 +2,10 @@
 //! `throttle-embassy`.
 //!
 //! - `LIMITER` is a `static` with fixed-capacity storage: 2 nodes for the server (read,
-//!   write) + 2 leaves per connection = 18 slots.
-//! - 8 connection tasks each wrap a stream with per-connection limits and serve requests
-//!   (read a request, write a 4 KiB response), sharing the server limit fairly.
+//!   write) + 2 leaves per connection = 18 slots; `SERVER` (a `static` too) holds the server
+//!   limit, the per-connection limit and the registry of live connections.
+//! - 8 connection tasks each register a stream with the server and serve requests (read a
+//!   request, write a 4 KiB response), sharing the server limit fairly.
 //! - A task changes the server limit every 5 s (256 KiB/s ↔ 1 MiB/s): sleeping connections
 //!   see it at once.
 //!
@@ -33,13 +34,26 @@ use embassy_time::Timer;
 use embedded_io_async::{ErrorType, Read, Write};
 use panic_halt as _;
 use throttle_core::Limits;
-use throttle_embassy::{Directions, Group, Limiter};
+use throttle_embassy::{Directions, Limiter, Server};
 
 /// Connections served at once.
 const CONNECTIONS: usize = 8;
 
-/// The limiter: 1 server (2 nodes) + 8 connections × 2 leaves.
-static LIMITER: Limiter<{ 2 + 2 * CONNECTIONS }> = Limiter::new();
+/// Slots: 1 server (2 nodes) + 8 connections × 2 leaves.
+const SLOTS: usize = 2 + 2 * CONNECTIONS;
+
+/// The limiter.
+static LIMITER: Limiter<SLOTS> = Limiter::new();
+
+/// The server: its limit, each connection's limit, a registry of up to 8 connections.
+static SERVER: Server<'static, SLOTS, CONNECTIONS> = Server::new(
+    &LIMITER,
+    Directions::both(Limits::per_second(SLOW as u64)),
+    Directions {
+        read: Limits::per_second(32 << 10),
+        write: Limits::per_second(256 << 10),
+    },
+);
 
 /// The server limit before the first change, and the limit changer's period.
 const SLOW: u32 = 256 << 10;
@@ -79,12 +93,8 @@ impl Write for Dummy {
 }
 
 #[embassy_executor::task(pool_size = CONNECTIONS)]
-async fn connection(id: usize, server: Group) {
-    let per_conn = Directions {
-        read: Limits::per_second(32 << 10),
-        write: Limits::per_second(256 << 10),
-    };
-    let Ok(mut conn) = LIMITER.throttle(Dummy { id: id as u8 }, Some(&server), per_conn) else {
+async fn connection(id: usize) {
+    let Ok(mut conn) = SERVER.accept(Dummy { id: id as u8 }) else {
         return; // limiter full: a real server would refuse the connection
     };
     let mut request = [0u8; 256];
@@ -103,14 +113,13 @@ async fn connection(id: usize, server: Group) {
 }
 
 #[embassy_executor::task]
-async fn limit_changer(server: Group) {
+async fn limit_changer() {
     let mut fast = false;
     loop {
         Timer::after_secs(PERIOD_SECS).await;
         fast = !fast;
         let rate = if fast { FAST } else { SLOW };
-        let limits = Directions::both(Limits::per_second(u64::from(rate)));
-        let _ = LIMITER.set_group_limits(&server, limits);
+        let _ = SERVER.set_limits(Directions::both(Limits::per_second(u64::from(rate))));
     }
 }
 
@@ -119,19 +128,12 @@ async fn main(spawner: Spawner) {
     if let Some(p) = cortex_m::Peripherals::take() {
         time_driver::init(p.SYST);
     }
-    let Ok(server) = LIMITER.add_group(
-        None,
-        Directions::both(Limits::per_second(u64::from(SLOW))),
-        1,
-    ) else {
-        return;
-    };
     for id in 0..CONNECTIONS {
-        if let Ok(token) = connection(id, server) {
+        if let Ok(token) = connection(id) {
             spawner.spawn(token);
         }
     }
-    if let Ok(token) = limit_changer(server) {
+    if let Ok(token) = limit_changer() {
         spawner.spawn(token);
     }
     #[cfg(feature = "qemu")]
