@@ -25,6 +25,9 @@
 //! }   // dropping `conn` removes its leaves
 //! ```
 //!
+//! A [`Server`] (also a `static`) adds a per-connection limit that reaches every live
+//! connection when it changes: `SERVER.accept(socket)` instead of `LIMITER.throttle(..)`.
+//!
 //! # The run loop (what a read or write does)
 //!
 //! The adapter follows the core's sharing protocol ([`throttle_core::shared`]):

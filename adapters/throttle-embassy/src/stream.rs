@@ -15,7 +15,7 @@ use core::pin::pin;
 use core::task::Poll;
 
 use embassy_sync::blocking_mutex::raw::RawMutex;
-use embedded_io_async::{ErrorType, Read, Write};
+use embedded_io_async::{ErrorType, Read, ReadReady, Write, WriteReady};
 use throttle_core::LeafId;
 
 use crate::acquire::Request;
@@ -199,6 +199,22 @@ impl<T: Write, const N: usize, M: RawMutex> Write for Throttled<'_, T, N, M> {
 
     async fn flush(&mut self) -> Result<(), Self::Error> {
         self.inner.flush().await.map_err(Error::Io)
+    }
+}
+
+/// The inner stream's readiness: a read would not wait for the stream (it may still wait for
+/// tokens).
+impl<T: ReadReady, const N: usize, M: RawMutex> ReadReady for Throttled<'_, T, N, M> {
+    fn read_ready(&mut self) -> Result<bool, Self::Error> {
+        self.inner.read_ready().map_err(Error::Io)
+    }
+}
+
+/// The inner stream's readiness: a write would not wait for the stream (it may still wait for
+/// tokens).
+impl<T: WriteReady, const N: usize, M: RawMutex> WriteReady for Throttled<'_, T, N, M> {
+    fn write_ready(&mut self) -> Result<bool, Self::Error> {
+        self.inner.write_ready().map_err(Error::Io)
     }
 }
 
