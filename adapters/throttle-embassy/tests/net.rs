@@ -240,7 +240,7 @@ fn two_connections_share_server_limit_fairly() {
                 None,
                 Directions {
                     read: Limits::UNLIMITED,
-                    write: Limits::per_second(MIB),
+                    write: limit(MIB),
                 },
                 1,
             )
