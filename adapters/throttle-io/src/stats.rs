@@ -17,8 +17,9 @@ pub struct NodeStats {
     /// Leaves under the node (itself for a leaf) waiting for a piece right now.
     pub waiting: u32,
     /// Smoothed current rate in tokens per second: an exponentially weighted moving average
-    /// with a 1 s time constant, updated from `granted` at each call. Called rarely (every few
-    /// seconds) it is the average since the previous call.
+    /// with a 1 s time constant, updated from `granted` at each call (the first call gives
+    /// the average since the node was created). Called rarely (every few seconds) it is
+    /// about the average since the previous call.
     pub rate: f64,
 }
 
@@ -31,6 +32,9 @@ pub(crate) struct Rate {
     at: std::time::Instant,
     granted: u64,
     rate: f64,
+    /// False until the first update: the first interval's rate is taken as is (an average
+    /// starting from 0 would under-read it by `e^(-dt/τ)`).
+    primed: bool,
 }
 
 impl Rate {
@@ -39,6 +43,7 @@ impl Rate {
             at: now,
             granted: 0,
             rate: 0.0,
+            primed: false,
         }
     }
 
@@ -50,7 +55,12 @@ impl Rate {
             return self.rate;
         }
         let inst = granted.saturating_sub(self.granted) as f64 / dt;
-        let alpha = 1.0 - (-dt / TAU).exp();
+        let alpha = if self.primed {
+            1.0 - (-dt / TAU).exp()
+        } else {
+            1.0
+        };
+        self.primed = true;
         self.rate += alpha * (inst - self.rate);
         self.at = now;
         self.granted = granted;
@@ -78,10 +88,13 @@ mod tests {
     fn rate_rare_calls_give_interval_average() {
         let t0 = std::time::Instant::now();
         let mut r = Rate::new(t0);
-        let v = r.update(t0 + Duration::from_secs(10), 50_000);
-        assert!((v - 5_000.0).abs() < 1.0, "{v}");
+        let v = r.update(t0 + Duration::from_secs(3), 15_000);
+        assert!(
+            (v - 5_000.0).abs() < 1e-6,
+            "the first call: the average so far, {v}"
+        );
         // nothing more: decays towards 0
-        let v = r.update(t0 + Duration::from_secs(20), 50_000);
+        let v = r.update(t0 + Duration::from_secs(13), 15_000);
         assert!(v < 1.0, "{v}");
     }
 }
