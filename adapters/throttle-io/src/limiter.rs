@@ -95,7 +95,9 @@ impl Limiter {
 
     /// The shared tree itself, for what this crate does not wrap (diagnostics, `wakes()`).
     /// Removing a node that a handle of this crate owns makes that handle stale: its
-    /// operations then fail with typed errors.
+    /// operations then fail with typed errors. Change limits through [`Node::set_limit`], not
+    /// here: a leaf whose path was unlimited only re-checks after a change made through this
+    /// crate.
     pub fn shared(&self) -> &SharedTree {
         &self.0.shared
     }

@@ -101,6 +101,7 @@ macro_rules! suite {
             connection_close_frees_leaves,
             unlimited_skips_tree,
             acquire_before_deadline_fails_fast,
+            requests_from_many_tasks_share_node,
         );
     };
     (@tests $rt:ty; $($name:ident,)*) => {

@@ -533,6 +533,41 @@ pub async fn unlimited_skips_tree<R: Rt>() {
     assert_eq!(received.await, TOTAL + (128 << 10));
 }
 
+/// Ten tasks share one request limit (100/s), each through a leaf of its own (the core keeps
+/// one waker per leaf): the node's rate is met, the tasks get equal shares, and the leaves
+/// are gone once the tasks end.
+pub async fn requests_from_many_tasks_share_node<R: Rt>() {
+    const N: usize = 10;
+    let limiter = R::limiter_with(Config::DEFAULT.with_pieces(1, 64 << 10));
+    let node = limiter
+        .node(Limits::new(Tier::per_second(100).with_burst(10)), 1)
+        .expect("node");
+    let counts = counters(N);
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for count in &counts {
+        let (node, count, stop) = (node.clone(), count.clone(), stop.clone());
+        tasks.push(R::spawn(async move {
+            let mut leaf = node.leaf(Limits::UNLIMITED, 1).expect("leaf");
+            while !stop.load(Ordering::Relaxed) {
+                leaf.acquire(1).await.expect("acquire");
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    let rates = measure::<R>(&counts, Duration::from_millis(300), Duration::from_secs(2)).await;
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        assert!(timeout::<R, _>(Duration::from_secs(3), t).await.is_some());
+    }
+    let total: f64 = rates.iter().sum();
+    let j = jain(&rates);
+    eprintln!("ten tasks, 100 requests/s: total {total:.1}/s, Jain {j:.4}: {rates:.1?}");
+    assert!((total / 100.0 - 1.0).abs() <= 0.10, "{total}");
+    assert!(j >= 0.95, "{rates:?}");
+    assert_eq!(limiter.len(), 1, "every request's leaf is gone");
+}
+
 /// The request limiter of seed 002 ("10/s AND 300/min"): a deadline that cannot be met
 /// fails at once with the earliest time; one that can is met; paused limits and zero-sized
 /// requests are typed errors.
