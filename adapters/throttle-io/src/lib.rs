@@ -33,7 +33,7 @@
 //! # struct Std;
 //! # impl Runtime for Std {
 //! #     fn now(&self) -> std::time::Instant { std::time::Instant::now() }
-//! #     fn timer(&self) -> Box<dyn Timer> { unimplemented!() }
+//! #     fn timer(&self) -> Box<dyn Timer> { unreachable!("nothing waits in this example") }
 //! # }
 //! let limiter = Limiter::new(Std); // an adapter provides the runtime
 //! let server = limiter.node(Limits::per_second(10 << 20), 1)?;
