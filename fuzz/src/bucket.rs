@@ -314,6 +314,31 @@ fn build_limits(tiers: &TiersIn) -> Limits {
     assert_eq!(l.tiers(), valid, "Limits::tiers");
     assert_eq!(l.is_unlimited(), valid.is_empty());
     assert_eq!(l.is_paused(), valid.iter().any(|t| t.amount() == 0));
+    assert_eq!(
+        l.rate_per_second(),
+        valid.iter().map(Tier::rate_per_second).min(),
+        "Limits::rate_per_second"
+    );
+    // the same limits, built tier by tier
+    let chained = valid
+        .iter()
+        .try_fold(Limits::UNLIMITED, |acc, &t| acc.and(t))
+        .expect("at most MAX_TIERS tiers");
+    assert_eq!(chained, l, "Limits::and vs Limits::from_tiers");
+    if valid.len() == MAX_TIERS {
+        assert_eq!(
+            l.and(valid[0]),
+            Err(LimitsError::TooManyTiers),
+            "Limits::and"
+        );
+    }
+    if let [t] = valid {
+        assert_eq!(Limits::new(*t), l, "Limits::new");
+        if t.period() == Duration::from_secs(1) && t.burst() == Tier::per_second(t.amount()).burst()
+        {
+            assert_eq!(Limits::per_second(t.amount()), l, "Limits::per_second");
+        }
+    }
     l
 }
 
@@ -446,10 +471,17 @@ impl MNode {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum LState {
     Idle,
-    Pending { piece: u64, since: u64 },
+    Pending {
+        piece: u64,
+        since: u64,
+    },
     /// Granted by `handle_timeout` or `set_limit`, not collected yet.
-    Granted { piece: u64 },
-    Holding { n: u64 },
+    Granted {
+        piece: u64,
+    },
+    Holding {
+        n: u64,
+    },
 }
 
 struct Harness {
@@ -511,7 +543,11 @@ pub fn run(input: &BucketInput) {
     if trace {
         eprintln!(
             "let leaf = tree.insert_leaf({}, {}, 1, {}).unwrap();",
-            if parent.is_some() { "Some(node)" } else { "None" },
+            if parent.is_some() {
+                "Some(node)"
+            } else {
+                "None"
+            },
             crate::fmt_limits(&leaf_limits),
             crate::fmt_now(start)
         );
@@ -599,8 +635,7 @@ impl Harness {
     /// The piece rule at request time (`Config` docs), for a leaf with no sibling.
     fn request_piece(&self, want: u64) -> u64 {
         let c = &self.config;
-        want.min(c.max_piece())
-            .min(c.min_piece().max(self.bound()))
+        want.min(c.max_piece()).min(c.min_piece().max(self.bound()))
     }
 
     /// The same rule at grant time: never grows the piece, never below `min_piece`.
@@ -705,7 +740,12 @@ impl Harness {
 
     fn acquire(&mut self, want: u64, at_until: bool) {
         let now = self.at();
-        self.trace(|| format!("let d = tree.acquire(leaf, {want}, {});", crate::fmt_now(self.now)));
+        self.trace(|| {
+            format!(
+                "let d = tree.acquire(leaf, {want}, {});",
+                crate::fmt_now(self.now)
+            )
+        });
         let r = self.tree.acquire(self.leaf, want, now);
         self.result(&r);
         if want == 0 {
@@ -757,7 +797,10 @@ impl Harness {
                 assert!(collected || !self.path_paused(), "Grant on a paused path");
             }
             Decision::Wait { until } => {
-                assert!(!collected, "a grant made earlier answered {d:?} when collected");
+                assert!(
+                    !collected,
+                    "a grant made earlier answered {d:?} when collected"
+                );
                 assert!(
                     until.as_nanos() > self.clock || until == Instant::MAX,
                     "Wait until {} not after now {}",
@@ -767,9 +810,18 @@ impl Harness {
                 assert!(!at_until, "asked again at the last Wait's until, got {d:?}");
             }
             Decision::Paused => {
-                assert!(!collected, "a grant made earlier answered Paused when collected");
-                assert!(self.path_paused(), "Paused, but no tier on the path is paused");
-                assert!(!at_until, "asked again at the last Wait's until, got Paused");
+                assert!(
+                    !collected,
+                    "a grant made earlier answered Paused when collected"
+                );
+                assert!(
+                    self.path_paused(),
+                    "Paused, but no tier on the path is paused"
+                );
+                assert!(
+                    !at_until,
+                    "asked again at the last Wait's until, got Paused"
+                );
             }
         }
         assert_eq!(d, expected, "acquire({want}) at {}", self.clock);
@@ -800,7 +852,12 @@ impl Harness {
             UsedIn::Raw(v) => v.0,
         };
         let now = self.at();
-        self.trace(|| format!("let r = tree.settle(leaf, {used}, {});", crate::fmt_now(self.now)));
+        self.trace(|| {
+            format!(
+                "let r = tree.settle(leaf, {used}, {});",
+                crate::fmt_now(self.now)
+            )
+        });
         let r = self.tree.settle(self.leaf, used, now);
         self.result(&r);
         let expected = match self.state {
@@ -882,9 +939,17 @@ impl Harness {
         if self.owed_ready {
             self.trace(|| "while let Some(l) = tree.poll_ready() {}".into());
             self.result(&r);
-            assert_eq!(r, Some(self.leaf), "poll_ready after a grant by another call");
+            assert_eq!(
+                r,
+                Some(self.leaf),
+                "poll_ready after a grant by another call"
+            );
             self.owed_ready = false;
-            assert_eq!(self.tree.poll_ready(), None, "poll_ready reports the leaf twice");
+            assert_eq!(
+                self.tree.poll_ready(),
+                None,
+                "poll_ready reports the leaf twice"
+            );
         } else {
             assert_eq!(r, None, "poll_ready without a grant by another call");
         }

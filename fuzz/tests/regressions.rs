@@ -54,7 +54,11 @@ fn regressions_replay() {
             failed.push(format!(
                 "{}: not in a target's directory (regressions/<target>/<name>, targets: {})",
                 path.display(),
-                TARGETS.iter().map(|(t, _)| *t).collect::<Vec<_>>().join(", ")
+                TARGETS
+                    .iter()
+                    .map(|(t, _)| *t)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
         }
     }
