@@ -17,6 +17,9 @@ pub struct Received {
     pub per_second: Vec<u64>,
     /// Bytes received during the run (the sum of `per_second`).
     pub total: u64,
+    /// The longest time between two reads that returned data (from the first byte on), and
+    /// when it ended, measured from the start: a stall shows here.
+    pub longest_gap: (Duration, Duration),
 }
 
 impl Received {
@@ -33,6 +36,8 @@ pub async fn drain(mut stream: TcpStream, start: Instant, secs: u32) -> Received
     let end = start + Duration::from_secs(u64::from(secs));
     let mut per_second = vec![0u64; secs as usize];
     let mut total = 0u64;
+    let mut last: Option<Instant> = None;
+    let mut longest_gap = (Duration::ZERO, Duration::ZERO);
     while let Ok(Ok(n)) = tokio::time::timeout_at(end, stream.read(&mut buf)).await {
         if n == 0 {
             break;
@@ -41,12 +46,21 @@ pub async fn drain(mut stream: TcpStream, start: Instant, secs: u32) -> Received
         if at >= end {
             break;
         }
+        if let Some(prev) = last.replace(at) {
+            if at - prev > longest_gap.0 {
+                longest_gap = (at - prev, at - start);
+            }
+        }
         let last = per_second.len() - 1;
         let bin = at.saturating_duration_since(start).as_secs() as usize;
         per_second[bin.min(last)] += n as u64;
         total += n as u64;
     }
-    Received { per_second, total }
+    Received {
+        per_second,
+        total,
+        longest_gap,
+    }
 }
 
 /// Reads `stream` until `until`, recording `(instant, bytes)` for every read. Used where the

@@ -7,7 +7,9 @@
 //! client. Prints one table per measurement and writes everything to
 //! `target/throttle-bench.json` (or `--json PATH`).
 //!
-//! `--only` takes a comma-separated subset of `accuracy,fairness,overhead,change,perconn`.
+//! `--only` takes a comma-separated subset of `accuracy,fairness,overhead,change,perconn`;
+//! `--peers` a subset of `throttle,async-speed-limit,leaky-bucket` (the others print
+//! "skipped").
 
 extern crate alloc;
 
@@ -35,16 +37,16 @@ impl Plan {
     const DEFAULT: Plan = Plan {
         accuracy_secs: 10,
         fairness_secs: 10,
-        overhead_secs: 5,
-        overhead_rounds: 2,
+        overhead_secs: 2,
+        overhead_rounds: 5,
         change_trials: 5,
         perconn_secs: 10,
     };
     const LONG: Plan = Plan {
         accuracy_secs: 30,
         fairness_secs: 30,
-        overhead_secs: 10,
-        overhead_rounds: 2,
+        overhead_secs: 3,
+        overhead_rounds: 10,
         change_trials: 10,
         perconn_secs: 30,
     };
@@ -63,7 +65,7 @@ const SECTIONS: [&str; 5] = ["accuracy", "fairness", "overhead", "change", "perc
 fn usage() -> ExitCode {
     eprintln!(
         "usage: cargo bench -p throttle-bench --bench loopback -- [--quick | --long] \
-         [--only {}] [--json PATH]",
+         [--only {}] [--peers throttle,async-speed-limit,leaky-bucket] [--json PATH]",
         SECTIONS.join(",")
     );
     ExitCode::from(2)
@@ -79,6 +81,7 @@ fn main() -> ExitCode {
             || "throttle-bench.json".into(),
             |t| t.join("throttle-bench.json"),
         );
+    let mut peers: Vec<peers::Peer> = peers::Peer::COMPARED.to_vec();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -92,6 +95,19 @@ fn main() -> ExitCode {
                 }
                 _ => return usage(),
             },
+            "--peers" => {
+                let Some(list) = args.next() else {
+                    return usage();
+                };
+                let chosen: Vec<_> = peers::Peer::COMPARED
+                    .into_iter()
+                    .filter(|p| list.split(',').any(|n| n == p.name()))
+                    .collect();
+                if chosen.len() != list.split(',').count() {
+                    return usage();
+                }
+                peers = chosen;
+            }
             "--json" => match args.next() {
                 Some(p) => json_path = p.into(),
                 None => return usage(),
@@ -109,7 +125,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut report = Report::new(mode);
+    let mut report = Report::new(mode, peers);
     let result = runtime.block_on(run(plan, &only, &mut report));
     if let Err(e) = result {
         eprintln!("benchmark failed: {e}");

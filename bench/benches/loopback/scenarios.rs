@@ -38,6 +38,9 @@ pub(crate) struct Accuracy {
     pub(crate) error_pct: f64,
     /// The worst one-second window after the first, signed, %.
     pub(crate) worst_window_pct: f64,
+    /// The longest pause between two reads, ms, and when it ended (s from the start).
+    pub(crate) longest_gap_ms: f64,
+    pub(crate) longest_gap_at_s: f64,
 }
 
 pub(crate) async fn accuracy(peer: Peer, rate: u64, secs: u32) -> io::Result<Option<Accuracy>> {
@@ -49,6 +52,8 @@ pub(crate) async fn accuracy(peer: Peer, rate: u64, secs: u32) -> io::Result<Opt
     Ok(Some(Accuracy {
         error_pct: error_pct(r.rate(), rate as f64),
         worst_window_pct: worst_window_pct(&r.per_second, rate as f64).unwrap_or(f64::NAN),
+        longest_gap_ms: r.longest_gap.0.as_secs_f64() * 1e3,
+        longest_gap_at_s: r.longest_gap.1.as_secs_f64(),
     }))
 }
 
@@ -99,16 +104,63 @@ pub(crate) struct Speed {
     pub(crate) cpu_s_per_gib: f64,
 }
 
+/// Runs one stream for `secs` seconds with a fixed thread layout: the writer (and its limiter)
+/// on one thread with a current-thread runtime, the reader on another. On the shared
+/// multi-thread runtime, loopback throughput swings by ±30 % with where the scheduler happens to
+/// put the two tasks; two dedicated threads keep runs comparable.
 pub(crate) async fn speed(peer: Peer, limit: Option<u64>, secs: u32) -> io::Result<Option<Speed>> {
-    let Some(shaper) = Shaper::new(peer, limit, None) else {
-        return Ok(None);
+    tokio::task::spawn_blocking(move || speed_threads(peer, limit, secs))
+        .await
+        .map_err(io::Error::other)?
+}
+
+fn current_thread() -> io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+}
+
+fn speed_threads(peer: Peer, limit: Option<u64>, secs: u32) -> io::Result<Option<Speed>> {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+    let addr = listener.local_addr()?;
+    let client = std::net::TcpStream::connect(addr)?;
+    let (server, _) = listener.accept()?;
+    server.set_nonblocking(true)?;
+    client.set_nonblocking(true)?;
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<Instant>();
+    let writer = std::thread::spawn(move || -> io::Result<Option<()>> {
+        let rt = current_thread()?;
+        rt.block_on(async move {
+            let Some(shaper) = Shaper::new(peer, limit, None) else {
+                return Ok(None);
+            };
+            let stream = tokio::net::TcpStream::from_std(server)?;
+            // Start the clock only once the writer is set up.
+            let _ = go_tx.send(Instant::now());
+            let _ = shaper.spawn(stream).await;
+            Ok(Some(()))
+        })
+    });
+    let Ok(start) = go_rx.recv() else {
+        // The writer gave up before starting: unsupported peer or a setup error.
+        return writer
+            .join()
+            .map_err(|_| io::Error::other("writer thread panicked"))?
+            .map(|_| None);
     };
     let cpu0 = cpu_seconds();
-    let got = streams(&shaper, 1, secs).await?;
+    let received = current_thread()?.block_on(async move {
+        let stream = tokio::net::TcpStream::from_std(client)?;
+        io::Result::Ok(meter::drain(stream, start, secs).await)
+    })?;
     let cpu1 = cpu_seconds();
-    let gib = got[0].total as f64 / f64::from(1u32 << 30);
+    // The reader hung up: the writer's next write fails and its thread ends.
+    writer
+        .join()
+        .map_err(|_| io::Error::other("writer thread panicked"))??;
+    let gib = received.total as f64 / f64::from(1u32 << 30);
     Ok(Some(Speed {
-        bytes_per_sec: got[0].rate(),
+        bytes_per_sec: received.rate(),
         cpu_s_per_gib: match (cpu0, cpu1) {
             (Some(a), Some(b)) => (b - a) / gib,
             _ => f64::NAN,
