@@ -32,7 +32,16 @@ pub fn jain(xs: &[f64]) -> f64 {
 /// `/proc/self/stat` (clock ticks, assumed 100 per second as on every Linux the benchmark
 /// targets). `None` where that file does not exist.
 pub fn cpu_seconds() -> Option<f64> {
-    let stat = fs::read_to_string("/proc/self/stat").ok()?;
+    stat_cpu_seconds("/proc/self/stat")
+}
+
+/// Like [`cpu_seconds`], for the calling thread only (`/proc/thread-self/stat`).
+pub fn thread_cpu_seconds() -> Option<f64> {
+    stat_cpu_seconds("/proc/thread-self/stat")
+}
+
+fn stat_cpu_seconds(path: &str) -> Option<f64> {
+    let stat = fs::read_to_string(path).ok()?;
     // The command name (field 2) may contain spaces: count fields after its closing ')'.
     let rest = &stat[stat.rfind(')')? + 1..];
     let fields: Vec<&str> = rest.split_whitespace().collect();

@@ -37,24 +37,24 @@ impl Plan {
     const DEFAULT: Plan = Plan {
         accuracy_secs: 10,
         fairness_secs: 10,
-        overhead_secs: 2,
-        overhead_rounds: 5,
+        overhead_secs: 1,
+        overhead_rounds: 10,
         change_trials: 5,
         perconn_secs: 10,
     };
     const LONG: Plan = Plan {
         accuracy_secs: 30,
         fairness_secs: 30,
-        overhead_secs: 3,
-        overhead_rounds: 10,
+        overhead_secs: 2,
+        overhead_rounds: 20,
         change_trials: 10,
         perconn_secs: 30,
     };
     const QUICK: Plan = Plan {
         accuracy_secs: 2,
         fairness_secs: 2,
-        overhead_secs: 2,
-        overhead_rounds: 1,
+        overhead_secs: 1,
+        overhead_rounds: 2,
         change_trials: 2,
         perconn_secs: 2,
     };

@@ -194,9 +194,10 @@ impl Report {
                 Self::progress(&format!("overhead round {} {label}", round + 1));
                 if let Some(s) = scenarios::speed(*peer, *limit, secs).await? {
                     eprintln!(
-                        "    {:.0} MiB/s, {:.3} CPU s/GiB",
+                        "    {:.0} MiB/s, {:.3} CPU s/GiB, writer {:.3}",
                         s.bytes_per_sec / MIB as f64,
-                        s.cpu_s_per_gib
+                        s.cpu_s_per_gib,
+                        s.writer_cpu_s_per_gib
                     );
                     runs[i].push(s);
                 }
@@ -207,9 +208,18 @@ impl Report {
             let r = &runs[i];
             let b: Vec<f64> = r.iter().map(|s| s.bytes_per_sec).collect();
             let c: Vec<f64> = r.iter().map(|s| s.cpu_s_per_gib).collect();
-            (!r.is_empty()).then(|| (median(&b), median(&c)))
+            let w: Vec<f64> = r.iter().map(|s| s.writer_cpu_s_per_gib).collect();
+            (!r.is_empty()).then(|| (median(&b), median(&c), median(&w)))
         };
-        let raw = mean(0).map_or(f64::NAN, |m| m.0);
+        // Ratio to the raw run of the same round, then the median over rounds: pairs runs a
+        // few seconds apart, so slow swings in the machine's load cancel.
+        let ratios = |i: usize| -> Vec<f64> {
+            runs[i]
+                .iter()
+                .zip(&runs[0])
+                .map(|(s, r)| s.bytes_per_sec / r.bytes_per_sec)
+                .collect()
+        };
         let mut h = vec![format!(
             "overhead, one stream, limit 100 GiB/s, {secs} s × {rounds}"
         )];
@@ -217,14 +227,26 @@ impl Report {
         let h: Vec<&str> = h.iter().map(String::as_str).collect();
         let mut t = Table::new(&h);
         let mut tput = vec!["throughput, MiB/s (median)".to_owned()];
-        let mut ratio = vec!["vs raw TCP".to_owned()];
-        let mut cpu = vec!["CPU s per GiB (both ends)".to_owned()];
+        let mut ratio = vec!["vs raw TCP, same round: median (min–max)".to_owned()];
+        let mut cpu = vec!["CPU s per GiB, process (median)".to_owned()];
+        let mut wcpu = vec!["CPU s per GiB, writer thread (median)".to_owned()];
         let mut js = Vec::new();
         for (i, (label, peer, limit)) in cols.iter().enumerate() {
             let m = mean(i);
             tput.push(m.map_or_else(na, |m| format!("{:.0}", m.0 / MIB as f64)));
-            ratio.push(m.map_or_else(na, |m| format!("{:.1} %", m.0 / raw * 100.0)));
+            let rs = ratios(i);
+            ratio.push(if rs.is_empty() {
+                na()
+            } else {
+                format!(
+                    "{:.1} % ({:.0}–{:.0})",
+                    median(&rs) * 100.0,
+                    rs.iter().copied().fold(f64::INFINITY, f64::min) * 100.0,
+                    rs.iter().copied().fold(f64::NEG_INFINITY, f64::max) * 100.0
+                )
+            });
             cpu.push(m.map_or_else(na, |m| format!("{:.3}", m.1)));
+            wcpu.push(m.map_or_else(na, |m| format!("{:.3}", m.2)));
             js.push(
                 Json::obj()
                     .with("peer", peer.key())
@@ -237,13 +259,45 @@ impl Report {
                         runs[i].iter().map(|s| s.bytes_per_sec).collect::<Vec<_>>(),
                     )
                     .with("bytes_per_sec", m.map(|m| m.0))
-                    .with("ratio_to_raw", m.map(|m| m.0 / raw))
-                    .with("cpu_s_per_gib", m.map(|m| m.1)),
+                    .with(
+                        "ratio_to_raw_median",
+                        (!ratios(i).is_empty()).then(|| median(&ratios(i))),
+                    )
+                    .with("ratios_to_raw", ratios(i))
+                    .with("cpu_s_per_gib", m.map(|m| m.1))
+                    .with("writer_cpu_s_per_gib", m.map(|m| m.2))
+                    .with(
+                        "runs_writer_cpu_s_per_gib",
+                        runs[i]
+                            .iter()
+                            .map(|s| s.writer_cpu_s_per_gib)
+                            .collect::<Vec<_>>(),
+                    ),
             );
         }
         t.row(tput);
         t.row(ratio);
         t.row(cpu);
+        t.row(wcpu);
+        let mut sink = vec!["limiter cost per 64 KiB write into io::sink(), ns".to_owned()];
+        let mut sink_js = Vec::new();
+        for (label, peer, limit) in &cols {
+            if *peer != Peer::Raw && !self.peers.contains(peer) {
+                sink.push("skipped".into());
+                continue;
+            }
+            let (peer, limited) = (*peer, limit.is_some());
+            let ns = tokio::task::spawn_blocking(move || scenarios::sink_cost(peer, limited))
+                .await
+                .map_err(io::Error::other)??;
+            sink.push(ns.map_or_else(na, |ns| format!("{ns:.0}")));
+            sink_js.push(
+                Json::obj()
+                    .with("label", *label)
+                    .with("ns_per_64k_write", ns),
+            );
+        }
+        t.row(sink);
         self.add(
             "overhead",
             t,
@@ -254,7 +308,9 @@ impl Report {
                  (the adapter's bypass)"
                     .into(),
             ],
-            Json::Arr(js),
+            Json::obj()
+                .with("loopback", Json::Arr(js))
+                .with("sink", Json::Arr(sink_js)),
         );
         Ok(())
     }

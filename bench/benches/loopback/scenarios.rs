@@ -5,7 +5,7 @@ use core::time::Duration;
 use std::io;
 
 use throttle_bench::meter::{self, Received};
-use throttle_bench::stats::{cpu_seconds, error_pct, jain, worst_window_pct};
+use throttle_bench::stats::{cpu_seconds, error_pct, jain, thread_cpu_seconds, worst_window_pct};
 use throttle_bench::{net, KIB};
 use tokio::time::Instant;
 
@@ -102,6 +102,8 @@ pub(crate) struct Speed {
     pub(crate) bytes_per_sec: f64,
     /// Process CPU seconds (both ends, all threads) per GiB moved.
     pub(crate) cpu_s_per_gib: f64,
+    /// CPU seconds of the writer's thread (the limiter and the sending side) per GiB.
+    pub(crate) writer_cpu_s_per_gib: f64,
 }
 
 /// Runs one stream for `secs` seconds with a fixed thread layout: the writer (and its limiter)
@@ -128,7 +130,7 @@ fn speed_threads(peer: Peer, limit: Option<u64>, secs: u32) -> io::Result<Option
     server.set_nonblocking(true)?;
     client.set_nonblocking(true)?;
     let (go_tx, go_rx) = std::sync::mpsc::channel::<Instant>();
-    let writer = std::thread::spawn(move || -> io::Result<Option<()>> {
+    let writer = std::thread::spawn(move || -> io::Result<Option<f64>> {
         let rt = current_thread()?;
         rt.block_on(async move {
             let Some(shaper) = Shaper::new(peer, limit, None) else {
@@ -136,9 +138,13 @@ fn speed_threads(peer: Peer, limit: Option<u64>, secs: u32) -> io::Result<Option
             };
             let stream = tokio::net::TcpStream::from_std(server)?;
             // Start the clock only once the writer is set up.
+            let cpu0 = thread_cpu_seconds();
             let _ = go_tx.send(Instant::now());
             let _ = shaper.spawn(stream).await;
-            Ok(Some(()))
+            Ok(Some(match (cpu0, thread_cpu_seconds()) {
+                (Some(a), Some(b)) => b - a,
+                _ => f64::NAN,
+            }))
         })
     });
     let Ok(start) = go_rx.recv() else {
@@ -155,9 +161,10 @@ fn speed_threads(peer: Peer, limit: Option<u64>, secs: u32) -> io::Result<Option
     })?;
     let cpu1 = cpu_seconds();
     // The reader hung up: the writer's next write fails and its thread ends.
-    writer
+    let writer_cpu = writer
         .join()
-        .map_err(|_| io::Error::other("writer thread panicked"))??;
+        .map_err(|_| io::Error::other("writer thread panicked"))??
+        .unwrap_or(f64::NAN);
     let gib = received.total as f64 / f64::from(1u32 << 30);
     Ok(Some(Speed {
         bytes_per_sec: received.rate(),
@@ -165,6 +172,7 @@ fn speed_threads(peer: Peer, limit: Option<u64>, secs: u32) -> io::Result<Option
             (Some(a), Some(b)) => (b - a) / gib,
             _ => f64::NAN,
         },
+        writer_cpu_s_per_gib: writer_cpu / gib,
     }))
 }
 
@@ -227,4 +235,66 @@ pub(crate) async fn change(
         out.new_rate_ms.push(reached);
     }
     Ok(Some(out))
+}
+
+/// The limiter's own cost, without a network: nanoseconds per 64 KiB write into
+/// `tokio::io::sink()` (always ready), through each limiter at a limit of 8 PiB/s (so high that
+/// the limiter never has to wait), on a current-thread runtime. `None` where unsupported.
+pub(crate) fn sink_cost(peer: Peer, limited: bool) -> io::Result<Option<f64>> {
+    use throttle_tokio::Limits;
+    use tokio::io::AsyncWriteExt;
+
+    const WRITES: u32 = 200_000;
+    let rate: u64 = 1 << 53;
+    let buf = vec![0x5a_u8; throttle_bench::WRITE_CHUNK];
+    let rt = current_thread()?;
+    rt.block_on(async move {
+        let t0 = std::time::Instant::now();
+        match peer {
+            Peer::Raw => {
+                let mut w = tokio::io::sink();
+                for _ in 0..WRITES {
+                    w.write_all(&buf).await?;
+                }
+            }
+            Peer::Throttle => {
+                let limits = if limited {
+                    Limits::per_second(rate)
+                } else {
+                    Limits::UNLIMITED
+                };
+                let node = throttle_tokio::limiter()
+                    .node(limits, 1)
+                    .map_err(io::Error::other)?;
+                let mut w = throttle_tokio::wrap(
+                    tokio::io::sink(),
+                    &node,
+                    Limits::UNLIMITED,
+                    Limits::UNLIMITED,
+                )
+                .map_err(io::Error::other)?;
+                for _ in 0..WRITES {
+                    w.write_all(&buf).await?;
+                }
+            }
+            Peer::Asl => {
+                let mut w = <async_speed_limit::Limiter>::new(rate as f64).limit(tokio::io::sink());
+                for _ in 0..WRITES {
+                    w.write_all(&buf).await?;
+                }
+            }
+            Peer::Lb => {
+                let lb = leaky_bucket::RateLimiter::builder()
+                    .interval(Duration::from_millis(100))
+                    .refill((rate / 10) as usize)
+                    .build();
+                let mut w = tokio::io::sink();
+                for _ in 0..WRITES {
+                    lb.acquire(buf.len()).await;
+                    w.write_all(&buf).await?;
+                }
+            }
+        }
+        Ok(Some(t0.elapsed().as_secs_f64() * 1e9 / f64::from(WRITES)))
+    })
 }
