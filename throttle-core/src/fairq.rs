@@ -2,17 +2,24 @@
 //!
 //! Every node keeps a virtual time `V`; every child a finish tag `F` (virtual work done so far,
 //! in tokens × 2^32 / weight). A child that becomes eligible gets the start tag
-//! `S = max(V, F)`; the node serves the eligible child with the smallest `S` (ties: smallest
-//! slot index), then sets `V = max(V, S)` and `F = S + piece × 2^32 / weight` (SFQ, Goyal et
-//! al. 1996). So:
+//! `S = max(V − one piece, F)`, "one piece" being `max_piece` at the child's weight; the node
+//! serves the eligible child with the smallest `S`, then sets `V = max(V, S)` and
+//! `F = S + piece × 2^32 / weight` (start-time fair queueing, Goyal et al. 1996, with a
+//! one-piece memory). So:
 //! - busy children share in proportion to their weights, in tokens, whatever their piece sizes;
 //! - a child that drops out for a moment (its leaf is being served, or its own tiers are in
-//!   debt for a moment) keeps its low tag and comes back first: it loses nothing;
-//! - a child away for long comes back at `V`: it cannot hoard credit while idle or capped.
+//!   debt for a moment: a child capped near its share with a small burst) comes back with the
+//!   service it is owed, up to one piece, and is served first: it loses nothing;
+//! - a child away for long comes back one piece behind `V` at most: it cannot hoard credit
+//!   while idle or capped;
+//! - a new child starts with `F = V` (owed nothing), and equal start tags are served first
+//!   come, first served: a child re-created for every request (reusing the slot just freed)
+//!   cannot jump ahead of siblings that waited at the same tag. (Ties once went to the lower
+//!   slot index, and one such requester took a whole 100/s limit from nine others.)
 //!
-//! The eligible children of a node form an intrusive pairing heap keyed by `(S, index)`: links
-//! live in the slots (`hchild`, `hnext`, `hprev`), so no storage is needed beyond the arena.
-//! Insert is O(1), removing the minimum or any member O(log n) amortized.
+//! The eligible children of a node form an intrusive pairing heap keyed by `(S, arrival)`:
+//! links live in the slots (`hchild`, `hnext`, `hprev`), so no storage is needed beyond the
+//! arena. Insert is O(1), removing the minimum or any member O(log n) amortized.
 
 use crate::node::NIL;
 use crate::storage::Storage;
@@ -27,8 +34,12 @@ impl<S: Storage> Tree<S> {
     /// Makes child `c` of `p` eligible: start tag `max(V, F)`, into `p`'s heap.
     pub(crate) fn fq_insert(&mut self, p: u32, c: u32) {
         let v = self.n(p).vtime;
+        let seq = self.fq_seq;
+        self.fq_seq = seq.wrapping_add(1);
+        let owed = u128::from(self.config.max_piece()) * u128::from(self.n(c).tag_step);
         let s = self.m(c);
-        s.stag = s.ftag.max(v);
+        s.stag = s.ftag.max(v.saturating_sub(owed));
+        s.seq = seq;
         s.hchild = NIL;
         s.hnext = NIL;
         s.hprev = NIL;
@@ -75,7 +86,8 @@ impl<S: Storage> Tree<S> {
     }
 
     fn fq_less(&self, a: u32, b: u32) -> bool {
-        (self.n(a).stag, a) < (self.n(b).stag, b)
+        let (x, y) = (self.n(a), self.n(b));
+        (x.stag, x.seq) < (y.stag, y.seq)
     }
 
     /// Melds two heap roots (each without siblings); returns the new root.
@@ -168,11 +180,11 @@ mod tests {
         for &k in kids.iter().step_by(3) {
             tree.fq_remove(p, k);
         }
-        let mut last = (0u128, 0u32);
+        let mut last = (0u128, 0u64);
         let mut n = 0;
         while tree.n(p).hroot != super::NIL {
             let r = tree.n(p).hroot;
-            let key = (tree.n(r).stag, r);
+            let key = (tree.n(r).stag, tree.n(r).seq);
             assert!(key >= last, "{key:?} after {last:?}");
             last = key;
             tree.fq_remove(p, r);

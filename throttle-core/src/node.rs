@@ -99,6 +99,10 @@ pub struct Slot {
     pub(crate) stag: u128,
     pub(crate) ftag: u128,
     pub(crate) vtime: u128,
+    /// When this node last entered its parent's fair queue (a tree-wide counter): equal start
+    /// tags are served first come, first served, so a new or re-created child cannot jump
+    /// ahead of siblings that waited at the same tag.
+    pub(crate) seq: u64,
     /// `2^32 / weight`.
     pub(crate) tag_step: u64,
     /// Root of this node's fair queue of eligible children.
@@ -148,6 +152,7 @@ impl Slot {
             stag: 0,
             ftag: 0,
             vtime: 0,
+            seq: 0,
             tag_step: crate::fairq::tag_step(weight),
             hroot: NIL,
             heap_pos: NIL,

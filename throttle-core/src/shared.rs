@@ -33,6 +33,15 @@
 //! longest-registered waiter, which is woken to arm its timer. A woken holder that has not yet
 //! polled keeps the role (it is on its way).
 //!
+//! **Or a driver task.** The hand-off relies on every waiting task either polling again or
+//! cancelling. A runtime where a waiting future can be dropped without the adapter hearing of
+//! it (a `poll_write` that returned `Pending` and is never polled again: `select!`, a timeout
+//! around `write_all`) could leave the role with a task that never polls, and every other
+//! waiter would sleep on. Where the runtime can spawn a task, run one driver per tree instead:
+//! it calls [`Shared::poll_driver`] and sleeps until the instant it returns. From its first
+//! call on, the driver holds the timer for good and waiters are only ever told
+//! `Sleep { until: None }`; a task that stops polling then only strands its own piece.
+//!
 //! Wakers are called while the lock is held: every runtime's `wake` only schedules a task.
 //! Costs: each call is one lock plus the tree operation (O(depth)) plus O(1) per waker woken.
 
@@ -92,6 +101,14 @@ struct Timer {
     at: Instant,
 }
 
+/// The driver task, once one has called [`Shared::poll_driver`]: it holds the timer for good.
+#[derive(Debug)]
+struct Driver {
+    waker: Waker,
+    /// The deadline it sleeps until (`None`: until woken).
+    at: Option<Instant>,
+}
+
 /// The tree and its waiters: what a [`Shared`] locks. Build it with [`State::new`] (`const`).
 #[derive(Debug)]
 pub struct State<S: Storage> {
@@ -101,6 +118,7 @@ pub struct State<S: Storage> {
     head: u32,
     tail: u32,
     timer: Option<Timer>,
+    driver: Option<Driver>,
     wakes: u64,
 }
 
@@ -113,6 +131,7 @@ impl<S: Storage> State<S> {
             head: NIL,
             tail: NIL,
             timer: None,
+            driver: None,
             wakes: 0,
         }
     }
@@ -193,6 +212,20 @@ impl<S: Storage> State<S> {
     /// Keeps exactly one waiter on the tree's timer. `caller`: the slot about to sleep, which
     /// takes the role when it is free. Returns the caller's deadline if it holds the timer.
     fn rearm(&mut self, caller: Option<u32>) -> Option<Instant> {
+        if let Some(d) = &mut self.driver {
+            let at = self.tree.poll_timeout();
+            let earlier = match (at, d.at) {
+                (Some(a), Some(b)) => a < b,
+                (Some(_), None) => true,
+                (None, _) => false,
+            };
+            if earlier {
+                d.at = at;
+                d.waker.wake_by_ref();
+                self.wakes = self.wakes.wrapping_add(1);
+            }
+            return None;
+        }
         let Some(at) = self.tree.poll_timeout() else {
             // Nothing happens by itself; a holder sleeping on a stale deadline only wakes
             // once more for nothing.
@@ -419,6 +452,42 @@ impl<S: Storage, L: Lock<State<S>>> Shared<S, L> {
             s.notify();
             Ok(())
         })
+    }
+
+    /// The driver task's step (see the [module docs](self)): runs the scheduler at `now`,
+    /// wakes the leaves it granted, registers `waker` to be woken whenever the tree's next
+    /// deadline moves earlier, and returns that deadline. The driver sleeps until it (or until
+    /// woken, `None`), then calls again. From the first call on, no waiter is ever asked to
+    /// hold the timer; a waiter that held it before wakes once more and learns so.
+    pub fn poll_driver(&self, now: Instant, waker: &Waker) -> Option<Instant> {
+        self.lock.lock(|s| {
+            s.tree.handle_timeout(now);
+            s.drain_ready();
+            let at = s.tree.poll_timeout();
+            match &mut s.driver {
+                Some(d) => {
+                    if !d.waker.will_wake(waker) {
+                        d.waker = waker.clone();
+                    }
+                    d.at = at;
+                }
+                None => {
+                    s.driver = Some(Driver {
+                        waker: waker.clone(),
+                        at,
+                    });
+                }
+            }
+            if let Some(t) = s.timer.take() {
+                s.wake(t.holder);
+            }
+            at
+        })
+    }
+
+    /// Whether a driver task holds the timer (see [`Shared::poll_driver`]).
+    pub fn has_driver(&self) -> bool {
+        self.lock.lock(|s| s.driver.is_some())
     }
 
     /// [`Tree::handle_timeout`]: for a driver that keeps its own timer at

@@ -439,3 +439,70 @@ fn capped_leaf_with_small_burst_gets_its_fair_share() {
     let (rc, rf) = (rate_mib(got[0], 10), rate_mib(got[1], 10));
     assert!(close(rc, 15.0, 0.02) && close(rf, 15.0, 0.02), "{rc} {rf}");
 }
+
+/// Ten requesters under a 100/s node, each making every request through a fresh leaf (insert,
+/// acquire 1, remove once granted). A fresh leaf reuses the slot just freed and enters the
+/// queue at the same start tag as siblings that have waited all along; ties used to go to the
+/// lower slot index, so one requester got all 100/s and nine got nothing (found by the
+/// conformance suite of the std adapters). Ties are first come, first served now.
+#[test]
+fn fresh_leaf_per_request_does_not_starve_waiters() {
+    let cfg = Config::DEFAULT.with_pieces(1, 64 * 1024);
+    let mut tree = VecTree::new(cfg);
+    let root = tree
+        .insert_node(None, Limits::per_second(100), 1, t(0))
+        .unwrap();
+    const TASKS: usize = 10;
+    let mut leaf_of: Vec<LeafId> = Vec::new();
+    let mut got = [0u64; TASKS];
+    let mut now = t(0);
+    // every task starts with one request in flight
+    let fresh = |tree: &mut VecTree, now| {
+        tree.insert_leaf(Some(root), Limits::UNLIMITED, 1, now)
+            .unwrap()
+    };
+    for _ in 0..TASKS {
+        let l = fresh(&mut tree, now);
+        leaf_of.push(l);
+    }
+    let mut granted_now: Vec<usize> = Vec::new();
+    for (k, &l) in leaf_of.iter().enumerate() {
+        if let Decision::Grant(_) = tree.acquire(l, 1, now).unwrap() {
+            granted_now.push(k);
+        }
+    }
+    let end = Instant::from_secs(10);
+    while now < end {
+        while let Some(l) = tree.poll_ready() {
+            let k = leaf_of.iter().position(|&x| x == l).unwrap();
+            assert!(matches!(
+                tree.acquire(l, 1, now).unwrap(),
+                Decision::Grant(1)
+            ));
+            granted_now.push(k);
+        }
+        if granted_now.is_empty() {
+            now = tree.poll_timeout().expect("requests wait for the root");
+            tree.handle_timeout(now);
+            continue;
+        }
+        for k in core::mem::take(&mut granted_now) {
+            got[k] += 1;
+            tree.settle(leaf_of[k], 1, now).unwrap();
+            tree.remove(leaf_of[k].node(), now).unwrap();
+            leaf_of[k] = fresh(&mut tree, now);
+            if let Decision::Grant(_) = tree.acquire(leaf_of[k], 1, now).unwrap() {
+                granted_now.push(k);
+            }
+        }
+    }
+    // 10 s at 100/s plus the automatic burst of 100 (one second's worth at this rate)
+    let total: u64 = got.iter().sum();
+    assert!((1090..=1110).contains(&total), "total {total}");
+    for (k, &g) in got.iter().enumerate() {
+        assert!(
+            (100..=120).contains(&g),
+            "requester {k} got {g} of {total}: {got:?}"
+        );
+    }
+}

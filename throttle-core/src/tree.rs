@@ -33,6 +33,8 @@ pub struct Tree<S: Storage> {
     pub(crate) free_head: u32,
     pub(crate) len: u32,
     pub(crate) generation: u32,
+    /// Fair-queue arrival counter (see `Slot::seq`).
+    pub(crate) fq_seq: u64,
 }
 
 /// A tree in fixed storage for `N` nodes.
@@ -70,6 +72,7 @@ impl<S: Storage> Tree<S> {
             free_head: NIL,
             len: 0,
             generation: 0,
+            fq_seq: 0,
         }
     }
 
@@ -181,6 +184,10 @@ impl<S: Storage> Tree<S> {
         };
         if p != NIL {
             self.m(p).children += 1;
+            // owed nothing yet: a fresh child does not win ties against siblings that are
+            // owed service (see `fairq`)
+            let v = self.n(p).vtime;
+            self.m(index).ftag = v;
         }
         self.len += 1;
         self.generation = self.generation.wrapping_add(1);

@@ -177,6 +177,56 @@ fn limit_change_during_timer_handoff() {
     });
 }
 
+/// A driver task holds the tree's timer (`poll_driver`) while two waiters need refills: each
+/// waiter is woken by the driver's grants and the driver by each waiter's new deadline; a
+/// lost wake-up on either side deadlocks.
+#[test]
+fn driver_and_two_waiters() {
+    use loom::sync::atomic::{AtomicUsize, Ordering};
+    use loom::sync::Mutex;
+    // Three threads with two locks and an atomic: bounded at 3 preemptions here whatever
+    // LOOM_MAX_PREEMPTIONS says (5 did not finish in 10 minutes).
+    model_bounded(3, || {
+        let (shared, root, leaves) =
+            tree_with(Limits::new(Tier::per_second(100 << 10).with_burst(1024)), 2);
+        let done = Arc::new(AtomicUsize::new(0));
+        let driver_waker: Arc<Mutex<Option<core::task::Waker>>> = Arc::new(Mutex::new(None));
+        let handles: Vec<_> = leaves
+            .iter()
+            .map(|&leaf| {
+                let (s, done, dw) = (shared.clone(), done.clone(), driver_waker.clone());
+                thread::spawn(move || {
+                    let got = loom::future::block_on(acquire(&s, leaf, 1024, 1));
+                    done.fetch_add(1, Ordering::SeqCst);
+                    // test plumbing only: the driver must notice that the waiters are done
+                    if let Some(w) = dw.lock().unwrap().take() {
+                        w.wake();
+                    }
+                    got
+                })
+            })
+            .collect();
+        let mut now = Instant::ZERO;
+        loom::future::block_on(core::future::poll_fn(|cx| {
+            *driver_waker.lock().unwrap() = Some(cx.waker().clone());
+            if done.load(Ordering::SeqCst) == 2 {
+                return Poll::Ready(());
+            }
+            match shared.poll_driver(now, cx.waker()) {
+                Some(t) => {
+                    now = t;
+                    cx.waker().wake_by_ref();
+                }
+                None => {}
+            }
+            Poll::Pending
+        }));
+        let total: u64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+        assert_eq!(shared.stats(root).unwrap().granted, total);
+        assert_eq!(shared.sleeping(), 0);
+    });
+}
+
 /// Concurrent acquire / settle / cancel / set_limit / remove never over-grant: the root's
 /// count equals the sum of what the leaves were granted and kept, and stays within the burst
 /// plus one piece (time never moves here, so nothing refills).
@@ -264,11 +314,22 @@ fn cancelled_waiter_passes_the_timer_on() {
 /// `loom::model` that reports how many interleavings it explored (the note in issue 3 and
 /// CI's log quote these).
 fn model(f: impl Fn() + Sync + Send + 'static) {
+    run_model(loom::model::Builder::new(), f);
+}
+
+/// [`model`] with its own preemption bound (for the larger models).
+fn model_bounded(preemptions: usize, f: impl Fn() + Sync + Send + 'static) {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(preemptions);
+    run_model(builder, f);
+}
+
+fn run_model(builder: loom::model::Builder, f: impl Fn() + Sync + Send + 'static) {
     use std::sync::atomic::{AtomicU64, Ordering};
     let runs = std::sync::Arc::new(AtomicU64::new(0));
     let counter = runs.clone();
     let start = std::time::Instant::now();
-    loom::model(move || {
+    builder.check(move || {
         counter.fetch_add(1, Ordering::Relaxed);
         f();
     });

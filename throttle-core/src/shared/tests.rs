@@ -354,3 +354,70 @@ fn many_waiters_one_timer_no_herd() {
         "{polls} polls for {pieces} pieces"
     );
 }
+
+/// With a driver task holding the timer, a waiter that never polls again (its future was
+/// dropped without a cancel) strands only its own piece: the others are still served. In
+/// holder mode the same dead waiter, holding the timer, would leave them asleep.
+#[test]
+fn driver_mode_dead_waiter_does_not_stall_others() {
+    let (s, a, b, [_fa, fb], t) = two_waiting();
+    let (fd, wd) = flag();
+    // a holds the timer and "dies" (never polls again, never cancels). A driver starts:
+    let mut at = s.poll_driver(ms(0), &wd);
+    assert_eq!(at, Some(t), "the driver takes over the tree's deadline");
+    let mut b_got = 0u64;
+    let mut now = ms(0);
+    let mut driver_seen = 0;
+    for _ in 0..400 {
+        if fb.0 .0.swap(0, Ordering::SeqCst) > 0 {
+            loop {
+                match s.poll_acquire(b, 1024, now, &fb.1).unwrap() {
+                    Step::Grant(n) => {
+                        s.settle(b, n, now).unwrap();
+                        b_got += n;
+                    }
+                    Step::Sleep { until } => {
+                        assert_eq!(until, None, "with a driver, waiters never hold the timer");
+                        break;
+                    }
+                }
+            }
+        }
+        let woken = fd.0.load(Ordering::SeqCst);
+        if woken != driver_seen {
+            // the driver was woken (a deadline moved earlier): it polls at once
+            driver_seen = woken;
+        } else {
+            // the driver sleeps until its deadline
+            now = at.expect("b waits, so the driver has a deadline");
+        }
+        at = s.poll_driver(now, &wd);
+    }
+    assert!(
+        b_got >= 16 * 1024,
+        "b was served {b_got} despite a dead waiter ahead of it"
+    );
+    let _ = (a, fd);
+}
+
+#[test]
+fn driver_is_woken_when_deadline_moves_earlier() {
+    let (s, a, _b, _f, t) = two_waiting();
+    let (fd, wd) = flag();
+    assert_eq!(s.poll_driver(ms(0), &wd), Some(t));
+    let root = s.with(|st| st.tree().parent(a.node()).unwrap().unwrap());
+    s.set_limit(
+        root,
+        Limits::new(Tier::per_second(1000 << 10).with_burst(1024)),
+        ms(0),
+    )
+    .unwrap();
+    assert_eq!(
+        fd.0.load(Ordering::SeqCst),
+        1,
+        "an earlier deadline wakes the driver"
+    );
+    let t2 = s.poll_driver(ms(0), &wd).unwrap();
+    assert!(t2 < t);
+    assert!(s.has_driver());
+}
