@@ -74,3 +74,33 @@ pub fn exercise(tree: &mut SmallTree, now: u64) -> Option<(NodeId, LeafId, u64)>
 /// embassy-sync's `CriticalSectionRawMutex`). Data only: the `.text` figure of `.ci/run` is
 /// unchanged; the adapter's code size is measured by `examples/firmware`.
 pub static EMBASSY_LIMITER: throttle_embassy::Limiter<8> = throttle_embassy::Limiter::new();
+
+/// The core's own sharing layer with a critical-section lock, in a `static` (feature
+/// `shared`, so that the default build's `.text` measures the bare core): proves
+/// `Shared`, `State` and `CsLock` build without `std` and are `const`-constructible.
+#[cfg(feature = "shared")]
+pub static SHARED: throttle_core::Shared<
+    Fixed<8>,
+    throttle_core::CsLock<throttle_core::State<Fixed<8>>>,
+> = throttle_core::Shared::from_lock(throttle_core::CsLock::new_const(throttle_core::State::new(
+    small_tree(),
+)));
+
+/// Every operation of the sharing layer on [`SHARED`] (the wake-up protocol, the timer holder
+/// and the driver step). Not meant to be called on the host. `.ci/run` prints the `.text`
+/// with and without it.
+#[cfg(feature = "shared")]
+pub fn exercise_shared(leaf: LeafId, now: u64, waker: &core::task::Waker) -> Option<u64> {
+    let t = Instant::from_nanos(now);
+    let n = match SHARED.poll_acquire(leaf, 1460, t, waker).ok()? {
+        throttle_core::Step::Grant(n) => {
+            SHARED.settle(leaf, n, t).ok()?;
+            n
+        }
+        throttle_core::Step::Sleep { until } => until.map_or(0, Instant::as_nanos),
+    };
+    let _ = SHARED.cancel(leaf, t);
+    let _ = SHARED.set_limit(leaf.node(), Limits::per_second(1 << 20), t);
+    let _ = SHARED.poll_driver(t, waker);
+    Some(n)
+}
