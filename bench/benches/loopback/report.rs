@@ -23,6 +23,8 @@ pub(crate) struct Report {
 fn pct(x: f64) -> String {
     if x.is_nan() {
         "-".into()
+    } else if x.abs() < 0.005 {
+        "0.00 %".into()
     } else {
         format!("{x:+.2} %")
     }
@@ -90,9 +92,12 @@ impl Report {
                 }
                 Self::progress(&format!("accuracy {} MiB/s {}", rate / MIB, peer.name()));
                 let r = scenarios::accuracy(peer, rate, secs).await?;
-                mean.push(r.map_or_else(na, |r| pct(r.error_pct)));
-                worst.push(r.map_or_else(na, |r| pct(r.worst_window_pct)));
-                gap.push(r.map_or_else(na, |r| format!("{:.1} ms", r.longest_gap_ms)));
+                mean.push(r.as_ref().map_or_else(na, |r| pct(r.error_pct)));
+                worst.push(r.as_ref().map_or_else(na, |r| pct(r.worst_window_pct)));
+                gap.push(
+                    r.as_ref()
+                        .map_or_else(na, |r| format!("{:.1} ms", r.longest_gap_ms)),
+                );
                 js.push(
                     Json::obj()
                         .with("peer", peer.key())
@@ -128,32 +133,46 @@ impl Report {
             let mut jr = vec![format!("{n} streams: Jain's index")];
             let mut ar = vec![format!("{n} streams: aggregate error")];
             let mut wr = vec![format!("{n} streams: worst stream vs share")];
+            let mut lr = vec![format!("{n} streams: worst stream, after the 1st s")];
             for peer in Peer::COMPARED {
                 if !self.peers.contains(&peer) {
-                    for r in [&mut jr, &mut ar, &mut wr] {
+                    for r in [&mut jr, &mut ar, &mut wr, &mut lr] {
                         r.push("skipped".into());
                     }
                     continue;
                 }
                 Self::progress(&format!("fairness {n} streams {}", peer.name()));
                 let r = scenarios::sharing(peer, shared, None, n, secs).await?;
-                jr.push(r.map_or_else(na, |r| format!("{:.4}", r.jain)));
-                ar.push(r.map_or_else(na, |r| pct(r.aggregate_error_pct)));
-                wr.push(r.map_or_else(na, |r| pct(r.worst_stream_pct)));
+                jr.push(r.as_ref().map_or_else(na, |r| format!("{:.4}", r.jain)));
+                ar.push(r.as_ref().map_or_else(na, |r| pct(r.aggregate_error_pct)));
+                wr.push(r.as_ref().map_or_else(na, |r| pct(r.worst_stream_pct)));
+                lr.push(
+                    r.as_ref()
+                        .map_or_else(na, |r| pct(r.worst_stream_after_first_pct)),
+                );
                 js.push(
                     Json::obj()
                         .with("peer", peer.key())
                         .with("streams", n)
                         .with("shared_bytes_per_sec", shared)
+                        .with(
+                            "worst_stream_after_first_pct",
+                            r.as_ref().map(|r| r.worst_stream_after_first_pct),
+                        )
                         .with("secs", u64::from(secs))
-                        .with("jain", r.map(|r| r.jain))
-                        .with("aggregate_error_pct", r.map(|r| r.aggregate_error_pct))
-                        .with("worst_stream_pct", r.map(|r| r.worst_stream_pct)),
+                        .with("jain", r.as_ref().map(|r| r.jain))
+                        .with(
+                            "aggregate_error_pct",
+                            r.as_ref().map(|r| r.aggregate_error_pct),
+                        )
+                        .with("worst_stream_pct", r.as_ref().map(|r| r.worst_stream_pct))
+                        .with("rates_bytes_per_sec", r.map(|r| r.rates)),
                 );
             }
             t.row(jr);
             t.row(ar);
             t.row(wr);
+            t.row(lr);
         }
         self.add(
             "fairness",
@@ -408,9 +427,9 @@ impl Report {
                 }
                 Self::progress(&format!("per-connection {n} streams {}", peer.name()));
                 let r = scenarios::sharing(peer, server, Some(conn), n, secs).await?;
-                ar.push(r.map_or_else(na, |r| pct(r.aggregate_error_pct)));
-                wr.push(r.map_or_else(na, |r| pct(r.worst_stream_pct)));
-                jr.push(r.map_or_else(na, |r| format!("{:.4}", r.jain)));
+                ar.push(r.as_ref().map_or_else(na, |r| pct(r.aggregate_error_pct)));
+                wr.push(r.as_ref().map_or_else(na, |r| pct(r.worst_stream_pct)));
+                jr.push(r.as_ref().map_or_else(na, |r| format!("{:.4}", r.jain)));
                 js.push(
                     Json::obj()
                         .with("peer", peer.key())
@@ -418,9 +437,13 @@ impl Report {
                         .with("server_bytes_per_sec", server)
                         .with("conn_bytes_per_sec", conn)
                         .with("secs", u64::from(secs))
-                        .with("jain", r.map(|r| r.jain))
-                        .with("aggregate_error_pct", r.map(|r| r.aggregate_error_pct))
-                        .with("worst_stream_pct", r.map(|r| r.worst_stream_pct)),
+                        .with("jain", r.as_ref().map(|r| r.jain))
+                        .with(
+                            "aggregate_error_pct",
+                            r.as_ref().map(|r| r.aggregate_error_pct),
+                        )
+                        .with("worst_stream_pct", r.as_ref().map(|r| r.worst_stream_pct))
+                        .with("rates_bytes_per_sec", r.map(|r| r.rates)),
                 );
             }
             t.row(ar);

@@ -58,7 +58,7 @@ pub(crate) async fn accuracy(peer: Peer, rate: u64, secs: u32) -> io::Result<Opt
 }
 
 /// Many streams sharing one limit (or, with `per_stream`, each also capped).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Sharing {
     /// Jain's index over the per-stream mean rates.
     pub(crate) jain: f64,
@@ -66,6 +66,11 @@ pub(crate) struct Sharing {
     pub(crate) aggregate_error_pct: f64,
     /// The stream furthest from its expected share, signed, %.
     pub(crate) worst_stream_pct: f64,
+    /// Like `worst_stream_pct`, counting only the seconds after the first (start-up excluded:
+    /// whoever starts first may take the shared burst while the others are still starting).
+    pub(crate) worst_stream_after_first_pct: f64,
+    /// Each stream's mean rate, bytes per second, in connection order.
+    pub(crate) rates: Vec<f64>,
 }
 
 pub(crate) async fn sharing(
@@ -84,7 +89,19 @@ pub(crate) async fn sharing(
         (c as f64).min(shared as f64 / n as f64)
     });
     let aggregate: f64 = rates.iter().sum();
+    let later: Vec<f64> = got
+        .iter()
+        .map(|r| {
+            let tail = &r.per_second[1.min(r.per_second.len())..];
+            tail.iter().sum::<u64>() as f64 / tail.len().max(1) as f64
+        })
+        .collect();
     Ok(Some(Sharing {
+        worst_stream_after_first_pct: later
+            .iter()
+            .map(|&r| error_pct(r, each))
+            .max_by(|a, b| a.abs().total_cmp(&b.abs()))
+            .unwrap_or(f64::NAN),
         jain: jain(&rates),
         aggregate_error_pct: error_pct(aggregate, each * n as f64),
         worst_stream_pct: rates
@@ -92,6 +109,7 @@ pub(crate) async fn sharing(
             .map(|&r| error_pct(r, each))
             .max_by(|a, b| a.abs().total_cmp(&b.abs()))
             .unwrap_or(f64::NAN),
+        rates,
     }))
 }
 
