@@ -1,7 +1,8 @@
 //! `throttle-async-std`: hierarchical bandwidth and rate limits for async-std. async-std is
 //! discontinued upstream: prefer `throttle-smol` for new code; this crate stays thin.
-//! Everything but the listener is [`throttle_io`] (re-exported): its futures-io [`Throttled`] stream and its
-//! async-io timer ([`AsyncIo`]), which async-std drives.
+//! Everything but the listener and the [`AsyncStd`] runtime is [`throttle_io`] (re-exported):
+//! its futures-io [`Throttled`] stream and its async-io timer ([`AsyncIo`]), which async-std
+//! drives; [`AsyncStd`] adds `async_std::task::spawn` for the limiter's driver task.
 //!
 //! ```no_run
 //! use async_std::io::WriteExt;
@@ -25,6 +26,7 @@ use core::net::SocketAddr;
 use std::io;
 
 use async_std::net::{TcpListener, TcpStream, ToSocketAddrs};
+use throttle_io::{BoxTask, Runtime, Timer};
 
 pub use throttle_io::{
     Acquire, AcquireError, AsyncIo, Config, Connection, InsertError, Instant, Leaf, Limiter,
@@ -32,9 +34,30 @@ pub use throttle_io::{
     Tier, TierError,
 };
 
-/// A limiter on async-io's timers (which async-std drives) with the default [`Config`].
+/// The async-std runtime: [`AsyncIo`]'s clock and timers, and the limiter's driver task
+/// spawned with `async_std::task::spawn` (detached), so that a read or write future dropped
+/// mid-wait does not hold up the other connections. Give it to [`Limiter::new`] (or use
+/// [`limiter`]). ([`AsyncIo`] alone cannot spawn: holder mode.)
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AsyncStd;
+
+impl Runtime for AsyncStd {
+    fn now(&self) -> std::time::Instant {
+        AsyncIo.now()
+    }
+    fn timer(&self) -> Box<dyn Timer> {
+        AsyncIo.timer()
+    }
+    fn spawn(&self, task: BoxTask) -> bool {
+        drop(async_std::task::spawn(task));
+        true
+    }
+}
+
+/// A limiter on async-std ([`AsyncStd`]: async-io's timers, async-std's executor) with the
+/// default [`Config`].
 pub fn limiter() -> Limiter {
-    Limiter::new(AsyncIo)
+    Limiter::new(AsyncStd)
 }
 
 /// Wraps any stream as a connection under `parent` with the given per-direction limits.

@@ -142,8 +142,12 @@ impl Leaf {
                 Step::Sleep { until } => until,
             };
             self.state = State::Waiting;
-            // `None`: woken by whoever changes something for this leaf. `Some`: this task holds
-            // the tree's timer (`Instant::MAX`, "never", needs none either).
+            // From inside a task: the first sleep spawns the limiter's driver task, which
+            // then holds the tree's timer (where the runtime can spawn).
+            limiter.ensure_driver();
+            // `None`: woken by whoever changes something for this leaf (with a driver, always).
+            // `Some`: holder mode, this task holds the tree's timer (`Instant::MAX`, "never",
+            // needs none either). Also until a just-spawned driver first runs and takes over.
             let Some(at) = until.and_then(|t| limiter.to_std(t)) else {
                 return Poll::Pending;
             };

@@ -2,7 +2,7 @@
 //! ([`throttle_core`]) decides; this crate shares one tree between tasks, names its nodes
 //! with RAII handles, and turns decisions into `Poll`s with a runtime-supplied timer. The
 //! runtime adapters (`throttle-tokio`, `throttle-smol`, `throttle-async-std`) only add a
-//! clock, a timer and their I/O traits.
+//! clock, a timer, a way to spawn a task and their I/O traits.
 //!
 //! ```text
 //!   Limiter (Arc: one tree, one runtime clock)
@@ -17,9 +17,12 @@
 //!
 //! 1. If every node on the leaf's path is unlimited (checked by one atomic load, re-checked
 //!    after a limit change), do the I/O directly: the tree is skipped.
-//! 2. Else ask the tree ([`Leaf::poll_acquire`]): a grant of `n ≤ want`, or sleep — woken by
-//!    the tree, or, for the one waiter that holds the tree's timer, by the runtime's
-//!    [`Timer`].
+//! 2. Else ask the tree ([`Leaf::poll_acquire`]): a grant of `n ≤ want`, or sleep until the
+//!    tree wakes the leaf. The tree's one timer is held by the limiter's *driver task*,
+//!    spawned on the runtime the first time a leaf has to wait ([`Runtime::spawn`]); a read or
+//!    write future dropped mid-wait (`select!`, a timeout around `write_all`) then strands
+//!    only its own piece. On a runtime that cannot spawn, the one sleeping leaf that holds the
+//!    timer arms the runtime's [`Timer`] itself (the core's holder mode).
 //! 3. Run the I/O with the buffer shortened to `n`, then [`Leaf::settle`] what it moved
 //!    (0 when the inner stream was not ready: nothing is held while idle).
 //!
@@ -58,6 +61,7 @@
 
 mod acquire;
 mod connection;
+mod driver;
 mod error;
 mod leaf;
 mod limiter;
@@ -75,7 +79,7 @@ pub use leaf::Leaf;
 pub use limiter::{Limiter, Node, SharedTree};
 #[cfg(feature = "async-io")]
 pub use runtime::AsyncIo;
-pub use runtime::{Runtime, Timer};
+pub use runtime::{BoxTask, Runtime, Timer};
 pub use stats::NodeStats;
 pub use stream::Throttled;
 

@@ -1,9 +1,9 @@
 //! The shared limiter and its RAII node handles.
 //!
 //! ```text
-//!   Limiter ──Arc──▶ Inner { Shared<tree>, runtime, epoch, limits epoch }
-//!      ▲                        ▲
-//!      │ (Limiter clone)        │
+//!   Limiter ──Arc──▶ Inner { Shared<tree>, runtime, epoch, limits epoch, driver state }
+//!      ▲                        ▲   ▲
+//!      │ (Limiter clone)        │   └──Weak── driver task (one per limiter, see `driver`)
 //!   Node ──Arc──▶ NodeInner { id, parent: Option<Arc<NodeInner>>, counters }
 //!                     │ Drop: remove `id` from the tree
 //!   Leaf (one task) ──┘ + the poll engine's state
@@ -17,13 +17,15 @@ extern crate alloc;
 
 use alloc::sync::Arc;
 use core::fmt;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use core::task::Waker;
 use std::sync::Mutex;
 
 use throttle_core::{
     Config, Growable, InsertError, Instant, Limits, NodeId, SetLimitError, Shared, StdLock, VecTree,
 };
 
+use crate::driver::Driver;
 use crate::leaf::Leaf;
 use crate::runtime::Runtime;
 use crate::stats::{NodeStats, Rate};
@@ -39,11 +41,48 @@ pub struct Limiter(pub(crate) Arc<Inner>);
 
 pub(crate) struct Inner {
     pub(crate) shared: SharedTree,
-    runtime: Box<dyn Runtime>,
-    epoch: std::time::Instant,
+    pub(crate) runtime: Box<dyn Runtime>,
+    pub(crate) epoch: std::time::Instant,
     /// Bumped after every limit change made through this crate: a leaf re-checks whether its
     /// path is unlimited only when this moved (one atomic load per poll otherwise).
     pub(crate) limits_epoch: AtomicU64,
+    /// `DRIVER_IDLE`, `DRIVER_RUNNING` or `DRIVER_UNSUPPORTED` (the runtime cannot spawn).
+    pub(crate) driver: AtomicU8,
+    /// The driver task's waker, woken when this is dropped so that the task ends.
+    driver_waker: Mutex<Option<Waker>>,
+}
+
+/// No driver task yet (or it was dropped unfinished): the next leaf to wait spawns one.
+pub(crate) const DRIVER_IDLE: u8 = 0;
+/// A driver task was spawned (it may not have run yet).
+pub(crate) const DRIVER_RUNNING: u8 = 1;
+/// The runtime cannot spawn: holder mode for good.
+pub(crate) const DRIVER_UNSUPPORTED: u8 = 2;
+
+impl Inner {
+    pub(crate) fn set_driver_waker(&self, waker: &Waker) {
+        let mut slot = self
+            .driver_waker
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match &*slot {
+            Some(w) if w.will_wake(waker) => {}
+            _ => *slot = Some(waker.clone()),
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The last handle is gone: the driver task (holding a Weak) ends at its next poll.
+        let slot = self
+            .driver_waker
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(w) = slot.take() {
+            w.wake();
+        }
+    }
 }
 
 impl fmt::Debug for Limiter {
@@ -69,6 +108,8 @@ impl Limiter {
             runtime: Box::new(runtime),
             epoch,
             limits_epoch: AtomicU64::new(0),
+            driver: AtomicU8::new(DRIVER_IDLE),
+            driver_waker: Mutex::new(None),
         }))
     }
 
@@ -119,6 +160,36 @@ impl Limiter {
 
     pub(crate) fn runtime(&self) -> &dyn Runtime {
         &*self.0.runtime
+    }
+
+    /// Spawns this limiter's driver task unless one runs or the runtime cannot spawn. Called
+    /// by a leaf told to sleep, from inside its task (where the runtime's context exists); one
+    /// atomic load once the driver runs.
+    pub(crate) fn ensure_driver(&self) {
+        let state = &self.0.driver;
+        if state.load(Ordering::Acquire) != DRIVER_IDLE
+            || state
+                .compare_exchange(
+                    DRIVER_IDLE,
+                    DRIVER_RUNNING,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )
+                .is_err()
+        {
+            return;
+        }
+        let task = Driver::new(Arc::downgrade(&self.0));
+        if !self.0.runtime.spawn(Box::pin(task)) {
+            // (the refused task's Drop has set DRIVER_IDLE)
+            state.store(DRIVER_UNSUPPORTED, Ordering::Release);
+        }
+    }
+
+    /// Whether a driver task holds the tree's timer (it has run at least once); false in
+    /// holder mode, on a runtime that cannot [`spawn`](Runtime::spawn).
+    pub fn has_driver(&self) -> bool {
+        self.0.shared.has_driver()
     }
 
     pub(crate) fn limits_epoch(&self) -> u64 {

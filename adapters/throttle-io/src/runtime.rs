@@ -1,20 +1,48 @@
-//! What a runtime supplies: its clock and a resettable timer. Adapters implement [`Runtime`]
-//! (tokio: `tokio::time::Sleep`; smol and async-std: [`AsyncIo`], feature `async-io`).
+//! What a runtime supplies: its clock, a resettable timer and, where it can, a way to spawn
+//! the limiter's driver task. Adapters implement [`Runtime`] (tokio: `tokio::time::Sleep` and
+//! `tokio::spawn`; smol and async-std: [`AsyncIo`]'s timers, feature `async-io`, plus their
+//! own spawn).
 
+use core::future::Future;
+use core::pin::Pin;
 use core::task::{Context, Poll};
+
+/// A detached background task, as given to [`Runtime::spawn`].
+pub type BoxTask = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
 /// A runtime's clock and timers, given to [`Limiter::new`](crate::Limiter::new).
 ///
 /// Implementations MUST return a monotonic clock from [`Runtime::now`], and timers from
 /// [`Runtime::timer`] that fire on that same clock (a timer reset to `at` is ready once
 /// `now() ≥ at`). `timer` is called lazily, from inside a task being polled (where a runtime's
-/// context is available), at most once per [`Leaf`](crate::Leaf).
+/// context is available), at most once per [`Leaf`](crate::Leaf) and once per driver task.
+///
+/// **Driver task.** A runtime that can [`spawn`](Runtime::spawn) gets one driver task per
+/// [`Limiter`](crate::Limiter), spawned the first time a leaf has to wait: it alone sleeps on
+/// the tree's timer and wakes the leaves the tree serves, so a waiting read or write whose
+/// future is dropped without the stream hearing of it (`select!`, a timeout around
+/// `write_all`) strands only its own piece. A runtime that cannot spawn keeps the core's
+/// holder mode: one sleeping leaf at a time arms its own timer for the whole tree, and such a
+/// dropped future can leave the other waiters asleep until that stream is polled again,
+/// cancelled ([`Throttled::cancel`](crate::Throttled::cancel)) or dropped.
 pub trait Runtime: Send + Sync + 'static {
     /// The current time on the runtime's clock (e.g. tokio's, which tests may pause).
     fn now(&self) -> std::time::Instant;
     /// A new timer. Its initial deadline does not matter: it is always [`Timer::reset`] before
     /// it is polled.
     fn timer(&self) -> Box<dyn Timer>;
+    /// Runs `task` in the background, detached (nobody awaits it); called at most once per
+    /// limiter at a time, from inside a task being polled. Returns `false` when this runtime
+    /// cannot spawn (`task` is dropped): the limiter then stays in holder mode and does not
+    /// ask again. The default cannot spawn.
+    ///
+    /// The task holds only a weak reference to the limiter and ends soon after the last
+    /// handle of it is dropped. If the runtime drops the task unfinished (shutdown), the next
+    /// leaf that has to wait spawns a new one.
+    fn spawn(&self, task: BoxTask) -> bool {
+        drop(task);
+        false
+    }
 }
 
 /// A one-shot timer that can be re-armed.
@@ -41,7 +69,9 @@ mod async_io_rt {
     use super::{Runtime, Timer};
 
     /// The std clock and async-io's timers: what smol and async-std run on (both drive
-    /// async-io's reactor). Feature `async-io`.
+    /// async-io's reactor). Feature `async-io`. It cannot [`spawn`](Runtime::spawn) (async-io
+    /// has no executor), so a limiter on it stays in holder mode: use `throttle_smol::Smol` or
+    /// `throttle_async_std::AsyncStd`, which add their executor's spawn.
     #[derive(Clone, Copy, Debug, Default)]
     pub struct AsyncIo;
 

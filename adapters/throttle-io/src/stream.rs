@@ -61,10 +61,13 @@ impl<S> Throttled<S> {
     }
 
     /// Withdraws what either direction has queued in the tree. A read or write future dropped
-    /// while it waited (a `select!` branch that lost) cannot tell the stream; its piece stays
-    /// queued until the stream is polled again (which continues it) or dropped. Call this if
-    /// the stream will sit unpolled for long: a queued leaf may hold the tree's timer, which
-    /// the other waiters then wait on.
+    /// while it waited (a `select!` branch that lost, a timeout) cannot tell the stream; its
+    /// piece stays queued (and, once granted, held) until the stream is polled again (which
+    /// continues it) or dropped. The other connections are not held up by it (the limiter's
+    /// driver task keeps serving them), but that one piece is spent for nothing: call this to
+    /// give it back early if the stream will sit unpolled for long. On a runtime that cannot
+    /// spawn the driver ([`Runtime::spawn`](crate::Runtime::spawn)), the queued leaf may also
+    /// hold the tree's timer, which the other waiters then wait on: cancel then.
     pub fn cancel(&mut self) {
         self.read.cancel();
         self.write.cancel();

@@ -1,6 +1,7 @@
 //! `throttle-smol`: hierarchical bandwidth and rate limits for smol. Everything but the
-//! listener is [`throttle_io`] (re-exported): its futures-io [`Throttled`] stream and its
-//! async-io timer ([`AsyncIo`]), which smol drives.
+//! listener and the [`Smol`] runtime is [`throttle_io`] (re-exported): its futures-io
+//! [`Throttled`] stream and its async-io timer ([`AsyncIo`]), which smol drives; [`Smol`] adds
+//! `smol::spawn` for the limiter's driver task.
 //!
 //! ```no_run
 //! use smol::io::AsyncWriteExt;
@@ -24,6 +25,7 @@ use core::net::SocketAddr;
 use std::io;
 
 use smol::net::{AsyncToSocketAddrs, TcpListener, TcpStream};
+use throttle_io::{BoxTask, Runtime, Timer};
 
 pub use throttle_io::{
     Acquire, AcquireError, AsyncIo, Config, Connection, InsertError, Instant, Leaf, Limiter,
@@ -31,9 +33,30 @@ pub use throttle_io::{
     Tier, TierError,
 };
 
-/// A limiter on async-io's timers (smol's) with the default [`Config`].
+/// The smol runtime: [`AsyncIo`]'s clock and timers, and the limiter's driver task spawned
+/// on smol's global executor (`smol::spawn(..).detach()`), so that a read or write future
+/// dropped mid-wait does not hold up the other connections. Give it to [`Limiter::new`] (or
+/// use [`limiter`]). ([`AsyncIo`] alone cannot spawn: holder mode.)
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Smol;
+
+impl Runtime for Smol {
+    fn now(&self) -> std::time::Instant {
+        AsyncIo.now()
+    }
+    fn timer(&self) -> Box<dyn Timer> {
+        AsyncIo.timer()
+    }
+    fn spawn(&self, task: BoxTask) -> bool {
+        smol::spawn(task).detach();
+        true
+    }
+}
+
+/// A limiter on smol ([`Smol`]: async-io's timers, smol's executor) with the default
+/// [`Config`].
 pub fn limiter() -> Limiter {
-    Limiter::new(AsyncIo)
+    Limiter::new(Smol)
 }
 
 /// Wraps any stream as a connection under `parent` with the given per-direction limits.

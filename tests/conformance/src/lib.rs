@@ -97,6 +97,7 @@ macro_rules! suite {
             weighted_groups_share_server,
             cancel_refunds_to_other_leaf,
             dropped_stream_hands_over_to_other_connection,
+            dropped_write_future_does_not_stall_others,
             idle_connection_holds_no_tokens,
             connection_close_frees_leaves,
             unlimited_skips_tree,

@@ -136,7 +136,7 @@ impl Rt for Smol {
     type Listener = throttle_smol::Listener;
 
     fn limiter_with(config: Config) -> Limiter {
-        Limiter::with_config(config, throttle_smol::AsyncIo)
+        Limiter::with_config(config, throttle_smol::Smol)
     }
     fn block_on<F: Future<Output = ()> + Send + 'static>(f: F) {
         smol::block_on(f);
@@ -177,7 +177,7 @@ impl Rt for AsyncStd {
     type Listener = throttle_async_std::Listener;
 
     fn limiter_with(config: Config) -> Limiter {
-        Limiter::with_config(config, throttle_async_std::AsyncIo)
+        Limiter::with_config(config, throttle_async_std::AsyncStd)
     }
     fn block_on<F: Future<Output = ()> + Send + 'static>(f: F) {
         async_std::task::block_on(f);

@@ -419,6 +419,68 @@ pub async fn dropped_stream_hands_over_to_other_connection<R: Rt>() {
     );
 }
 
+/// A write future dropped mid-wait while its stream stays alive and unpolled (a timeout or a
+/// `select!` around `write_all`) does not hold up the other connections: the limiter's driver
+/// task keeps the tree's timer, so only the dropped write's own piece is stranded. Without the
+/// driver, the dropped write's leaf would keep the timer and B would sleep forever.
+pub async fn dropped_write_future_does_not_stall_others<R: Rt>() {
+    const SERVER: u64 = 64 * KIB;
+    const B_BYTES: usize = 128 << 10;
+    let limiter = R::limiter();
+    let srv = server(
+        &limiter,
+        Limits::per_second(SERVER),
+        Limits::UNLIMITED,
+        Limits::UNLIMITED,
+    );
+    let (l, addr) = R::bind(srv).await;
+    let received = counters(2);
+    let mut sinks = Vec::new();
+    let mut conns = Vec::new();
+    for count in &received {
+        let raw = R::connect(addr).await;
+        conns.push(R::accept(&l).await);
+        sinks.push(R::spawn(sink(raw, count.clone())));
+    }
+    let mut b = conns.pop().expect("b");
+    let mut a = conns.pop().expect("a");
+    // A waits first (alone, it is the one sleeping waiter) in a task of its own; its
+    // `write_all` is dropped by the timeout mid-wait, and the task ends, handing the stream
+    // back: alive, never polled again, never cancelled.
+    let (a, dropped) = R::spawn(async move {
+        let r = timeout::<R, _>(Duration::from_millis(100), a.write_all(&vec![2u8; 1 << 20])).await;
+        (a, r.is_none())
+    })
+    .await;
+    assert!(dropped, "a's write was dropped mid-wait");
+    let a_sent = a.write_leaf().node().stats().granted;
+    // B alone now: 128 KiB at 64 KiB/s, ~2 s.
+    let t0 = Instant::now();
+    let r = timeout::<R, _>(Duration::from_secs(10), b.write_all(&vec![3u8; B_BYTES])).await;
+    let took = t0.elapsed();
+    eprintln!(
+        "after a's write_all was dropped ({a_sent} B sent), b's {B_BYTES} B write: {} after \
+         {took:?} (expected ~2 s at {SERVER} B/s); driver: {}",
+        if r.is_some() { "done" } else { "cut" },
+        limiter.has_driver()
+    );
+    assert!(
+        r.is_some(),
+        "b's write stalled behind a's dropped write ({:?} B received by b's peer)",
+        received[1].load(Ordering::Relaxed)
+    );
+    r.expect("completed").expect("write");
+    assert!(
+        took >= Duration::from_millis(1500) && took < Duration::from_secs(6),
+        "b took {took:?}"
+    );
+    assert!(
+        limiter.has_driver(),
+        "the limiter's driver task holds the timer"
+    );
+    drop((a, b));
+}
+
 /// A connection waiting for data to read holds no tokens: the other connection under the
 /// same server gets the whole limit, and the idle leaf was granted nothing.
 pub async fn idle_connection_holds_no_tokens<R: Rt>() {
