@@ -92,3 +92,138 @@ impl Drop for Driver {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use alloc::sync::Arc;
+    use alloc::task::Wake;
+    use core::sync::atomic::AtomicUsize;
+    use core::task::Waker;
+    use core::time::Duration;
+
+    use throttle_core::{Limits, Tier};
+
+    use super::*;
+    use crate::runtime::BoxTask;
+    use crate::test_rt::{cx, Manual};
+    use crate::{Leaf, Node};
+
+    #[derive(Default)]
+    struct Count(AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn counter() -> (Arc<Count>, Waker) {
+        let c = Arc::new(Count::default());
+        (c.clone(), Waker::from(c))
+    }
+
+    fn woken(c: &Count) -> bool {
+        c.0.swap(0, Ordering::SeqCst) > 0
+    }
+
+    fn poll(task: &mut BoxTask, waker: &Waker) -> Poll<()> {
+        task.as_mut().poll(&mut Context::from_waker(waker))
+    }
+
+    /// 1000 tokens/s, burst 100, and two leaves under it; `a` spent the burst and one piece of
+    /// debt, and now waits (100 ms away).
+    fn a_waits(rt: &Manual) -> (Node, Leaf, Leaf) {
+        let limiter = rt.limiter();
+        let node = limiter
+            .node(Limits::new(Tier::per_second(1000).with_burst(100)), 1)
+            .unwrap();
+        let mut a = node.leaf(Limits::UNLIMITED, 1).unwrap();
+        let b = node.leaf(Limits::UNLIMITED, 1).unwrap();
+        for _ in 0..2 {
+            let Poll::Ready(Ok(n)) = a.poll_acquire(&mut cx(), 100) else {
+                panic!("burst, then one piece of debt")
+            };
+            a.settle(n);
+        }
+        assert!(a.poll_acquire(&mut cx(), 100).is_pending());
+        (node, a, b)
+    }
+
+    #[test]
+    fn driver_serves_others_when_a_waiter_stops_polling() {
+        let rt = Manual::spawning();
+        let (node, a, mut b) = a_waits(&rt);
+        let mut tasks = rt.take_spawned();
+        assert_eq!(tasks.len(), 1, "the first wait spawns the driver");
+        let mut driver = tasks.pop().unwrap();
+        let (dc, dw) = counter();
+        assert!(poll(&mut driver, &dw).is_pending());
+        assert!(node.limiter().has_driver());
+        // `a` is never polled again nor cancelled (its future was dropped); `b` waits too.
+        let (bc, bw) = counter();
+        assert!(b
+            .poll_acquire(&mut Context::from_waker(&bw), 100)
+            .is_pending());
+        assert!(rt.take_spawned().is_empty(), "one driver per limiter");
+        let mut served = 0;
+        for _ in 0..100 {
+            rt.advance(Duration::from_millis(10));
+            // the driver's timer fired (or the core woke it): it polls
+            let _ = woken(&dc);
+            assert!(poll(&mut driver, &dw).is_pending());
+            if woken(&bc) {
+                if let Poll::Ready(Ok(n)) = b.poll_acquire(&mut Context::from_waker(&bw), 100) {
+                    b.settle(n);
+                    served += n;
+                    assert!(b
+                        .poll_acquire(&mut Context::from_waker(&bw), 100)
+                        .is_pending());
+                }
+            }
+        }
+        assert!(
+            served >= 700,
+            "b was served {served} in 1 s at 1000/s despite a dead waiter ahead of it"
+        );
+        drop(a);
+    }
+
+    #[test]
+    fn without_spawn_holder_mode_and_asked_once() {
+        let rt = Manual::new();
+        let (node, _a, mut b) = a_waits(&rt);
+        assert!(b.poll_acquire(&mut cx(), 100).is_pending());
+        assert_eq!(rt.spawn_calls(), 1, "a refusal is not retried");
+        assert!(!node.limiter().has_driver());
+    }
+
+    #[test]
+    fn driver_ends_after_last_handle_dropped() {
+        let rt = Manual::spawning();
+        let (node, a, b) = a_waits(&rt);
+        let mut driver = rt.take_spawned().pop().unwrap();
+        let (dc, dw) = counter();
+        assert!(poll(&mut driver, &dw).is_pending());
+        let limiter = node.limiter().clone();
+        drop((a, b, node));
+        let _ = woken(&dc);
+        assert!(poll(&mut driver, &dw).is_pending(), "a handle is left");
+        drop(limiter);
+        assert!(woken(&dc), "dropping the last handle wakes the driver");
+        assert!(poll(&mut driver, &dw).is_ready(), "and it ends");
+    }
+
+    #[test]
+    fn driver_dropped_unfinished_is_spawned_again() {
+        let rt = Manual::spawning();
+        let (node, _a, mut b) = a_waits(&rt);
+        // the runtime shut down before the driver ran
+        drop(rt.take_spawned());
+        assert!(b.poll_acquire(&mut cx(), 100).is_pending());
+        let mut tasks = rt.take_spawned();
+        assert_eq!(tasks.len(), 1, "the next wait spawns a new driver");
+        let (_dc, dw) = counter();
+        assert!(poll(&mut tasks[0], &dw).is_pending());
+        assert!(node.limiter().has_driver());
+    }
+}
