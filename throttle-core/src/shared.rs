@@ -485,6 +485,17 @@ impl<S: Storage, L: Lock<State<S>>> Shared<S, L> {
         })
     }
 
+    /// The driver task is gone (its runtime dropped it): the timer goes back to the waiters
+    /// (the longest-registered one is woken to take it), until a driver calls
+    /// [`Shared::poll_driver`] again.
+    pub fn release_driver(&self) {
+        self.lock.lock(|s| {
+            if s.driver.take().is_some() {
+                s.notify();
+            }
+        });
+    }
+
     /// Whether a driver task holds the timer (see [`Shared::poll_driver`]).
     pub fn has_driver(&self) -> bool {
         self.lock.lock(|s| s.driver.is_some())

@@ -81,8 +81,10 @@ impl Future for Driver {
 impl Drop for Driver {
     fn drop(&mut self) {
         // Dropped unfinished (the runtime shut down, or refused to spawn it): the next leaf
-        // that has to wait may spawn another one.
+        // that has to wait may spawn another one; meanwhile the leaves hold the timer.
         if let Some(inner) = self.limiter.upgrade() {
+            // The timer goes back to the waiters (one is woken to take it) until then.
+            inner.shared.release_driver();
             let _ = inner.driver.compare_exchange(
                 DRIVER_RUNNING,
                 DRIVER_IDLE,

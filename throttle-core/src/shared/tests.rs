@@ -421,3 +421,20 @@ fn driver_is_woken_when_deadline_moves_earlier() {
     assert!(t2 < t);
     assert!(s.has_driver());
 }
+
+#[test]
+fn released_driver_hands_timer_back_to_waiters() {
+    let (s, _a, b, [fa, fb], _t) = two_waiting();
+    let (_fd, wd) = flag();
+    assert!(s.poll_driver(ms(0), &wd).is_some());
+    // taking over woke the old holder (a) so it drops its own timer
+    assert_eq!(fa.0 .0.load(Ordering::SeqCst), 1);
+    s.release_driver();
+    assert!(!s.has_driver());
+    // b is the only registered waiter left (a was woken): it is woken to take the timer
+    assert_eq!(fb.0 .0.load(Ordering::SeqCst), 1);
+    assert!(matches!(
+        s.poll_acquire(b, 1024, ms(0), &fb.1).unwrap(),
+        Step::Sleep { until: Some(_) }
+    ));
+}
