@@ -108,8 +108,15 @@ fn main() -> ExitCode {
                 }
                 peers = chosen;
             }
+            // cargo runs benches in the package directory: a relative path is taken from
+            // the workspace root instead, where the command was most likely typed.
             "--json" => match args.next() {
-                Some(p) => json_path = p.into(),
+                Some(p) => {
+                    json_path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                        .parent()
+                        .unwrap_or(std::path::Path::new("."))
+                        .join(p);
+                }
                 None => return usage(),
             },
             _ => return usage(),
