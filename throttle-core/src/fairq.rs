@@ -2,7 +2,7 @@
 //!
 //! Every node keeps a virtual time `V`; every child a finish tag `F` (virtual work done so far,
 //! in tokens × 2^32 / weight). A child that becomes eligible gets the start tag
-//! `S = max(V − one piece, F)`, "one piece" being `max_piece` at the child's weight; the node
+//! `S = max(V − its last piece, F)` (the tag its last piece cost); the node
 //! serves the eligible child with the smallest `S`, then sets `V = max(V, S)` and
 //! `F = S + piece × 2^32 / weight` (start-time fair queueing, Goyal et al. 1996, with a
 //! one-piece memory). So:
@@ -36,9 +36,8 @@ impl<S: Storage> Tree<S> {
         let v = self.n(p).vtime;
         let seq = self.fq_seq;
         self.fq_seq = seq.wrapping_add(1);
-        let owed = u128::from(self.config.max_piece()) * u128::from(self.n(c).tag_step);
         let s = self.m(c);
-        s.stag = s.ftag.max(v.saturating_sub(owed));
+        s.stag = s.ftag.max(v.saturating_sub(s.last_charge));
         s.seq = seq;
         s.hchild = NIL;
         s.hnext = NIL;
@@ -82,7 +81,8 @@ impl<S: Storage> Tree<S> {
         let pn = self.m(p);
         pn.vtime = pn.vtime.max(start);
         let s = self.m(c);
-        s.ftag = start + u128::from(piece) * u128::from(s.tag_step);
+        s.last_charge = u128::from(piece) * u128::from(s.tag_step);
+        s.ftag = start + s.last_charge;
     }
 
     fn fq_less(&self, a: u32, b: u32) -> bool {

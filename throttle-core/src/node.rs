@@ -103,6 +103,9 @@ pub struct Slot {
     /// tags are served first come, first served, so a new or re-created child cannot jump
     /// ahead of siblings that waited at the same tag.
     pub(crate) seq: u64,
+    /// Tag cost of this child's last piece: how much service it may be owed when it comes
+    /// back (see `fairq`).
+    pub(crate) last_charge: u128,
     /// `2^32 / weight`.
     pub(crate) tag_step: u64,
     /// Root of this node's fair queue of eligible children.
@@ -153,6 +156,7 @@ impl Slot {
             ftag: 0,
             vtime: 0,
             seq: 0,
+            last_charge: 0,
             tag_step: crate::fairq::tag_step(weight),
             hroot: NIL,
             heap_pos: NIL,
