@@ -357,7 +357,11 @@ impl Report {
                 }
                 Some(c) => {
                     let maxf = c.first_byte_ms.iter().copied().fold(f64::NAN, f64::max);
-                    first.push(format!("{:.1} / {:.1} ms", median(&c.first_byte_ms), maxf));
+                    first.push(if c.first_byte_ms.iter().all(|x| x.is_nan()) {
+                        format!("none in {:.0} ms", c.window_ms)
+                    } else {
+                        format!("{:.1} / {:.1} ms", median(&c.first_byte_ms), maxf)
+                    });
                     let missed = c.new_rate_ms.iter().filter(|x| x.is_none()).count();
                     let got: Vec<f64> = c.new_rate_ms.iter().flatten().copied().collect();
                     new.push(if missed == 0 {
