@@ -19,6 +19,8 @@ pub(crate) struct Options {
     pub(crate) clients: usize,
     /// Read new limits from the terminal instead of the scripted changes.
     pub(crate) interactive: bool,
+    /// Two groups of clients under the server, weights 2 and 1.
+    pub(crate) groups: bool,
 }
 
 impl Default for Options {
@@ -29,6 +31,7 @@ impl Default for Options {
             conn_limit: Some(3 * MIB),
             clients: 4,
             interactive: false,
+            groups: false,
         }
     }
 }
@@ -45,6 +48,8 @@ options:
   --server-limit R    server limit (default 8M)
   --conn-limit R      per-connection limit (default 3M)
   --clients N         clients, 1..=12 (default 4)
+  --groups            two groups of clients (the first half weight 2, the rest weight 1)
+                      sharing the server limit 2:1 (each its own listener)
   --interactive, -i   no script: type `server R`, `conn R` or `quit` while it runs
   --help, -h          this text
 R: bytes per second, e.g. 8M, 512K, 1.5M, 1000000 (K/M/G = 1024^n); 0 or off = unlimited";
@@ -127,6 +132,7 @@ pub(crate) fn parse(args: impl IntoIterator<Item = String>) -> Result<Options, A
         match flag.as_str() {
             "--help" | "-h" => return Err(ArgsError::Help),
             "--interactive" | "-i" => o.interactive = true,
+            "--groups" => o.groups = true,
             "--secs" => {
                 let v = value()?;
                 let n: u32 = v
@@ -154,6 +160,9 @@ pub(crate) fn parse(args: impl IntoIterator<Item = String>) -> Result<Options, A
     }
     if o.interactive && !secs_given {
         o.secs = None;
+    }
+    if o.groups && o.clients < 2 {
+        return Err(ArgsError::Bad("--groups needs at least 2 clients".into()));
     }
     Ok(o)
 }

@@ -31,13 +31,14 @@ impl Counters {
     }
 }
 
-/// Connects `n` clients to `addr` and starts them reading.
-pub(crate) async fn start(addr: SocketAddr, n: usize) -> io::Result<Arc<Counters>> {
+/// Connects one client to each address (in order) and starts them reading.
+pub(crate) async fn start(addrs: &[SocketAddr]) -> io::Result<Arc<Counters>> {
+    let n = addrs.len();
     let counters = Arc::new(Counters {
         bytes: (0..n).map(|_| AtomicU64::new(0)).collect(),
         lines: (0..n).map(|_| AtomicU64::new(0)).collect(),
     });
-    for i in 0..n {
+    for (i, addr) in addrs.iter().enumerate() {
         let stream = TcpStream::connect(addr).await?;
         let counters = counters.clone();
         tokio::spawn(async move { read(stream, &counters.bytes[i], &counters.lines[i]).await });

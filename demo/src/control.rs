@@ -1,11 +1,9 @@
 //! Limit changes: the scripted ones of a normal run, and the commands of the interactive mode.
-//! Both go through [`apply`], which changes the limit on the live [`Server`]: the server node
-//! for the server limit, every registered connection for the per-connection limit.
-
-use throttle_tokio::{Limits, Server};
+//! Both go through [`apply`], which changes the limit on the live [`LogServer`]: the server
+//! node for the server limit, every registered connection for the per-connection limit.
 
 use crate::args::{parse_rate, show_rate};
-use crate::server::limits;
+use crate::server::LogServer;
 
 /// One limit change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,6 +35,59 @@ pub(crate) struct Current {
 }
 
 impl Current {
+    /// What each greedy client should get, in bytes per second (`None`: no limit at all), for
+    /// groups given as `(weight, clients)`: weighted max-min ("water-filling") of the server
+    /// limit over the groups, each group asking for at most `clients × per-connection limit`,
+    /// split equally inside a group.
+    pub(crate) fn expected_per_client(&self, groups: &[(u16, usize)]) -> Option<Vec<f64>> {
+        let cap = |n: usize| self.conn.map(|c| c as f64 * n as f64);
+        let mut share: Vec<Option<f64>> = vec![None; groups.len()];
+        match self.server {
+            None => {
+                for (g, &(_, n)) in groups.iter().enumerate() {
+                    share[g] = Some(cap(n)?);
+                }
+            }
+            Some(server) => {
+                let mut left = server as f64;
+                loop {
+                    let open: Vec<usize> =
+                        (0..groups.len()).filter(|&g| share[g].is_none()).collect();
+                    if open.is_empty() {
+                        break;
+                    }
+                    let weights: f64 = open.iter().map(|&g| f64::from(groups[g].0)).sum();
+                    let per_weight = left / weights;
+                    let capped: Vec<usize> = open
+                        .iter()
+                        .copied()
+                        .filter(|&g| {
+                            cap(groups[g].1)
+                                .is_some_and(|c| c <= per_weight * f64::from(groups[g].0))
+                        })
+                        .collect();
+                    if capped.is_empty() {
+                        for g in open {
+                            share[g] = Some(per_weight * f64::from(groups[g].0));
+                        }
+                        break;
+                    }
+                    for g in capped {
+                        let c = cap(groups[g].1).unwrap_or(0.0);
+                        share[g] = Some(c);
+                        left -= c;
+                    }
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for (g, &(_, n)) in groups.iter().enumerate() {
+            let each = share[g].unwrap_or(0.0) / n.max(1) as f64;
+            out.extend(core::iter::repeat_n(each, n));
+        }
+        Some(out)
+    }
+
     /// What `n` greedy clients should get together, and which limit decides it.
     pub(crate) fn expected_total(&self, n: usize) -> (Option<u64>, &'static str) {
         let conns = self.conn.map(|c| c * n as u64);
@@ -86,10 +137,10 @@ pub(crate) fn parse_command(line: &str) -> Result<Command, String> {
 }
 
 /// Applies `change` to the live server and describes what happened.
-pub(crate) fn apply(server: &Server, current: &mut Current, change: Change) -> String {
+pub(crate) fn apply(server: &LogServer, current: &mut Current, change: Change) -> String {
     let live = server.connections();
     match change {
-        Change::Server(rate) => match server.set_limit(limits(rate)) {
+        Change::Server(rate) => match server.set_server_limit(rate) {
             Ok(()) => {
                 let was = core::mem::replace(&mut current.server, rate);
                 format!(
@@ -100,7 +151,7 @@ pub(crate) fn apply(server: &Server, current: &mut Current, change: Change) -> S
             }
             Err(e) => format!("server limit not changed: {e}"),
         },
-        Change::Conn(rate) => match server.set_connection_limits(Limits::UNLIMITED, limits(rate)) {
+        Change::Conn(rate) => match server.set_conn_limit(rate) {
             Ok(()) => {
                 let was = core::mem::replace(&mut current.conn, rate);
                 format!(
@@ -156,6 +207,41 @@ mod tests {
             conn: None,
         };
         assert_eq!(open.expected_total(4), (None, "none"));
+    }
+
+    #[test]
+    fn expected_split_by_weight_then_capped() {
+        let mb = |v: Vec<f64>| v.iter().map(|x| x / MIB as f64).collect::<Vec<_>>();
+        // 8 MiB/s over weights 2:1 with two clients each: 16/3 and 8/3 per group
+        let got = mb(DEFAULT.expected_per_client(&[(2, 2), (1, 2)]).unwrap());
+        let want = [8.0 / 3.0, 8.0 / 3.0, 4.0 / 3.0, 4.0 / 3.0];
+        assert!(
+            got.iter().zip(want).all(|(g, w)| (g - w).abs() < 1e-9),
+            "{got:?}"
+        );
+        // 16 MiB/s: group A capped at 2 × 3, group B takes the rest but is capped too
+        let wide = Current {
+            server: Some(16 * MIB),
+            ..DEFAULT
+        };
+        assert_eq!(
+            mb(wide.expected_per_client(&[(2, 2), (1, 2)]).unwrap()),
+            vec![3.0; 4]
+        );
+        // 10 MiB/s: A capped at 6, B gets the remaining 4
+        let mid = Current {
+            server: Some(10 * MIB),
+            ..DEFAULT
+        };
+        assert_eq!(
+            mb(mid.expected_per_client(&[(2, 2), (1, 2)]).unwrap()),
+            vec![3.0, 3.0, 2.0, 2.0]
+        );
+        let open = Current {
+            server: None,
+            conn: None,
+        };
+        assert_eq!(open.expected_per_client(&[(1, 4)]), None);
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! total, what the limits allow and what the server node's statistics say. At a third of the
 //! run the server limit doubles, at two thirds the per-connection limit drops to a third: the
 //! next rows show every existing connection following. `--help` lists the options, including
-//! an interactive mode that reads new limits from the terminal.
+//! two weighted groups of clients (`--groups`) and an interactive mode that reads new limits
+//! from the terminal.
 
 extern crate alloc;
 
@@ -17,6 +18,7 @@ mod logs;
 mod server;
 mod view;
 
+use core::net::SocketAddr;
 use core::time::Duration;
 use std::io::BufRead;
 use std::process::ExitCode;
@@ -26,6 +28,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::args::{show_rate, ArgsError, Options};
 use crate::control::{Command, Current};
+use crate::server::LogServer;
 
 /// One mebibyte, in bytes.
 const MIB: u64 = 1 << 20;
@@ -81,16 +84,44 @@ async fn run(opts: Options) -> std::io::Result<()> {
         server: opts.server_limit,
         conn: opts.conn_limit,
     };
-    let (server, addr) = server::start(current.server, current.conn).await?;
+    // (weight, clients) per group; the first group gets the odd client.
+    let groups: Vec<(u16, usize)> = if opts.groups {
+        vec![(2, opts.clients.div_ceil(2)), (1, opts.clients / 2)]
+    } else {
+        vec![(1, opts.clients)]
+    };
+    let weights: Vec<u16> = groups.iter().map(|g| g.0).collect();
+    let server = LogServer::start(current.server, current.conn, &weights).await?;
+    let addrs: Vec<SocketAddr> = groups
+        .iter()
+        .enumerate()
+        .flat_map(|(g, &(_, n))| core::iter::repeat_n(server.addr(g), n))
+        .collect();
     let script = match (opts.interactive, opts.secs) {
         (false, Some(secs)) => control::script(secs, current),
         _ => Vec::new(),
     };
 
-    println!(
-        "throttle demo: a log server on {addr} streams generated log lines to {} clients",
-        opts.clients
-    );
+    if opts.groups {
+        println!(
+            "throttle demo: a log server streams generated log lines to {} clients in two groups",
+            opts.clients
+        );
+        let (a, b) = (groups[0].1, groups[1].1);
+        println!(
+            "  group A, weight 2: clients 1–{a} on {}; group B, weight 1: clients {}–{} on {}",
+            server.addr(0),
+            a + 1,
+            a + b,
+            server.addr(1)
+        );
+    } else {
+        println!(
+            "throttle demo: a log server on {} streams generated log lines to {} clients",
+            server.addr(0),
+            opts.clients
+        );
+    }
     println!(
         "limits: server {}, per connection {}",
         show_rate(current.server),
@@ -112,11 +143,12 @@ async fn run(opts: Options) -> std::io::Result<()> {
         None
     };
     println!(
-        "MiB/s received by each client in each second (measured by the clients); \
-              last column: the server node's smoothed rate (1 s EWMA) from throttle's stats\n"
+        "MiB/s received by each client in each second (measured by the clients); `expect`: what \
+         the limits allow each one;\nlast column: the server node's smoothed rate (1 s EWMA) \
+         from throttle's statistics\n"
     );
 
-    let counters = clients::start(addr, opts.clients).await?;
+    let counters = clients::start(&addrs).await?;
     let start = Instant::now();
     let mut ticker =
         tokio::time::interval_at(start + Duration::from_secs(1), Duration::from_secs(1));
@@ -125,7 +157,14 @@ async fn run(opts: Options) -> std::io::Result<()> {
     let mut prev_at = start;
     let mut second = 0u32;
     let header = view::header(opts.clients);
+    let expect = |current: &Current| {
+        view::expect_row(
+            current.expected_per_client(&groups).as_deref(),
+            opts.clients,
+        )
+    };
     println!("{header}");
+    println!("{}", expect(&current));
     loop {
         tokio::select! {
             _ = ticker.tick() => {
@@ -145,6 +184,7 @@ async fn run(opts: Options) -> std::io::Result<()> {
                 }
                 for (_, change) in script.iter().filter(|(at, _)| *at == second) {
                     println!("  ── {second} s: {}", control::apply(&server, &mut current, *change));
+                    println!("{}", expect(&current));
                 }
             }
             Some(cmd) = async { typed.as_mut()?.recv().await }, if typed.is_some() => {
@@ -152,6 +192,7 @@ async fn run(opts: Options) -> std::io::Result<()> {
                 match cmd {
                     Ok(Command::Set(change)) => {
                         println!("  ── {t:.1} s: {}", control::apply(&server, &mut current, change));
+                        println!("{}", expect(&current));
                     }
                     Ok(Command::Help) => println!("  {}", control::COMMANDS),
                     Ok(Command::Quit) => break,

@@ -35,6 +35,26 @@ pub(crate) fn row(t: f64, deltas: &[u64], secs: f64, current: Current, server_ra
     s
 }
 
+/// The rates the limits allow each client, as a row under the same columns (`None`: no limit).
+pub(crate) fn expect_row(expected: Option<&[f64]>, clients: usize) -> String {
+    let mut s = String::from("expect");
+    match expected {
+        Some(e) => {
+            for &x in e {
+                s.push_str(&format!("  {:>9.2}", mib(x)));
+            }
+            s.push_str(&format!(" │ {:>7.2} │", mib(e.iter().sum())));
+        }
+        None => {
+            for _ in 0..clients {
+                s.push_str("          -");
+            }
+            s.push_str(" │       - │");
+        }
+    }
+    s
+}
+
 /// The closing summary.
 pub(crate) fn totals(bytes: &[u64], lines: u64, secs: f64, granted: u64) -> String {
     let mut s = format!("totals over {secs:.1} s (measured by the clients):\n");
@@ -74,6 +94,14 @@ mod tests {
             r,
             "   3 s       2.00       2.00 │    4.00 │  6.00 per-conn│         4.00"
         );
+    }
+
+    #[test]
+    fn expect_row_uses_the_row_columns() {
+        let e = [2.0 * MIB as f64, MIB as f64];
+        let r = expect_row(Some(&e), 2);
+        assert_eq!(r, "expect       2.00       1.00 │    3.00 │");
+        assert_eq!(expect_row(None, 2).chars().count(), r.chars().count());
     }
 
     #[test]
