@@ -3,12 +3,17 @@
 //!
 //! ```text
 //! 2026-11-22T11:42:07.412Z INFO  api-3   GET /api/v1/orders/18243 status=200 bytes=1532 dur_ms=12 req=9f8e7d6c5b4a3210
-//! 2026-11-22T11:42:07.413Z WARN  db-1    slow query table=orders rows=1832 dur_ms=1203 req=0c1d2e3f40516273
+//! 2026-11-22T11:42:07.413Z WARN  db-2    slow query table=orders rows=1832 dur_ms=1203 req=0c1d2e3f40516273
 //! ```
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-const SERVICES: [&str; 6] = ["api-1", "api-2", "api-3", "auth-1", "db-1", "pay-2"];
+/// Who logs what: access lines from the front services, slow queries from the databases,
+/// upstream timeouts from the services calling out, cache lines from the session layer.
+const FRONT: [&str; 4] = ["api-1", "api-2", "api-3", "auth-1"];
+const DATABASES: [&str; 2] = ["db-1", "db-2"];
+const CALLERS: [&str; 2] = ["pay-2", "api-3"];
+const SESSIONS: [&str; 2] = ["auth-1", "auth-2"];
 const ROUTES: [(&str, &str); 8] = [
     ("GET", "/api/v1/orders/"),
     ("GET", "/api/v1/users/"),
@@ -69,7 +74,13 @@ impl LogGen {
         self.ms += self.below(3);
         push_timestamp(out, self.ms);
         let roll = self.below(1000);
-        let service = SERVICES[self.below(SERVICES.len() as u64) as usize];
+        let services: &[&str] = match roll {
+            0..=9 => &CALLERS,
+            10..=49 => &DATABASES,
+            50..=149 => &SESSIONS,
+            _ => &FRONT,
+        };
+        let service = services[self.below(services.len() as u64) as usize];
         let level = match roll {
             0..=9 => "ERROR ",
             10..=49 => "WARN  ",
