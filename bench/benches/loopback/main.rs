@@ -13,6 +13,7 @@
 
 extern crate alloc;
 
+mod manyconn;
 mod peers;
 mod report;
 mod scenarios;
@@ -31,6 +32,7 @@ struct Plan {
     overhead_rounds: usize,
     change_trials: usize,
     perconn_secs: u32,
+    manyconn_secs: u32,
 }
 
 impl Plan {
@@ -41,6 +43,7 @@ impl Plan {
         overhead_rounds: 10,
         change_trials: 5,
         perconn_secs: 10,
+        manyconn_secs: 10,
     };
     const LONG: Plan = Plan {
         accuracy_secs: 30,
@@ -49,6 +52,7 @@ impl Plan {
         overhead_rounds: 20,
         change_trials: 10,
         perconn_secs: 30,
+        manyconn_secs: 30,
     };
     const QUICK: Plan = Plan {
         accuracy_secs: 2,
@@ -57,10 +61,13 @@ impl Plan {
         overhead_rounds: 2,
         change_trials: 2,
         perconn_secs: 2,
+        manyconn_secs: 2,
     };
 }
 
-const SECTIONS: [&str; 5] = ["accuracy", "fairness", "overhead", "change", "perconn"];
+const SECTIONS: [&str; 6] = [
+    "accuracy", "fairness", "overhead", "change", "perconn", "manyconn",
+];
 
 fn usage() -> ExitCode {
     eprintln!(
@@ -71,7 +78,36 @@ fn usage() -> ExitCode {
     ExitCode::from(2)
 }
 
+/// The connection counts of `manyconn`: 1 000, 5 000 and 10 000, the last lowered if the
+/// open-file limit (each process holds one end of every connection) cannot take it.
+fn manyconn_counts() -> Vec<usize> {
+    let limit = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|l| {
+            l.lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l.split_whitespace().nth(3).map(str::to_owned))
+        })
+        .and_then(|soft| soft.parse::<usize>().ok())
+        .unwrap_or(usize::MAX);
+    // Headroom for stdio, pipes, epoll and the listener.
+    let most = limit.saturating_sub(64).min(10_000);
+    let mut counts: Vec<usize> = [1_000, 5_000].into_iter().filter(|&n| n < most).collect();
+    counts.push(most);
+    counts
+}
+
 fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some(manyconn::CHILD_FLAG) {
+        return match manyconn::child(&argv[2..]) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("manyconn reader: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let mut plan = Plan::DEFAULT;
     let mut mode = "default";
     let mut only: Vec<String> = SECTIONS.iter().map(|s| (*s).to_owned()).collect();
@@ -133,7 +169,11 @@ fn main() -> ExitCode {
         }
     };
     let mut report = Report::new(mode, peers);
-    let result = runtime.block_on(run(plan, &only, &mut report));
+    let mut result = runtime.block_on(run(plan, &only, &mut report));
+    drop(runtime);
+    if result.is_ok() && only.iter().any(|o| o == "manyconn") {
+        result = report.manyconn(&manyconn_counts(), plan.manyconn_secs);
+    }
     if let Err(e) = result {
         eprintln!("benchmark failed: {e}");
         return ExitCode::FAILURE;

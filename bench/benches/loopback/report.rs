@@ -468,6 +468,88 @@ impl Report {
         Ok(())
     }
 
+    /// `manyconn`: throttle only; one column per connection count. Runs on its own
+    /// 2-worker runtime (see `manyconn::runtime`), so this is a blocking call.
+    pub(crate) fn manyconn(&mut self, counts: &[usize], secs: u32) -> io::Result<()> {
+        let limit = 50 * MIB;
+        let rt = crate::manyconn::runtime()?;
+        let mut title = vec![format!("throttle, N streams sharing 50 MiB/s, {secs} s")];
+        title.extend(counts.iter().map(|n| format!("N = {n}")));
+        let title: Vec<&str> = title.iter().map(String::as_str).collect();
+        let mut t = Table::new(&title);
+        let mut rows: Vec<Vec<String>> = [
+            "aggregate error",
+            "aggregate error, after the 1st s",
+            "Jain's index",
+            "Jain's index, after the 1st s",
+            "worst stream vs share",
+            "worst stream vs share, after the 1st s",
+            "streams with no byte after the 1st s",
+            "CPU s per s: writers + limiter process",
+            "CPU s per s: readers process",
+            "CPU s per s: both",
+            "connection setup, s",
+        ]
+        .iter()
+        .map(|r| vec![(*r).to_owned()])
+        .collect();
+        let mut js = Vec::new();
+        for &n in counts {
+            Self::progress(&format!("manyconn {n} streams throttle"));
+            let r = rt.block_on(crate::manyconn::run(n, limit, secs))?;
+            let cells = [
+                pct(r.aggregate_error_pct),
+                pct(r.aggregate_after_first_pct),
+                format!("{:.4}", r.jain),
+                format!("{:.4}", r.jain_after_first),
+                pct(r.worst_stream_pct),
+                pct(r.worst_after_first_pct),
+                r.starved_after_first.to_string(),
+                format!("{:.2}", r.cpu_writer),
+                format!("{:.2}", r.cpu_reader),
+                format!("{:.2}", r.cpu_writer + r.cpu_reader),
+                format!("{:.1}", r.setup_s),
+            ];
+            for (row, c) in rows.iter_mut().zip(cells) {
+                row.push(c);
+            }
+            js.push(
+                Json::obj()
+                    .with("peer", "throttle")
+                    .with("streams", r.streams)
+                    .with("shared_bytes_per_sec", limit)
+                    .with("secs", u64::from(secs))
+                    .with("aggregate_error_pct", r.aggregate_error_pct)
+                    .with("aggregate_after_first_pct", r.aggregate_after_first_pct)
+                    .with("jain", r.jain)
+                    .with("jain_after_first", r.jain_after_first)
+                    .with("worst_stream_pct", r.worst_stream_pct)
+                    .with("worst_stream_after_first_pct", r.worst_after_first_pct)
+                    .with("starved_after_first", r.starved_after_first)
+                    .with("cpu_s_per_s_writer_process", r.cpu_writer)
+                    .with("cpu_s_per_s_reader_process", r.cpu_reader)
+                    .with("setup_s", r.setup_s)
+                    .with("rates_after_first_bytes_per_sec", r.rates_after_first),
+            );
+        }
+        for row in rows {
+            t.row(row);
+        }
+        self.add(
+            "manyconn",
+            t,
+            vec![
+                "target (DESIGN): 10 000 connections on 2 cores hold accuracy and fairness".into(),
+                "writers (each 16–64 KiB per write) and limiter in this process, readers in a \
+                 child process (fd limit); both on multi-thread tokio runtimes with 2 workers; \
+                 CPU from /proc/self/stat of each process over the run; peers not run"
+                    .into(),
+            ],
+            Json::Arr(js),
+        );
+        Ok(())
+    }
+
     fn add(&mut self, key: &str, table: Table, notes: Vec<String>, json: Json) {
         self.sections.push((key.to_owned(), table, notes));
         self.json.push((key.to_owned(), json));
