@@ -7,7 +7,9 @@
 //! client. Prints one table per measurement and writes everything to
 //! `target/throttle-bench.json` (or `--json PATH`).
 //!
-//! `--only` takes a comma-separated subset of `accuracy,fairness,overhead,change,perconn`;
+//! `--only` takes a comma-separated subset of
+//! `accuracy,fairness,overhead,change,perconn,manyconn` (`manyconn`: 1 000, 5 000 and
+//! 10 000 streams sharing 50 MiB/s, or `--manyconn-limit MIB`; readers in a child process);
 //! `--peers` a subset of `throttle,async-speed-limit,leaky-bucket` (the others print
 //! "skipped").
 
@@ -72,7 +74,8 @@ const SECTIONS: [&str; 6] = [
 fn usage() -> ExitCode {
     eprintln!(
         "usage: cargo bench -p throttle-bench --bench loopback -- [--quick | --long] \
-         [--only {}] [--peers throttle,async-speed-limit,leaky-bucket] [--json PATH]",
+         [--only {}] [--peers throttle,async-speed-limit,leaky-bucket] [--manyconn-limit MIB] \
+         [--json PATH]",
         SECTIONS.join(",")
     );
     ExitCode::from(2)
@@ -117,6 +120,7 @@ fn main() -> ExitCode {
             || "throttle-bench.json".into(),
             |t| t.join("throttle-bench.json"),
         );
+    let mut manyconn_mib: u64 = 50;
     let mut peers: Vec<peers::Peer> = peers::Peer::COMPARED.to_vec();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -129,6 +133,11 @@ fn main() -> ExitCode {
                 Some(list) if list.split(',').all(|s| SECTIONS.contains(&s)) => {
                     only = list.split(',').map(str::to_owned).collect();
                 }
+                _ => return usage(),
+            },
+            // The shared limit of `manyconn`, MiB/s (default 50).
+            "--manyconn-limit" => match args.next().and_then(|m| m.parse().ok()) {
+                Some(m) if m > 0 => manyconn_mib = m,
                 _ => return usage(),
             },
             "--peers" => {
@@ -172,7 +181,7 @@ fn main() -> ExitCode {
     let mut result = runtime.block_on(run(plan, &only, &mut report));
     drop(runtime);
     if result.is_ok() && only.iter().any(|o| o == "manyconn") {
-        result = report.manyconn(&manyconn_counts(), plan.manyconn_secs);
+        result = report.manyconn(&manyconn_counts(), manyconn_mib, plan.manyconn_secs);
     }
     if let Err(e) = result {
         eprintln!("benchmark failed: {e}");

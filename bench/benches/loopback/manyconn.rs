@@ -9,6 +9,8 @@
 //! `secs` seconds and prints per-stream, per-second byte counts and its own CPU time on stdout.
 //! Each process holds ~`n` sockets.
 
+use alloc::sync::Arc;
+use core::sync::atomic::{AtomicU64, Ordering};
 use core::time::Duration;
 use std::io::{self, BufRead, Write};
 use std::process::{Command, Stdio};
@@ -50,12 +52,19 @@ pub(crate) struct ManyConn {
     pub(crate) worst_after_first_pct: f64,
     /// Streams that received nothing after the first second.
     pub(crate) starved_after_first: usize,
+    /// The writers' side, after the first second (bytes each `write` returned, sampled at
+    /// 1 s and at the end): aggregate error, Jain's index, worst stream vs share.
+    pub(crate) sent_aggregate_pct: f64,
+    pub(crate) sent_jain: f64,
+    pub(crate) sent_worst_pct: f64,
     /// CPU seconds per second of run: the writers' process (limiter, sending side), the
     /// readers' process, both.
     pub(crate) cpu_writer: f64,
     pub(crate) cpu_reader: f64,
     /// Per-stream rates after the first second, bytes per second.
     pub(crate) rates_after_first: Vec<f64>,
+    /// All streams' bytes received in each second.
+    pub(crate) aggregate_per_second: Vec<u64>,
 }
 
 /// The child: connect `n` times to `addr`, wait for `go`, read for `secs` s, print results.
@@ -120,7 +129,8 @@ async fn drain(mut stream: TcpStream, start: Instant, secs: u32) -> Vec<u64> {
 }
 
 /// Writes 16–64 KiB buffers (size varied per write, per stream) until the reader hangs up.
-async fn pump<W: AsyncWrite + Unpin>(mut w: W, seed: u64) {
+/// Adds every write's length to `written`.
+async fn pump<W: AsyncWrite + Unpin>(mut w: W, seed: u64, written: Arc<AtomicU64>) {
     let buf = vec![0x5a_u8; 64 * 1024];
     let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
     loop {
@@ -131,7 +141,9 @@ async fn pump<W: AsyncWrite + Unpin>(mut w: W, seed: u64) {
         let len = (16 * KIB + x % (48 * KIB + 1)) as usize;
         match w.write(&buf[..len]).await {
             Ok(0) | Err(_) => return,
-            Ok(_) => {}
+            Ok(n) => {
+                written.fetch_add(n as u64, Ordering::Relaxed);
+            }
         }
     }
 }
@@ -207,10 +219,24 @@ pub(crate) async fn run(n: usize, limit: u64, secs: u32) -> io::Result<ManyConn>
     let t0 = Instant::now();
     stdin.write_all(b"go\n")?;
     stdin.flush()?;
+    let written: Vec<Arc<AtomicU64>> = (0..n).map(|_| Arc::new(AtomicU64::new(0))).collect();
     let writers: Vec<_> = wrapped
         .into_iter()
+        .zip(&written)
         .enumerate()
-        .map(|(i, s)| tokio::spawn(pump(s, i as u64 + 1)))
+        .map(|(i, (s, w))| tokio::spawn(pump(s, i as u64 + 1, Arc::clone(w))))
+        .collect();
+    // The sending side's view: bytes each writer got through between 1 s and the end.
+    let snapshot = || -> Vec<u64> { written.iter().map(|w| w.load(Ordering::Relaxed)).collect() };
+    tokio::time::sleep_until(t0 + Duration::from_secs(1)).await;
+    let (w1, w1_at) = (snapshot(), Instant::now());
+    tokio::time::sleep_until(t0 + Duration::from_secs(u64::from(secs))).await;
+    let (w2, w2_at) = (snapshot(), Instant::now());
+    let span = (w2_at - w1_at).as_secs_f64();
+    let sent: Vec<f64> = w1
+        .iter()
+        .zip(&w2)
+        .map(|(a, b)| (b - a) as f64 / span)
         .collect();
     let report = tokio::task::spawn_blocking(move || lines.by_ref().collect::<Result<Vec<_>, _>>())
         .await
@@ -274,8 +300,14 @@ pub(crate) async fn run(n: usize, limit: u64, secs: u32) -> io::Result<ManyConn>
         worst_stream_pct: worst(&rates),
         worst_after_first_pct: worst(&later),
         starved_after_first: later.iter().filter(|&&r| r == 0.0).count(),
+        sent_aggregate_pct: error_pct(sent.iter().sum(), limit as f64),
+        sent_jain: jain(&sent),
+        sent_worst_pct: worst(&sent),
         cpu_writer,
         cpu_reader,
         rates_after_first: later,
+        aggregate_per_second: (0..secs as usize)
+            .map(|i| bins.iter().map(|b| b.get(i).copied().unwrap_or(0)).sum())
+            .collect(),
     })
 }

@@ -470,10 +470,10 @@ impl Report {
 
     /// `manyconn`: throttle only; one column per connection count. Runs on its own
     /// 2-worker runtime (see `manyconn::runtime`), so this is a blocking call.
-    pub(crate) fn manyconn(&mut self, counts: &[usize], secs: u32) -> io::Result<()> {
-        let limit = 50 * MIB;
+    pub(crate) fn manyconn(&mut self, counts: &[usize], mib: u64, secs: u32) -> io::Result<()> {
+        let limit = mib * MIB;
         let rt = crate::manyconn::runtime()?;
-        let mut title = vec![format!("throttle, N streams sharing 50 MiB/s, {secs} s")];
+        let mut title = vec![format!("throttle, N streams sharing {mib} MiB/s, {secs} s")];
         title.extend(counts.iter().map(|n| format!("N = {n}")));
         let title: Vec<&str> = title.iter().map(String::as_str).collect();
         let mut t = Table::new(&title);
@@ -485,6 +485,9 @@ impl Report {
             "worst stream vs share",
             "worst stream vs share, after the 1st s",
             "streams with no byte after the 1st s",
+            "sent (writer side), after the 1st s: aggregate error",
+            "sent, after the 1st s: Jain's index",
+            "sent, after the 1st s: worst stream vs share",
             "CPU s per s: writers + limiter process",
             "CPU s per s: readers process",
             "CPU s per s: both",
@@ -505,6 +508,9 @@ impl Report {
                 pct(r.worst_stream_pct),
                 pct(r.worst_after_first_pct),
                 r.starved_after_first.to_string(),
+                pct(r.sent_aggregate_pct),
+                format!("{:.4}", r.sent_jain),
+                pct(r.sent_worst_pct),
                 format!("{:.2}", r.cpu_writer),
                 format!("{:.2}", r.cpu_reader),
                 format!("{:.2}", r.cpu_writer + r.cpu_reader),
@@ -526,9 +532,13 @@ impl Report {
                     .with("worst_stream_pct", r.worst_stream_pct)
                     .with("worst_stream_after_first_pct", r.worst_after_first_pct)
                     .with("starved_after_first", r.starved_after_first)
+                    .with("sent_after_first_aggregate_pct", r.sent_aggregate_pct)
+                    .with("sent_after_first_jain", r.sent_jain)
+                    .with("sent_after_first_worst_stream_pct", r.sent_worst_pct)
                     .with("cpu_s_per_s_writer_process", r.cpu_writer)
                     .with("cpu_s_per_s_reader_process", r.cpu_reader)
                     .with("setup_s", r.setup_s)
+                    .with("aggregate_bytes_per_second", r.aggregate_per_second)
                     .with("rates_after_first_bytes_per_sec", r.rates_after_first),
             );
         }
