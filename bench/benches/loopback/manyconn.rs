@@ -63,6 +63,8 @@ pub(crate) struct ManyConn {
     pub(crate) cpu_reader: f64,
     /// Per-stream rates after the first second, bytes per second.
     pub(crate) rates_after_first: Vec<f64>,
+    /// Per-stream rates over the whole run, bytes per second.
+    pub(crate) rates: Vec<f64>,
     /// All streams' bytes received in each second.
     pub(crate) aggregate_per_second: Vec<u64>,
 }
@@ -306,6 +308,7 @@ pub(crate) async fn run(n: usize, limit: u64, secs: u32) -> io::Result<ManyConn>
         cpu_writer,
         cpu_reader,
         rates_after_first: later,
+        rates: rates.clone(),
         aggregate_per_second: (0..secs as usize)
             .map(|i| bins.iter().map(|b| b.get(i).copied().unwrap_or(0)).sum())
             .collect(),

@@ -539,6 +539,7 @@ impl Report {
                     .with("cpu_s_per_s_reader_process", r.cpu_reader)
                     .with("setup_s", r.setup_s)
                     .with("aggregate_bytes_per_second", r.aggregate_per_second)
+                    .with("rates_bytes_per_sec", r.rates)
                     .with("rates_after_first_bytes_per_sec", r.rates_after_first),
             );
         }
