@@ -28,6 +28,8 @@ use std::io;
 use async_std::net::{TcpListener, TcpStream, ToSocketAddrs};
 use throttle_io::{BoxTask, Runtime, Timer};
 
+/// Wraps any stream as a connection under a node (from `throttle-io`).
+pub use throttle_io::wrap;
 pub use throttle_io::{
     Acquire, AcquireError, AsyncIo, Config, Connection, InsertError, Instant, Leaf, Limiter,
     Limits, LimitsError, Node, NodeId, NodeStats, Server, SetLimitError, StaleHandle, Throttled,
@@ -58,16 +60,6 @@ impl Runtime for AsyncStd {
 /// default [`Config`].
 pub fn limiter() -> Limiter {
     Limiter::new(AsyncStd)
-}
-
-/// Wraps any stream as a connection under `parent` with the given per-direction limits.
-pub fn wrap<S>(
-    stream: S,
-    parent: &Node,
-    read: Limits,
-    write: Limits,
-) -> Result<Throttled<S>, InsertError> {
-    Ok(Throttled::new(stream, parent.connection(read, write)?))
 }
 
 /// Accepts connections and throttles each one with the server's per-connection limits under

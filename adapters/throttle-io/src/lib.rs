@@ -83,7 +83,7 @@ pub use limiter::{Limiter, Node, SharedTree};
 pub use runtime::AsyncIo;
 pub use runtime::{BoxTask, Runtime, Timer};
 pub use stats::NodeStats;
-pub use stream::Throttled;
+pub use stream::{wrap, Throttled};
 
 pub use throttle_core::{
     Config, InsertError, Instant, Limits, LimitsError, NodeId, SetLimitError, StaleHandle, Tier,

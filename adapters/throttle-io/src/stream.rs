@@ -22,6 +22,17 @@ pub struct Throttled<S> {
     write: Leaf,
 }
 
+/// Wraps any stream as a connection under `parent` with the given per-direction limits (what
+/// smol's and async-std's adapters re-export as their `wrap`).
+pub fn wrap<S>(
+    stream: S,
+    parent: &crate::Node,
+    read: throttle_core::Limits,
+    write: throttle_core::Limits,
+) -> Result<Throttled<S>, throttle_core::InsertError> {
+    Ok(Throttled::new(stream, parent.connection(read, write)?))
+}
+
 impl<S> Throttled<S> {
     /// Wraps `inner`; reads are charged to the connection's read leaf, writes to its write
     /// leaf.

@@ -27,6 +27,8 @@ use std::io;
 use smol::net::{AsyncToSocketAddrs, TcpListener, TcpStream};
 use throttle_io::{BoxTask, Runtime, Timer};
 
+/// Wraps any stream as a connection under a node (from `throttle-io`).
+pub use throttle_io::wrap;
 pub use throttle_io::{
     Acquire, AcquireError, AsyncIo, Config, Connection, InsertError, Instant, Leaf, Limiter,
     Limits, LimitsError, Node, NodeId, NodeStats, Server, SetLimitError, StaleHandle, Throttled,
@@ -57,16 +59,6 @@ impl Runtime for Smol {
 /// [`Config`].
 pub fn limiter() -> Limiter {
     Limiter::new(Smol)
-}
-
-/// Wraps any stream as a connection under `parent` with the given per-direction limits.
-pub fn wrap<S>(
-    stream: S,
-    parent: &Node,
-    read: Limits,
-    write: Limits,
-) -> Result<Throttled<S>, InsertError> {
-    Ok(Throttled::new(stream, parent.connection(read, write)?))
 }
 
 /// Accepts connections and throttles each one with the server's per-connection limits under
