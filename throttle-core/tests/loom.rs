@@ -105,6 +105,17 @@ fn tree_with(root_limits: Limits, leaves: usize) -> (Arc<Sh>, NodeId, Vec<LeafId
     (Arc::new(shared), root, leaves)
 }
 
+/// One thread per leaf, each collecting `pieces` grants of 1 KiB (see [`Acquire`]).
+fn spawn_waiters(shared: &Arc<Sh>, leaves: &[LeafId], pieces: u32) -> Vec<thread::JoinHandle<u64>> {
+    leaves
+        .iter()
+        .map(|&leaf| {
+            let s = shared.clone();
+            thread::spawn(move || loom::future::block_on(acquire(&s, leaf, 1024, pieces)))
+        })
+        .collect()
+}
+
 /// A waiter that registered before a limit change is always woken by it: the waiter sleeps on
 /// a paused root (no timer anywhere), another thread unpauses it.
 #[test]
@@ -133,13 +144,7 @@ fn timer_handoff_between_two_waiters() {
         // 100 KiB/s, burst 1 KiB: after the burst every piece needs a refill.
         let (shared, root, leaves) =
             tree_with(Limits::new(Tier::per_second(100 << 10).with_burst(1024)), 2);
-        let handles: Vec<_> = leaves
-            .iter()
-            .map(|&leaf| {
-                let s = shared.clone();
-                thread::spawn(move || loom::future::block_on(acquire(&s, leaf, 1024, 2)))
-            })
-            .collect();
+        let handles = spawn_waiters(&shared, &leaves, 2);
         let total: u64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
         let stats = shared.stats(root).unwrap();
         assert_eq!(
@@ -157,13 +162,7 @@ fn limit_change_during_timer_handoff() {
     model(|| {
         let (shared, root, leaves) =
             tree_with(Limits::new(Tier::per_second(100 << 10).with_burst(1024)), 2);
-        let handles: Vec<_> = leaves
-            .iter()
-            .map(|&leaf| {
-                let s = shared.clone();
-                thread::spawn(move || loom::future::block_on(acquire(&s, leaf, 1024, 2)))
-            })
-            .collect();
+        let handles = spawn_waiters(&shared, &leaves, 2);
         shared
             .set_limit(
                 root,
@@ -212,12 +211,9 @@ fn driver_and_two_waiters() {
             if done.load(Ordering::SeqCst) == 2 {
                 return Poll::Ready(());
             }
-            match shared.poll_driver(now, cx.waker()) {
-                Some(t) => {
-                    now = t;
-                    cx.waker().wake_by_ref();
-                }
-                None => {}
+            if let Some(t) = shared.poll_driver(now, cx.waker()) {
+                now = t;
+                cx.waker().wake_by_ref();
             }
             Poll::Pending
         }));
@@ -325,8 +321,10 @@ fn model_bounded(preemptions: usize, f: impl Fn() + Sync + Send + 'static) {
 }
 
 fn run_model(builder: loom::model::Builder, f: impl Fn() + Sync + Send + 'static) {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    let runs = std::sync::Arc::new(AtomicU64::new(0));
+    // Outside the model: plain std types (loom's only work inside `check`).
+    extern crate alloc;
+    use core::sync::atomic::{AtomicU64, Ordering};
+    let runs = alloc::sync::Arc::new(AtomicU64::new(0));
     let counter = runs.clone();
     let start = std::time::Instant::now();
     builder.check(move || {
