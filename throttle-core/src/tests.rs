@@ -506,3 +506,20 @@ fn fresh_leaf_per_request_does_not_starve_waiters() {
         );
     }
 }
+
+#[test]
+fn path_unlimited_sees_every_ancestor() {
+    let mut tree = VecTree::new(Config::DEFAULT);
+    let root = node(&mut tree, None, Limits::UNLIMITED, 1);
+    let group = node(&mut tree, Some(root), Limits::UNLIMITED, 1);
+    let l = leaf(&mut tree, Some(group), Limits::UNLIMITED, 1);
+    assert_eq!(tree.path_unlimited(l.node()), Ok(true));
+    tree.set_limit(root, Limits::per_second(MIB), t(0)).unwrap();
+    assert_eq!(tree.path_unlimited(l.node()), Ok(false));
+    assert_eq!(tree.path_unlimited(group), Ok(false));
+    tree.remove(l.node(), t(0)).unwrap();
+    assert_eq!(
+        tree.path_unlimited(l.node()),
+        Err(crate::StaleHandle::Removed)
+    );
+}

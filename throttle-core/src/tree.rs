@@ -414,6 +414,23 @@ impl<S: Storage> Tree<S> {
         Ok(self.n(self.index(node).ok_or(StaleHandle::Removed)?).limits)
     }
 
+    /// Whether no node from `node` up to its root has a tier: an adapter may then skip the
+    /// tree for it (nothing would ever wait). O(depth). Re-check after [`Tree::generation`]
+    /// changes.
+    pub fn path_unlimited(&self, node: NodeId) -> Result<bool, StaleHandle> {
+        let mut i = self.index(node).ok_or(StaleHandle::Removed)?;
+        loop {
+            let s = self.n(i);
+            if !s.limits.is_unlimited() {
+                return Ok(false);
+            }
+            if s.parent == NIL {
+                return Ok(true);
+            }
+            i = s.parent;
+        }
+    }
+
     /// The node's parent (`None` for a root).
     pub fn parent(&self, node: NodeId) -> Result<Option<NodeId>, StaleHandle> {
         let p = self.n(self.index(node).ok_or(StaleHandle::Removed)?).parent;

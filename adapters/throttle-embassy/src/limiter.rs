@@ -237,15 +237,9 @@ impl<const N: usize, M: RawMutex> Limiter<N, M> {
                     return (g, unlimited);
                 }
             }
-            let mut node = Some(leaf.node());
-            while let Some(n) = node {
-                match (tree.limits(n), tree.parent(n)) {
-                    (Ok(limits), Ok(parent)) if limits.is_unlimited() => node = parent,
-                    // limited, or stale: take the tree's path (which reports a stale leaf)
-                    _ => return (generation, false),
-                }
-            }
-            (generation, true)
+            // limited, or stale: take the tree's path (which reports a stale leaf)
+            let unlimited = tree.path_unlimited(leaf.node()).unwrap_or(false);
+            (generation, unlimited)
         })
     }
 }

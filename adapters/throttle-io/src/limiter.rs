@@ -387,17 +387,7 @@ impl Node {
     /// True when no node from this one up to the root has a tier.
     pub(crate) fn path_unlimited(&self) -> bool {
         let shared = &self.0.limiter.0.shared;
-        shared.with(|s| {
-            let tree = s.tree();
-            let mut node = Some(&self.0);
-            while let Some(x) = node {
-                match tree.limits(x.id) {
-                    Ok(l) if l.is_unlimited() => node = x.parent.as_ref(),
-                    _ => return false,
-                }
-            }
-            true
-        })
+        shared.with(|s| s.tree().path_unlimited(self.0.id).unwrap_or(false))
     }
 }
 
