@@ -191,7 +191,10 @@ mod tests {
         let c = LeaseConfig::new(1000).unwrap();
         assert_eq!(c.with_weight(0), Err(ConfigError::Weight));
         assert_eq!(c.with_lease(Duration::ZERO), Err(ConfigError::Lease));
-        assert_eq!(c.with_lease(Duration::from_secs(11)), Err(ConfigError::Lease));
+        assert_eq!(
+            c.with_lease(Duration::from_secs(11)),
+            Err(ConfigError::Lease)
+        );
         assert_eq!(
             c.with_timeouts(Duration::from_secs(1), Duration::from_millis(10)),
             Err(ConfigError::Timeout)

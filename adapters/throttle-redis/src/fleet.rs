@@ -285,6 +285,7 @@ impl SharedLimit {
             .arg(call.version)
             .arg(random() & 0xF_FFFF)
             .arg(ttl_ms(&inner.cfg))
+            .arg(call.known_epoch)
             .invoke_async(c)
             .await?;
         let [share, lease_ms, target, epoch, rate, version, learning] = v[..] else {

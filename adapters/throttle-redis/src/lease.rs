@@ -57,6 +57,8 @@ pub struct Call {
     pub rate: u64,
     /// Version of `rate` (the server's time of the change, ms; 0 for the configured one).
     pub version: u64,
+    /// The server state's epoch this process last saw (0: none yet).
+    pub known_epoch: u64,
 }
 
 /// The lease script's answer.
@@ -140,8 +142,6 @@ pub struct LeaseState {
     report_at: Instant,
     sent_granted: u64,
     sent_demand: u64,
-    ticks: u32,
-    hungry_ticks: u32,
     stats: LeaseStats,
 }
 
@@ -173,8 +173,6 @@ impl LeaseState {
             report_at: now,
             sent_granted: 0,
             sent_demand: 0,
-            ticks: 0,
-            hungry_ticks: 0,
             stats: LeaseStats {
                 state: LinkState::Connected,
                 share: Some(0),
@@ -201,10 +199,6 @@ impl LeaseState {
         if self.in_flight {
             return None;
         }
-        self.ticks = self.ticks.saturating_add(1);
-        if usage.waiting {
-            self.hungry_ticks = self.hungry_ticks.saturating_add(1);
-        }
         let used = usage.granted.saturating_sub(self.reported_granted);
         let due = if let Some(at) = self.next_attempt {
             now >= at
@@ -230,6 +224,7 @@ impl LeaseState {
             hold_ms: millis(self.cfg.policy.reserve()),
             rate: self.rate,
             version: self.version,
+            known_epoch: self.epoch.unwrap_or(0),
         })
     }
 
@@ -251,17 +246,18 @@ impl LeaseState {
             hold_ms: 0,
             rate: self.rate,
             version: self.version,
+            known_epoch: self.epoch.unwrap_or(0),
         })
     }
 
-    /// Demand to report: the whole rate when the node is saturated (waiters most of the
-    /// time, or spending ≥ 90 % of its share), 0 when nothing went through and nobody
-    /// waits, otherwise 1.25 × the measured rate (room to grow).
+    /// Demand to report: the whole rate when the node is saturated (spending ≥ 90 % of its
+    /// share, or waiting with no share), 0 when nothing went through and nobody waits,
+    /// otherwise 1.25 × the measured rate (room to grow). Waiters alone do not mean
+    /// saturation: a leaf may be waiting on its own, lower limit.
     fn demand(&self, now: Instant, usage: Usage, used: u64) -> u64 {
         let elapsed_ms = millis(now.saturating_duration_since(self.report_at)).max(1);
         let measured = used.saturating_mul(1000) / elapsed_ms;
-        let hungry = (self.ticks > 0 && self.hungry_ticks.saturating_mul(3) >= self.ticks)
-            || usage.waiting && self.share == 0
+        let hungry = (usage.waiting && self.share == 0)
             || (self.share > 0 && measured.saturating_mul(10) >= self.share.saturating_mul(9));
         if hungry {
             self.rate
@@ -318,8 +314,6 @@ impl LeaseState {
         self.renew_at = Some(sent_at + renew);
         self.reported_granted = self.sent_granted;
         self.report_at = now;
-        self.ticks = 0;
-        self.hungry_ticks = 0;
     }
 
     /// The call in flight failed at `now` (timeout, connection, script error). The next
@@ -442,10 +436,7 @@ mod tests {
     const T: Duration = Duration::from_millis(200);
 
     fn cfg(policy: OutagePolicy) -> LeaseConfig {
-        LeaseConfig::new(1000)
-            .unwrap()
-            .with_policy(policy)
-            .unwrap()
+        LeaseConfig::new(1000).unwrap().with_policy(policy).unwrap()
     }
 
     fn grant(share: u64, target: u64, epoch: u64) -> Grant {
@@ -548,7 +539,9 @@ mod tests {
         s.on_error(at, 0);
         assert_eq!(s.stats(at).state, LinkState::Degraded);
         assert_eq!(s.poll_call(at, busy(10)), None, "backoff");
-        let c2 = s.poll_call(at + Duration::from_millis(50), busy(10)).unwrap();
+        let c2 = s
+            .poll_call(at + Duration::from_millis(50), busy(10))
+            .unwrap();
         assert_eq!(c2.seq, c.seq);
     }
 
@@ -611,7 +604,9 @@ mod tests {
         s.poll_call(t0, busy(0)).unwrap();
         s.on_reply(t0, t0, grant(0, 500, 1));
         assert_eq!(s.limit(t0), Some(0));
-        assert!(s.poll_call(t0 + T / 2 - Duration::from_millis(1), busy(0)).is_none());
+        assert!(s
+            .poll_call(t0 + T / 2 - Duration::from_millis(1), busy(0))
+            .is_none());
         assert!(s.poll_call(t0 + T / 2, busy(0)).is_some());
     }
 }

@@ -33,6 +33,7 @@ mod fleet;
 mod config;
 mod error;
 mod lease;
+pub mod local_server;
 mod name;
 mod permit;
 mod scripts;

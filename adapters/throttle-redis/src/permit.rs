@@ -28,8 +28,7 @@ impl PermitConfig {
     /// permits outstanding (0: only permits valid at once). The use window defaults to a
     /// tenth of `min_interval` (at least 1 ms, at most 1 s), the Redis timeouts to 300 ms.
     pub fn new(min_interval: Duration, max_permits: u32) -> Result<PermitConfig, ConfigError> {
-        if min_interval < Duration::from_millis(1) || min_interval > Duration::from_secs(86_400)
-        {
+        if min_interval < Duration::from_millis(1) || min_interval > Duration::from_secs(86_400) {
             return Err(ConfigError::Interval);
         }
         let window = (min_interval / 10).clamp(Duration::from_millis(1), Duration::from_secs(1));
@@ -229,7 +228,10 @@ impl Permits {
                     .client
                     .get_multiplexed_async_connection_with_config(&cfg)
                     .await?;
-                *self.async_con.lock().unwrap_or_else(PoisonError::into_inner) = Some(c.clone());
+                *self
+                    .async_con
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = Some(c.clone());
                 c
             }
         };
@@ -249,7 +251,10 @@ impl Permits {
             Err(e) => {
                 let e = CallError::from(e);
                 if e.reconnect() {
-                    *self.async_con.lock().unwrap_or_else(PoisonError::into_inner) = None;
+                    *self
+                        .async_con
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner) = None;
                 }
                 Err(e)
             }
@@ -297,10 +302,16 @@ mod tests {
 
     #[test]
     fn permit_config_bad_input_is_refused() {
-        assert_eq!(PermitConfig::new(Duration::ZERO, 2), Err(ConfigError::Interval));
+        assert_eq!(
+            PermitConfig::new(Duration::ZERO, 2),
+            Err(ConfigError::Interval)
+        );
         let c = PermitConfig::new(Duration::from_secs(3), 2).unwrap();
         assert_eq!(c.window, Duration::from_millis(300));
-        assert_eq!(c.with_window(Duration::from_secs(4)), Err(ConfigError::Interval));
+        assert_eq!(
+            c.with_window(Duration::from_secs(4)),
+            Err(ConfigError::Interval)
+        );
         assert_eq!(c.with_timeout(Duration::ZERO), Err(ConfigError::Timeout));
     }
 

@@ -8,11 +8,16 @@
 //! gets the error `THROTTLE_WRONGTYPE` and nothing changes.
 
 /// Lease script. KEYS: global hash, members hash. ARGV: member id, seq, weight, demand,
-/// used, last_share, lease_ms, hold_ms, rate, version, nonce, ttl_ms.
+/// used, last_share, lease_ms, hold_ms, rate, version, nonce, ttl_ms, known_epoch (0: none).
 /// Returns {share, lease_ms, target, epoch, rate, version, learning}.
 ///
 /// Members hash: field = member id, value = "weight,demand,held,hold_until,lease_end,seq"
-/// (times in server ms). Global hash: rate, ver, epoch, learn_until, last, spent.
+/// (times in server ms). Global hash: rate, ver, epoch, created, learn_until, last, n, spent.
+///
+/// Learning: when a member that knew an older epoch reaches a state younger than its hold
+/// (the state was lost and recreated), every member gets at most the share it reports it
+/// last held until `created + hold` (new members 0): members silent through the loss may
+/// still be spending their last shares under the last-share policy.
 pub(crate) const LEASE: &str = r#"
 local g, m = KEYS[1], KEYS[2]
 for _, k in ipairs({g, m}) do
@@ -26,13 +31,13 @@ local seq, weight, demand = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[
 local used, last_share = tonumber(ARGV[5]), tonumber(ARGV[6])
 local lease_ms, hold_ms = tonumber(ARGV[7]), tonumber(ARGV[8])
 local arg_rate, arg_ver = tonumber(ARGV[9]), tonumber(ARGV[10])
-local nonce, ttl = tonumber(ARGV[11]), tonumber(ARGV[12])
+local nonce, ttl, known = tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13])
 
 local tm = redis.call('TIME')
 local now = tonumber(tm[1]) * 1000 + math.floor(tonumber(tm[2]) / 1000)
-local st = redis.call('HMGET', g, 'rate', 'ver', 'epoch', 'learn_until', 'last', 'n')
+local st = redis.call('HMGET', g, 'rate', 'ver', 'epoch', 'learn_until', 'last', 'n', 'created')
 local rate, ver, epoch, learn_until = tonumber(st[1]), tonumber(st[2]), tonumber(st[3]), tonumber(st[4])
-local last, count = tonumber(st[5]), tonumber(st[6])
+local last, count, created = tonumber(st[5]), tonumber(st[6]), tonumber(st[7])
 -- Lost state: the global hash is gone (restart, eviction, DEL), or members were recorded and
 -- their hash is gone. Start a new epoch; members learn back at most what they held.
 if (not epoch) or (not rate) or ((count or 0) > 0 and redis.call('EXISTS', m) == 0) then
@@ -40,8 +45,14 @@ if (not epoch) or (not rate) or ((count or 0) > 0 and redis.call('EXISTS', m) ==
   redis.call('DEL', m)
   epoch = (now % 4294967296) * 1048576 + (nonce % 1048576)
   rate, ver = arg_rate, arg_ver
-  learn_until = now + hold_ms
-  redis.call('HSET', g, 'epoch', epoch, 'learn_until', learn_until, 'rate', rate, 'ver', ver)
+  created, learn_until = now, 0
+  redis.call('HSET', g, 'epoch', epoch, 'created', created, 'learn_until', 0, 'rate', rate, 'ver', ver)
+end
+created = created or 0
+learn_until = learn_until or 0
+if known ~= 0 and known ~= epoch and now < created + hold_ms and learn_until < created + hold_ms then
+  learn_until = created + hold_ms
+  redis.call('HSET', g, 'learn_until', learn_until)
 end
 if last and last > now then now = last end
 if arg_ver > ver then
@@ -126,7 +137,7 @@ redis.call('PEXPIRE', m, ttl)
 return {share, lease_ms, target, epoch, rate, ver, learning}
 "#;
 
-/// Changes the fleet rate. KEYS: global hash. ARGV: rate, nonce, hold_ms, ttl_ms.
+/// Changes the fleet rate. KEYS: global hash. ARGV: rate, nonce, hold_ms (unused), ttl_ms.
 /// Returns {rate, version}; the version is the server time of the change (ms), so a later
 /// change always wins, also over a client recreating lost state with an older rate.
 pub(crate) const SET_RATE: &str = r#"
@@ -145,7 +156,7 @@ local ver = now
 if old and old >= ver then ver = old + 1 end
 if not st[1] then
   local epoch = (now % 4294967296) * 1048576 + (nonce % 1048576)
-  redis.call('HSET', g, 'epoch', epoch, 'learn_until', now + hold_ms)
+  redis.call('HSET', g, 'epoch', epoch, 'created', now, 'learn_until', 0)
 end
 redis.call('HSET', g, 'rate', rate, 'ver', ver, 'last', now)
 redis.call('PEXPIRE', g, ttl)
