@@ -43,8 +43,8 @@ pub struct Call {
     pub demand: u64,
     /// Tokens spent since the last answered call.
     pub used: u64,
-    /// The share this process last held: the most it may get back while the server is
-    /// relearning after lost state.
+    /// The share this process last held outside a learning period: the most it may get
+    /// back while the server is relearning after lost state.
     pub last_share: u64,
     /// Weight among busy members.
     pub weight: u16,
@@ -127,6 +127,9 @@ pub struct LeaseState {
     seq: u64,
     in_flight: bool,
     share: u64,
+    /// The share claimed back while the server relearns after lost state: the last share
+    /// granted outside a learning period (a grant cut during learning must not lower it).
+    claim: u64,
     target: u64,
     lease_start: Option<Instant>,
     lease_until: Option<Instant>,
@@ -158,6 +161,7 @@ impl LeaseState {
             seq: 1,
             in_flight: false,
             share: 0,
+            claim: 0,
             target: 0,
             lease_start: None,
             lease_until: None,
@@ -218,7 +222,7 @@ impl LeaseState {
             seq: self.seq,
             demand,
             used,
-            last_share: self.share,
+            last_share: self.claim,
             weight: self.cfg.weight,
             lease_ms: millis(self.cfg.lease),
             hold_ms: millis(self.cfg.policy.reserve()),
@@ -299,6 +303,9 @@ impl LeaseState {
             self.version = grant.version;
         }
         self.share = grant.share;
+        if !grant.learning {
+            self.claim = grant.share;
+        }
         self.target = grant.target;
         self.idle = grant.share == 0 && self.sent_demand == 0;
         let lease = Duration::from_millis(grant.lease_ms);
@@ -595,6 +602,24 @@ mod tests {
         assert_eq!(c.last_share, 500);
         s.on_reply(at, at, grant(500, 500, 2));
         assert_eq!(s.stats(at).state_lost, 1);
+    }
+
+    #[test]
+    fn grant_cut_while_learning_keeps_the_claim() {
+        let t0 = Instant::now();
+        let mut s = LeaseState::new(cfg(OutagePolicy::FailClosed), t0);
+        s.poll_call(t0, busy(0)).unwrap();
+        s.on_reply(t0, t0, grant(500, 500, 1));
+        let at = t0 + T;
+        s.poll_call(at, busy(100)).unwrap();
+        let mut g = grant(0, 500, 2);
+        g.learning = true;
+        s.on_reply(at, at, g);
+        let c = s.poll_call(at + T, busy(100)).unwrap();
+        assert_eq!(c.last_share, 500, "claim kept through a cut grant");
+        s.on_reply(at + T, at + T, grant(300, 300, 2));
+        let c = s.poll_call(at + T * 2, busy(160)).unwrap();
+        assert_eq!(c.last_share, 300, "claim follows grants after learning");
     }
 
     #[test]
