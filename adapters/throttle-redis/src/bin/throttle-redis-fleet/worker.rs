@@ -5,7 +5,7 @@
 //! Output lines (stdout, one per event, flushed):
 //! `bin <unix_ms> <granted_total> <share|-1> <state> <calls> <errors> <fallbacks> <lost>
 //! <slowest acquire of the bin, µs>`
-//! and `use <unix_us> <worker>` / `none <unix_us> <worker>`.
+//! and `use <unix_us> <worker>` / `late …` (woke after the window) / `none …` / `error …`.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -147,9 +147,15 @@ pub(crate) fn permits(args: &Args) -> Result<(), String> {
             std::thread::spawn(move || {
                 while t0.elapsed() < Duration::from_secs(secs) {
                     match p.acquire_and_wait_blocking() {
-                        Ok(Some(_)) => {
+                        Ok(Some(permit)) => {
                             // The "API call": its time is what must be min_interval apart.
-                            println!("use {} {w}", unix_us());
+                            // Taken before the window is checked again, so it lies inside.
+                            let at = unix_us();
+                            if permit.usable_at(Instant::now()) {
+                                println!("use {at} {w}");
+                            } else {
+                                println!("late {at} {w}");
+                            }
                         }
                         Ok(None) => {
                             println!("none {} {w}", unix_us());
