@@ -91,9 +91,10 @@ impl From<CallError> for PermitError {
 
 /// A random number for jitter, nonces and member ids, without a dependency: std's
 /// `RandomState` is randomly keyed per process.
+#[cfg_attr(not(any(feature = "tokio", feature = "smol")), allow(dead_code))]
 pub(crate) fn random() -> u64 {
     use core::hash::{BuildHasher, Hasher};
-    use std::sync::atomic::{AtomicU64, Ordering};
+    use core::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let mut h = std::hash::RandomState::new().build_hasher();
     h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));

@@ -10,8 +10,9 @@ use core::future::{poll_fn, Future};
 use core::pin::pin;
 use core::task::Poll;
 use core::time::Duration;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use alloc::sync::Arc;
+use core::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
 use redis::aio::MultiplexedConnection;

@@ -27,6 +27,8 @@
 //!
 //! See the README for the key layout, the scripts' semantics and the bounds.
 
+extern crate alloc;
+
 #[cfg(any(feature = "tokio", feature = "smol"))]
 mod fleet;
 

@@ -18,6 +18,7 @@
 /// (the state was lost and recreated), every member gets at most the share it reports it
 /// last held until `created + hold` (new members 0): members silent through the loss may
 /// still be spending their last shares under the last-share policy.
+#[cfg_attr(not(any(feature = "tokio", feature = "smol")), allow(dead_code))]
 pub(crate) const LEASE: &str = r#"
 local g, m = KEYS[1], KEYS[2]
 for _, k in ipairs({g, m}) do
@@ -140,6 +141,7 @@ return {share, lease_ms, target, epoch, rate, ver, learning}
 /// Changes the fleet rate. KEYS: global hash. ARGV: rate, nonce, hold_ms (unused), ttl_ms.
 /// Returns {rate, version}; the version is the server time of the change (ms), so a later
 /// change always wins, also over a client recreating lost state with an older rate.
+#[cfg_attr(not(any(feature = "tokio", feature = "smol")), allow(dead_code))]
 pub(crate) const SET_RATE: &str = r#"
 local g = KEYS[1]
 local t = redis.call('TYPE', g)['ok']

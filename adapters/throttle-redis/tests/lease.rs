@@ -5,7 +5,9 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use core::sync::atomic::Ordering;
+use core::time::Duration;
+use std::time::Instant;
 
 use common::{eventually, server, Member};
 use throttle_redis::{CallError, LeaseConfig, LinkState, OutagePolicy};
@@ -70,7 +72,7 @@ async fn member_goes_idle_share_returns_to_the_busy_one() {
     assert!(eventually(Duration::from_secs(10), || half(&a) && half(&b))
         .await
         .is_some());
-    b.busy.store(false, std::sync::atomic::Ordering::Relaxed);
+    b.busy.store(false, Ordering::Relaxed);
     let took = eventually(Duration::from_secs(5), || {
         a.share() == RATE && b.share() == 0
     })
@@ -85,7 +87,7 @@ async fn member_goes_idle_share_returns_to_the_busy_one() {
         "an idle member makes no calls"
     );
     // Busy again: it gets its half back.
-    b.busy.store(true, std::sync::atomic::Ordering::Relaxed);
+    b.busy.store(true, Ordering::Relaxed);
     assert!(eventually(Duration::from_secs(5), || half(&a) && half(&b))
         .await
         .is_some());

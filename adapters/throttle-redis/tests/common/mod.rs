@@ -3,9 +3,12 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+extern crate alloc;
+
+use alloc::sync::Arc;
+use core::sync::atomic::{AtomicBool, Ordering};
+use core::time::Duration;
+use std::time::Instant;
 
 use throttle_redis::local_server::LocalRedis;
 use throttle_redis::{LeaseConfig, LimitName, SharedLimit};

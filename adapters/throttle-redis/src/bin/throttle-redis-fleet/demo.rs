@@ -4,7 +4,7 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use core::time::Duration;
 
 use throttle_redis::local_server::LocalRedis;
 use throttle_redis::{LeaseConfig, LimitName, SharedLimit};
@@ -116,7 +116,7 @@ impl Fleet {
         }
         std::thread::sleep(Duration::from_millis(100));
         self.pump();
-        std::mem::take(&mut self.lines)
+        core::mem::take(&mut self.lines)
     }
 }
 

@@ -17,6 +17,8 @@
 //! workers sharing one limit and prints each worker's rate and the total every second while
 //! it kills and restarts Redis and changes the limit.
 
+extern crate alloc;
+
 mod demo;
 mod worker;
 

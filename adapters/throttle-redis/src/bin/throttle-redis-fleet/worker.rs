@@ -8,9 +8,10 @@
 //! and `use <unix_us> <worker>` / `late …` (woke after the window) / `none …` / `error …`.
 
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use alloc::sync::Arc;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::time::Duration;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use throttle_redis::{LeaseConfig, LimitName, OutagePolicy, PermitConfig, Permits, SharedLimit};
 use throttle_tokio::{Limits, Tokio};
