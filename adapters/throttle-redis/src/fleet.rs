@@ -6,12 +6,12 @@
 //! Runtime-agnostic: it sleeps on the [`throttle_io::Runtime`] it is given (tokio's,
 //! smol's, async-std's) and uses redis-rs's async connection (feature `tokio` or `smol`).
 
+use alloc::sync::Arc;
 use core::future::{poll_fn, Future};
 use core::pin::pin;
+use core::sync::atomic::{AtomicBool, Ordering};
 use core::task::Poll;
 use core::time::Duration;
-use alloc::sync::Arc;
-use core::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 

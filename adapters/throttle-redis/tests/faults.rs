@@ -101,7 +101,11 @@ async fn member_black_holed_keeps_its_share_reserved_then_frees_it() {
     proxy.blackhole.store(true, Ordering::Relaxed);
     // A keeps its last share for the hold (1 s) after its lease; B cannot take it meanwhile.
     never_over(&a, &b, Duration::from_millis(2500)).await;
-    assert_eq!(a.shared.stats().state, LinkState::FailedClosed, "hold over, floor 0");
+    assert_eq!(
+        a.shared.stats().state,
+        LinkState::FailedClosed,
+        "hold over, floor 0"
+    );
     assert_eq!(a.share(), 0);
     assert!(
         eventually(Duration::from_secs(3), || b.share() == RATE)
@@ -146,14 +150,12 @@ async fn writes_paused_members_keep_shares_and_recover() {
     let moved = a.granted() + b.granted() - g0;
     assert!(moved >= RATE, "the data path kept moving: {moved} in 1.8 s");
     assert!(a.shared.stats().errors > 0 && b.shared.stats().errors > 0);
-    assert!(
-        eventually(Duration::from_secs(5), || {
-            a.shared.stats().state == LinkState::Connected
-                && b.shared.stats().state == LinkState::Connected
-        })
-        .await
-        .is_some()
-    );
+    assert!(eventually(Duration::from_secs(5), || {
+        a.shared.stats().state == LinkState::Connected
+            && b.shared.stats().state == LinkState::Connected
+    })
+    .await
+    .is_some());
     never_over(&a, &b, Duration::from_millis(500)).await;
 }
 
@@ -170,14 +172,12 @@ async fn server_stopped_and_continued_members_recover_without_overshoot() {
     never_over(&a, &b, Duration::from_millis(1500)).await;
     assert_eq!(a.shared.stats().state, LinkState::FailedOpen);
     redis.signal("CONT").unwrap();
-    assert!(
-        eventually(Duration::from_secs(5), || {
-            a.shared.stats().state == LinkState::Connected
-                && b.shared.stats().state == LinkState::Connected
-        })
-        .await
-        .is_some()
-    );
+    assert!(eventually(Duration::from_secs(5), || {
+        a.shared.stats().state == LinkState::Connected
+            && b.shared.stats().state == LinkState::Connected
+    })
+    .await
+    .is_some());
     never_over(&a, &b, Duration::from_millis(1000)).await;
     assert!(half(&a) && half(&b), "a={} b={}", a.share(), b.share());
 }

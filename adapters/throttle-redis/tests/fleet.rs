@@ -5,9 +5,9 @@
 
 mod common;
 
+use core::time::Duration;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use core::time::Duration;
 
 use common::server;
 

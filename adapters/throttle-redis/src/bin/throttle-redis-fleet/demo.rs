@@ -1,10 +1,10 @@
 //! `demo` and `bench`: start a private `redis-server`, run worker processes (this binary's
 //! `worker`/`permits` commands) against it, print per-second rates and the figures.
 
+use core::time::Duration;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use core::time::Duration;
 
 use throttle_redis::local_server::LocalRedis;
 use throttle_redis::{LeaseConfig, LimitName, SharedLimit};

@@ -7,10 +7,10 @@
 //! <slowest acquire of the bin, µs>`
 //! and `use <unix_us> <worker>` / `late …` (woke after the window) / `none …` / `error …`.
 
-use std::io::Write;
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use core::time::Duration;
+use std::io::Write;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use throttle_redis::{LeaseConfig, LimitName, OutagePolicy, PermitConfig, Permits, SharedLimit};
