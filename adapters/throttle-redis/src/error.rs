@@ -55,9 +55,14 @@ impl From<redis::RedisError> for CallError {
 }
 
 impl CallError {
-    /// Whether the connection should be dropped and made anew before the next call.
+    /// Whether the connection should be dropped and made anew (and a Sentinel-managed
+    /// primary looked up again) before the next call: everything but a wrong type or an
+    /// odd reply, e.g. `READONLY` from a primary demoted by a failover.
     pub(crate) fn reconnect(self) -> bool {
-        matches!(self, CallError::Timeout | CallError::Connection)
+        matches!(
+            self,
+            CallError::Timeout | CallError::Connection | CallError::Server
+        )
     }
 }
 

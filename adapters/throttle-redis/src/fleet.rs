@@ -24,6 +24,7 @@ use crate::error::{random, CallError};
 use crate::lease::{Call, Grant, LeaseState, LeaseStats, Usage};
 use crate::name::LimitName;
 use crate::scripts;
+use crate::target::Target;
 
 /// One process's membership in a shared limit. Cheap to clone (one `Arc`).
 ///
@@ -46,7 +47,7 @@ pub struct SharedLimit(Arc<Inner>);
 
 #[derive(Debug)]
 struct Inner {
-    client: redis::Client,
+    target: Target,
     name: LimitName,
     member: String,
     cfg: LeaseConfig,
@@ -62,12 +63,13 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl SharedLimit {
-    /// This process joins the limit `name` on the server `client` points at, with a random
-    /// member id. Nothing is sent until [`SharedLimit::run`] runs and the node has demand.
-    pub fn new(client: redis::Client, name: LimitName, cfg: LeaseConfig) -> SharedLimit {
+    /// This process joins the limit `name` on `target` (a `redis::Client` converts into
+    /// one), with a random member id. Nothing is sent until [`SharedLimit::run`] runs and
+    /// the node has demand.
+    pub fn new(target: impl Into<Target>, name: LimitName, cfg: LeaseConfig) -> SharedLimit {
         let member = format!("{}-{:016x}", std::process::id(), random());
         SharedLimit(Arc::new(Inner {
-            client,
+            target: target.into(),
             name,
             member,
             cfg,
@@ -108,9 +110,13 @@ impl SharedLimit {
             return Err(SetRateError::Rate);
         }
         let cfg = self.connection_config();
-        let mut con = self
+        let client = self
             .0
-            .client
+            .target
+            .resolve(&cfg)
+            .await
+            .map_err(SetRateError::Call)?;
+        let mut con = client
             .get_multiplexed_async_connection_with_config(&cfg)
             .await
             .map_err(|e| SetRateError::Call(e.into()))?;
@@ -260,9 +266,9 @@ impl SharedLimit {
     ) -> Result<Grant, CallError> {
         let inner = &self.0;
         if con.is_none() {
+            let client = inner.target.resolve(cfg).await?;
             *con = Some(
-                inner
-                    .client
+                client
                     .get_multiplexed_async_connection_with_config(cfg)
                     .await?,
             );

@@ -143,6 +143,12 @@ pub struct LeaseState {
     version: u64,
     reported_granted: u64,
     report_at: Instant,
+    /// Tokens the node was allowed since the last report (∫ limit dt), to tell a saturated
+    /// node (spends what it is allowed) from a demand-limited one, also across outages.
+    allowed: u64,
+    sent_allowed: u64,
+    cur_limit: Option<u64>,
+    last_tick: Instant,
     sent_granted: u64,
     sent_demand: u64,
     stats: LeaseStats,
@@ -175,6 +181,10 @@ impl LeaseState {
             version: 0,
             reported_granted: 0,
             report_at: now,
+            allowed: 0,
+            sent_allowed: 0,
+            cur_limit: Some(0),
+            last_tick: now,
             sent_granted: 0,
             sent_demand: 0,
             stats: LeaseStats {
@@ -200,6 +210,7 @@ impl LeaseState {
     /// call is in flight: after `Some`, the next is only returned once [`Self::on_reply`] or
     /// [`Self::on_error`] was called. Call it on every tick (e.g. every T/4); it costs no I/O.
     pub fn poll_call(&mut self, now: Instant, usage: Usage) -> Option<Call> {
+        self.account(now);
         if self.in_flight {
             return None;
         }
@@ -216,6 +227,7 @@ impl LeaseState {
         }
         let demand = self.demand(now, usage, used);
         self.in_flight = true;
+        self.sent_allowed = self.allowed;
         self.sent_granted = usage.granted;
         self.sent_demand = demand;
         Some(Call {
@@ -254,15 +266,28 @@ impl LeaseState {
         })
     }
 
-    /// Demand to report: the whole rate when the node is saturated (spending ≥ 90 % of its
-    /// share, or waiting with no share), 0 when nothing went through and nobody waits,
-    /// otherwise 1.25 × the measured rate (room to grow). Waiters alone do not mean
-    /// saturation: a leaf may be waiting on its own, lower limit.
+    /// Adds what the limit in force allowed since the last tick.
+    fn account(&mut self, now: Instant) {
+        let dt = now.saturating_duration_since(self.last_tick);
+        self.last_tick = self.last_tick.max(now);
+        let add = match self.cur_limit {
+            Some(rate) => {
+                u64::try_from(u128::from(rate) * dt.as_micros() / 1_000_000).unwrap_or(u64::MAX)
+            }
+            None => u64::MAX / 4, // unlimited: never "spent all it was allowed"
+        };
+        self.allowed = self.allowed.saturating_add(add);
+    }
+
+    /// Demand to report: the whole rate when the node is saturated (it spent ≥ 90 % of what
+    /// its limit allowed since the last report, or it waits and was allowed nothing), 0 when
+    /// nothing went through and nobody waits, otherwise 1.25 × the measured rate (room to
+    /// grow). Waiters alone do not mean saturation: a leaf may wait on its own, lower limit.
     fn demand(&self, now: Instant, usage: Usage, used: u64) -> u64 {
         let elapsed_ms = millis(now.saturating_duration_since(self.report_at)).max(1);
         let measured = used.saturating_mul(1000) / elapsed_ms;
-        let hungry = (usage.waiting && self.share == 0)
-            || (self.share > 0 && measured.saturating_mul(10) >= self.share.saturating_mul(9));
+        let hungry = (usage.waiting && self.allowed == 0)
+            || (self.allowed > 0 && used.saturating_mul(10) >= self.allowed.saturating_mul(9));
         if hungry {
             self.rate
         } else if used == 0 && !usage.waiting {
@@ -275,6 +300,10 @@ impl LeaseState {
     /// The answer to the call in flight, received at `now`; `sent_at` is when it was sent
     /// (the lease is counted from there: conservative, no clock offset needed).
     pub fn on_reply(&mut self, now: Instant, sent_at: Instant, grant: Grant) {
+        self.account(now);
+        self.allowed = self.allowed.saturating_sub(self.sent_allowed);
+        self.sent_allowed = 0;
+        self.cur_limit = Some(grant.share);
         self.in_flight = false;
         self.failures = 0;
         self.next_attempt = None;
@@ -338,8 +367,17 @@ impl LeaseState {
         self.next_attempt = Some(now + wait);
     }
 
-    /// The rate the fed node may run at now, tokens per second (`None`: unlimited).
+    /// The rate the fed node may run at now, tokens per second (`None`: unlimited). Call it
+    /// at least on every tick and at every [`Self::poll_timeout`] instant, and apply the
+    /// result at once: what it returns is taken to be in force until the next call.
     pub fn limit(&mut self, now: Instant) -> Option<u64> {
+        self.account(now);
+        let l = self.limit_at(now);
+        self.cur_limit = l;
+        l
+    }
+
+    fn limit_at(&mut self, now: Instant) -> Option<u64> {
         if self.lease_until.is_some_and(|u| now < u) {
             return Some(self.share);
         }

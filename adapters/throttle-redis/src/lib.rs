@@ -39,6 +39,7 @@ pub mod local_server;
 mod name;
 mod permit;
 mod scripts;
+mod target;
 
 pub use config::{ConfigError, LeaseConfig, OutagePolicy, MAX_RATE};
 pub use error::{CallError, PermitError};
@@ -47,3 +48,4 @@ pub use fleet::{SetRateError, SharedLimit};
 pub use lease::{Call, Grant, LeaseState, LeaseStats, LinkState, Usage};
 pub use name::{LimitName, NameError, MAX_NAME_LEN};
 pub use permit::{Permit, PermitConfig, Permits};
+pub use target::Target;

@@ -14,6 +14,10 @@ use std::time::Instant;
 pub struct LocalRedis {
     binary: String,
     port: u16,
+    /// Arguments after the defaults (e.g. `--replicaof`), or the whole command line of a
+    /// sentinel.
+    extra: Vec<String>,
+    sentinel: Option<std::path::PathBuf>,
     child: Option<Child>,
 }
 
@@ -35,10 +39,45 @@ impl LocalRedis {
 
     /// Starts a server on a free port and waits until it answers `PING` (up to 10 s).
     pub fn start() -> io::Result<LocalRedis> {
+        Self::start_with(&[])
+    }
+
+    /// [`LocalRedis::start`] with more arguments, e.g. `["--replicaof", "127.0.0.1 6400"]`.
+    pub fn start_with(extra: &[&str]) -> io::Result<LocalRedis> {
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let mut s = LocalRedis {
             binary: Self::binary(),
             port,
+            extra: extra.iter().map(|a| (*a).to_owned()).collect(),
+            sentinel: None,
+            child: None,
+        };
+        s.restart()?;
+        Ok(s)
+    }
+
+    /// A Sentinel on a free port monitoring the primary on `primary_port` as `service`
+    /// (quorum 1, down after 1 s), its config file in the temp directory.
+    pub fn start_sentinel(service: &str, primary_port: u16) -> io::Result<LocalRedis> {
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let conf = std::env::temp_dir().join(format!(
+            "throttle-redis-sentinel-{}-{port}.conf",
+            std::process::id()
+        ));
+        std::fs::write(
+            &conf,
+            format!(
+                "port {port}\nbind 127.0.0.1\nprotected-mode no\n\
+                 sentinel monitor {service} 127.0.0.1 {primary_port} 1\n\
+                 sentinel down-after-milliseconds {service} 1000\n\
+                 sentinel failover-timeout {service} 5000\n"
+            ),
+        )?;
+        let mut s = LocalRedis {
+            binary: Self::binary(),
+            port,
+            extra: vec![conf.display().to_string(), "--sentinel".to_owned()],
+            sentinel: Some(conf),
             child: None,
         };
         s.restart()?;
@@ -94,13 +133,16 @@ impl LocalRedis {
         self.kill();
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let child = Command::new(&self.binary)
-                .args(["--port", &self.port.to_string()])
-                .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-                .args(["--enable-debug-command", "yes", "--protected-mode", "no"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()?;
+            let mut cmd = Command::new(&self.binary);
+            if self.sentinel.is_some() {
+                cmd.args(&self.extra);
+            } else {
+                cmd.args(["--port", &self.port.to_string()])
+                    .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                    .args(["--enable-debug-command", "yes", "--protected-mode", "no"])
+                    .args(&self.extra);
+            }
+            let child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn()?;
             self.child = Some(child);
             while Instant::now() < deadline {
                 if self.ping() {
@@ -161,5 +203,8 @@ impl LocalRedis {
 impl Drop for LocalRedis {
     fn drop(&mut self) {
         self.kill();
+        if let Some(conf) = &self.sentinel {
+            let _ = std::fs::remove_file(conf);
+        }
     }
 }

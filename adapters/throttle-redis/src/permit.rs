@@ -13,6 +13,7 @@ use crate::config::ConfigError;
 use crate::error::{CallError, PermitError};
 use crate::name::LimitName;
 use crate::scripts;
+use crate::target::Target;
 
 /// How permits are spaced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -123,7 +124,7 @@ impl Permit {
 
 /// A fleet-wide permit throttle. `Sync`: share it between threads or tasks.
 pub struct Permits {
-    client: redis::Client,
+    target: Target,
     name: LimitName,
     cfg: PermitConfig,
     script: Script,
@@ -142,10 +143,10 @@ impl core::fmt::Debug for Permits {
 }
 
 impl Permits {
-    /// Permits of the limit `name` on `client`'s server.
-    pub fn new(client: redis::Client, name: LimitName, cfg: PermitConfig) -> Permits {
+    /// Permits of the limit `name` on `target` (a `redis::Client` converts into one).
+    pub fn new(target: impl Into<Target>, name: LimitName, cfg: PermitConfig) -> Permits {
         Permits {
-            client,
+            target: target.into(),
             name,
             cfg,
             script: Script::new(scripts::PERMIT),
@@ -171,7 +172,8 @@ impl Permits {
     pub fn acquire_blocking(&self) -> Result<Option<Permit>, CallError> {
         let mut guard = self.sync_con.lock().unwrap_or_else(PoisonError::into_inner);
         if guard.is_none() {
-            let c = self.client.get_connection_with_timeout(self.cfg.timeout)?;
+            let client = self.target.resolve_blocking(self.cfg.timeout)?;
+            let c = client.get_connection_with_timeout(self.cfg.timeout)?;
             c.set_read_timeout(Some(self.cfg.timeout))?;
             c.set_write_timeout(Some(self.cfg.timeout))?;
             *guard = Some(c);
@@ -224,8 +226,8 @@ impl Permits {
                 let cfg = redis::AsyncConnectionConfig::new()
                     .set_connection_timeout(Some(self.cfg.timeout))
                     .set_response_timeout(Some(self.cfg.timeout));
-                let c = self
-                    .client
+                let client = self.target.resolve(&cfg).await?;
+                let c = client
                     .get_multiplexed_async_connection_with_config(&cfg)
                     .await?;
                 *self

@@ -85,6 +85,10 @@ pub(crate) fn worker(args: &Args) -> Result<(), String> {
                         }
                         let us = u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX);
                         worst.fetch_max(us, Ordering::Relaxed);
+                        // Stands for the write the tokens were for; an unlimited path
+                        // (fail-open) never waits, so yield to keep the runtime's other
+                        // tasks (the driver, the bins) running.
+                        tokio::task::yield_now().await;
                     } else {
                         tokio::time::sleep(Duration::from_millis(5)).await;
                     }
