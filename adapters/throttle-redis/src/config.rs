@@ -103,7 +103,7 @@ impl core::error::Error for ConfigError {}
 
 impl LeaseConfig {
     /// `rate` tokens per second shared by the whole fleet; weight 1, lease period 200 ms,
-    /// response timeout 150 ms, connect timeout 300 ms (capped at the lease period), the
+    /// response timeout 150 ms, connect timeout 200 ms (both capped at the lease period), the
     /// default [`OutagePolicy`].
     pub fn new(rate: u64) -> Result<LeaseConfig, ConfigError> {
         if rate == 0 || rate > MAX_RATE {

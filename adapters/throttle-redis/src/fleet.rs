@@ -15,7 +15,6 @@ use core::time::Duration;
 use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
-use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Script};
 use throttle_io::{Limits, Node, Runtime, Timer};
 
@@ -24,7 +23,7 @@ use crate::error::{random, CallError};
 use crate::lease::{Call, Grant, LeaseState, LeaseStats, Usage};
 use crate::name::LimitName;
 use crate::scripts;
-use crate::target::Target;
+use crate::target::{Conn, Target};
 
 /// One process's membership in a shared limit. Cheap to clone (one `Arc`).
 ///
@@ -110,16 +109,12 @@ impl SharedLimit {
             return Err(SetRateError::Rate);
         }
         let cfg = self.connection_config();
-        let client = self
+        let mut con = self
             .0
             .target
-            .resolve(&cfg)
+            .connect(&cfg)
             .await
             .map_err(SetRateError::Call)?;
-        let mut con = client
-            .get_multiplexed_async_connection_with_config(&cfg)
-            .await
-            .map_err(|e| SetRateError::Call(e.into()))?;
         let (rate, ver): (u64, u64) = self
             .0
             .set_rate
@@ -155,7 +150,7 @@ impl SharedLimit {
     async fn drive<R: Runtime>(self, node: Node, rt: R) {
         let inner = &self.0;
         let mut timer = rt.timer();
-        let mut con: Option<MultiplexedConnection> = None;
+        let mut con: Option<Conn> = None;
         let mut applied: Option<Option<u64>> = None;
         let tick = inner.cfg.lease / 4;
         let cfg = self.connection_config();
@@ -260,18 +255,13 @@ impl SharedLimit {
 
     async fn call(
         &self,
-        con: &mut Option<MultiplexedConnection>,
+        con: &mut Option<Conn>,
         cfg: &AsyncConnectionConfig,
         call: Call,
     ) -> Result<Grant, CallError> {
         let inner = &self.0;
         if con.is_none() {
-            let client = inner.target.resolve(cfg).await?;
-            *con = Some(
-                client
-                    .get_multiplexed_async_connection_with_config(cfg)
-                    .await?,
-            );
+            *con = Some(inner.target.connect(cfg).await?);
         }
         let Some(c) = con.as_mut() else {
             return Err(CallError::Connection);

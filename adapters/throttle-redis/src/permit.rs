@@ -13,7 +13,9 @@ use crate::config::ConfigError;
 use crate::error::{CallError, PermitError};
 use crate::name::LimitName;
 use crate::scripts;
-use crate::target::Target;
+#[cfg(any(feature = "tokio", feature = "smol"))]
+use crate::target::Conn;
+use crate::target::{SyncConn, Target};
 
 /// How permits are spaced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -128,9 +130,9 @@ pub struct Permits {
     name: LimitName,
     cfg: PermitConfig,
     script: Script,
-    sync_con: Mutex<Option<redis::Connection>>,
+    sync_con: Mutex<Option<SyncConn>>,
     #[cfg(any(feature = "tokio", feature = "smol"))]
-    async_con: Mutex<Option<redis::aio::MultiplexedConnection>>,
+    async_con: Mutex<Option<Conn>>,
 }
 
 impl core::fmt::Debug for Permits {
@@ -172,11 +174,7 @@ impl Permits {
     pub fn acquire_blocking(&self) -> Result<Option<Permit>, CallError> {
         let mut guard = self.sync_con.lock().unwrap_or_else(PoisonError::into_inner);
         if guard.is_none() {
-            let client = self.target.resolve_blocking(self.cfg.timeout)?;
-            let c = client.get_connection_with_timeout(self.cfg.timeout)?;
-            c.set_read_timeout(Some(self.cfg.timeout))?;
-            c.set_write_timeout(Some(self.cfg.timeout))?;
-            *guard = Some(c);
+            *guard = Some(self.target.connect_blocking(self.cfg.timeout)?);
         }
         let Some(con) = guard.as_mut() else {
             return Err(CallError::Connection);
@@ -190,7 +188,7 @@ impl Permits {
             .arg(mp)
             .arg(win)
             .arg(ttl)
-            .invoke(con);
+            .invoke(&mut **con);
         match r {
             Ok(v) => decode(&v, sent, Instant::now()),
             Err(e) => {
@@ -226,10 +224,7 @@ impl Permits {
                 let cfg = redis::AsyncConnectionConfig::new()
                     .set_connection_timeout(Some(self.cfg.timeout))
                     .set_response_timeout(Some(self.cfg.timeout));
-                let client = self.target.resolve(&cfg).await?;
-                let c = client
-                    .get_multiplexed_async_connection_with_config(&cfg)
-                    .await?;
+                let c = self.target.connect(&cfg).await?;
                 *self
                     .async_con
                     .lock()

@@ -1,4 +1,5 @@
-//! Where the limit's state lives: one server, or the primary that Redis Sentinel names.
+//! Where the limit's state lives: one server, the primary that Redis Sentinel names, or a
+//! Cluster (feature `cluster`), and the connection to it.
 //!
 //! Sentinel discovery is done here with `SENTINEL GET-MASTER-ADDR-BY-NAME` (no redis-rs
 //! `sentinel` feature, no extra dependency): asked again on every reconnection, so after a
@@ -22,7 +23,66 @@ pub enum Target {
         /// The monitored primary's name (`sentinel monitor <name> …`).
         service: String,
     },
+    /// A Redis Cluster (feature `cluster`): all keys of a limit live in the slot of its hash
+    /// tag; redis-rs follows `MOVED`/`ASK` and failovers. Timeouts are the client's own
+    /// (`ClusterClientBuilder`), bounded by this crate's call deadline as well.
+    #[cfg(feature = "cluster")]
+    Cluster(Box<redis::cluster::ClusterClient>),
 }
+
+#[cfg(feature = "cluster")]
+impl From<redis::cluster::ClusterClient> for Target {
+    fn from(c: redis::cluster::ClusterClient) -> Self {
+        Target::Cluster(Box::new(c))
+    }
+}
+
+/// An async connection to a [`Target`]: what the scripts are invoked on.
+#[cfg(any(feature = "tokio", feature = "smol"))]
+#[derive(Clone)]
+pub(crate) enum Conn {
+    Single(redis::aio::MultiplexedConnection),
+    #[cfg(feature = "cluster")]
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+#[cfg(any(feature = "tokio", feature = "smol"))]
+impl redis::aio::ConnectionLike for Conn {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            #[cfg(feature = "cluster")]
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(cmd, offset, count),
+            #[cfg(feature = "cluster")]
+            Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            #[cfg(feature = "cluster")]
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// A blocking connection to a [`Target`].
+pub(crate) type SyncConn = Box<dyn redis::ConnectionLike + Send>;
 
 impl From<redis::Client> for Target {
     fn from(c: redis::Client) -> Self {
@@ -36,11 +96,47 @@ fn primary_client(addr: Option<(String, u16)>) -> Result<redis::Client, CallErro
 }
 
 impl Target {
+    /// A blocking connection, every step bounded by `timeout`.
+    pub(crate) fn connect_blocking(&self, timeout: Duration) -> Result<SyncConn, CallError> {
+        #[cfg(feature = "cluster")]
+        if let Target::Cluster(c) = self {
+            let con = c.get_connection()?;
+            con.set_read_timeout(Some(timeout))?;
+            con.set_write_timeout(Some(timeout))?;
+            return Ok(Box::new(con));
+        }
+        let client = self.resolve_blocking(timeout)?;
+        let con = client.get_connection_with_timeout(timeout)?;
+        con.set_read_timeout(Some(timeout))?;
+        con.set_write_timeout(Some(timeout))?;
+        Ok(Box::new(con))
+    }
+
+    /// An async connection with `cfg`'s timeouts.
+    #[cfg(any(feature = "tokio", feature = "smol"))]
+    pub(crate) async fn connect(
+        &self,
+        cfg: &redis::AsyncConnectionConfig,
+    ) -> Result<Conn, CallError> {
+        #[cfg(feature = "cluster")]
+        if let Target::Cluster(c) = self {
+            return Ok(Conn::Cluster(c.get_async_connection().await?));
+        }
+        let client = self.resolve(cfg).await?;
+        Ok(Conn::Single(
+            client
+                .get_multiplexed_async_connection_with_config(cfg)
+                .await?,
+        ))
+    }
+
     /// The client of the server to talk to now (asks the sentinels; blocking, each sentinel
     /// bounded by `timeout`).
-    pub(crate) fn resolve_blocking(&self, timeout: Duration) -> Result<redis::Client, CallError> {
+    fn resolve_blocking(&self, timeout: Duration) -> Result<redis::Client, CallError> {
         match self {
             Target::Server(c) => Ok(c.clone()),
+            #[cfg(feature = "cluster")]
+            Target::Cluster(_) => Err(CallError::Reply),
             Target::Sentinel { sentinels, service } => {
                 let mut last = CallError::Connection;
                 for s in sentinels {
@@ -63,12 +159,14 @@ impl Target {
 
     /// Async [`Target::resolve_blocking`].
     #[cfg(any(feature = "tokio", feature = "smol"))]
-    pub(crate) async fn resolve(
+    async fn resolve(
         &self,
         cfg: &redis::AsyncConnectionConfig,
     ) -> Result<redis::Client, CallError> {
         match self {
             Target::Server(c) => Ok(c.clone()),
+            #[cfg(feature = "cluster")]
+            Target::Cluster(_) => Err(CallError::Reply),
             Target::Sentinel { sentinels, service } => {
                 let mut last = CallError::Connection;
                 for s in sentinels {

@@ -5,7 +5,7 @@
 //! throttle-redis-fleet demo  [--k 3] [--rate 41943040] [--secs 30] [--weights 1,1,1]
 //!                            [--policy last|closed|open] [--kill-at 10] [--restart-at 13]
 //!                            [--change-at 20] [--new-rate 20971520]
-//! throttle-redis-fleet bench                       # the figures of bench/redis-fleet.md
+//! throttle-redis-fleet bench [--quick 1] [--only steady,weighted,idle,calls,outage,asleep,seed003]
 //! throttle-redis-fleet worker --url U --name N --rate R [--weight W] [--cap C]
 //!                            [--policy P] [--hold-ms H] [--lease-ms T] [--secs S]
 //!                            [--idle-from S --idle-to S] [--conns 4]
