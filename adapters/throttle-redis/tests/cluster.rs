@@ -51,8 +51,17 @@ fn node(i: usize) -> Node {
     Node { redis, conf }
 }
 
-/// `CLUSTER NODES` of `n`: (id, port, is_master, master id, slot ranges).
-fn nodes(n: &LocalRedis) -> Vec<(String, u16, bool, String, Vec<(u16, u16)>)> {
+/// One line of `CLUSTER NODES`.
+struct Entry {
+    id: String,
+    port: u16,
+    master: bool,
+    master_id: String,
+    slots: Vec<(u16, u16)>,
+}
+
+/// `CLUSTER NODES` as `n` sees it.
+fn nodes(n: &LocalRedis) -> Vec<Entry> {
     let text: String = n.cmd(&["CLUSTER", "NODES"]).unwrap();
     text.lines()
         .map(|l| {
@@ -69,13 +78,13 @@ fn nodes(n: &LocalRedis) -> Vec<(String, u16, bool, String, Vec<(u16, u16)>)> {
                     Some((a.parse().ok()?, b.parse().ok()?))
                 })
                 .collect();
-            (
-                f[0].to_owned(),
+            Entry {
+                id: f[0].to_owned(),
                 port,
-                f[2].contains("master"),
-                f[3].to_owned(),
+                master: f[2].contains("master"),
+                master_id: f[3].to_owned(),
                 slots,
-            )
+            }
         })
         .collect()
 }
@@ -154,9 +163,9 @@ async fn cluster_failover_of_the_limit_slot_is_survived() {
     let table = nodes(&ns[0].redis);
     let owner = table
         .iter()
-        .find(|n| n.2 && n.4.iter().any(|&(lo, hi)| lo <= slot && slot <= hi))
+        .find(|n| n.master && n.slots.iter().any(|&(lo, hi)| lo <= slot && slot <= hi))
         .unwrap();
-    let replica_port = table.iter().find(|n| n.3 == owner.0).unwrap().1;
+    let replica_port = table.iter().find(|n| n.master_id == owner.id).unwrap().port;
     let replica = &ns
         .iter()
         .find(|n| n.redis.port() == replica_port)
