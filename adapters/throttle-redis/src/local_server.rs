@@ -1,7 +1,8 @@
 //! A throwaway `redis-server` process on a free local port, for tests, the fleet demo and
 //! benchmarks: started with `--save '' --appendonly no --enable-debug-command yes`, so that
 //! it can be SIGKILLed, restarted empty on the same port, paused with `DEBUG SLEEP`, flushed.
-//! Killed when dropped. Never touches a server it did not start.
+//! It runs in its own directory under the temp dir (a replica stores the RDB it receives),
+//! removed with it. Killed when dropped. Never touches a server it did not start.
 
 use core::time::Duration;
 use std::io;
@@ -18,7 +19,15 @@ pub struct LocalRedis {
     /// sentinel.
     extra: Vec<String>,
     sentinel: Option<std::path::PathBuf>,
+    /// Its own working directory (a replica writes the RDB it receives there).
+    dir: std::path::PathBuf,
     child: Option<Child>,
+}
+
+fn work_dir(port: u16) -> io::Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("throttle-redis-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
 }
 
 impl LocalRedis {
@@ -50,6 +59,7 @@ impl LocalRedis {
             port,
             extra: extra.iter().map(|a| (*a).to_owned()).collect(),
             sentinel: None,
+            dir: work_dir(port)?,
             child: None,
         };
         s.restart()?;
@@ -78,6 +88,7 @@ impl LocalRedis {
             port,
             extra: vec![conf.display().to_string(), "--sentinel".to_owned()],
             sentinel: Some(conf),
+            dir: work_dir(port)?,
             child: None,
         };
         s.restart()?;
@@ -134,6 +145,7 @@ impl LocalRedis {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let mut cmd = Command::new(&self.binary);
+            cmd.current_dir(&self.dir);
             if self.sentinel.is_some() {
                 cmd.args(&self.extra);
             } else {
@@ -206,5 +218,6 @@ impl Drop for LocalRedis {
         if let Some(conf) = &self.sentinel {
             let _ = std::fs::remove_file(conf);
         }
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -160,22 +160,44 @@ async fn cluster_failover_of_the_limit_slot_is_survived() {
         .redis
         .cmd(&["CLUSTER", "KEYSLOT", "{thr:cl}:g"])
         .unwrap();
-    let table = nodes(&ns[0].redis);
-    let owner = table
-        .iter()
-        .find(|n| n.master && n.slots.iter().any(|&(lo, hi)| lo <= slot && slot <= hi))
-        .unwrap();
-    let replica_port = table.iter().find(|n| n.master_id == owner.id).unwrap().port;
+    // The node table gossips its way around: wait until ns[0] knows the owner's replica.
+    let mut found = None;
+    let _ = eventually(Duration::from_secs(20), || {
+        let table = nodes(&ns[0].redis);
+        let owner = table
+            .iter()
+            .find(|n| n.master && n.slots.iter().any(|&(lo, hi)| lo <= slot && slot <= hi));
+        found = owner.and_then(|o| table.iter().find(|n| n.master_id == o.id).map(|r| r.port));
+        found.is_some()
+    })
+    .await;
+    let replica_port = found.expect("the slot owner's replica");
     let replica = &ns
         .iter()
         .find(|n| n.redis.port() == replica_port)
         .unwrap()
         .redis;
-    let _: String = replica.cmd(&["CLUSTER", "FAILOVER"]).unwrap();
-    let promoted = eventually(Duration::from_secs(20), || {
-        nodes(replica).iter().any(|n| n.1 == replica_port && n.2)
+    // A manual failover needs the replica in sync with its primary first.
+    let synced = eventually(Duration::from_secs(20), || {
+        replica
+            .cmd::<String>(&["INFO", "replication"])
+            .is_ok_and(|i| i.contains("master_link_status:up"))
     })
     .await;
+    assert!(synced.is_some(), "replica in sync");
+    let mut promoted = None;
+    for _ in 0..3 {
+        let _: redis::RedisResult<String> = replica.cmd(&["CLUSTER", "FAILOVER"]);
+        promoted = eventually(Duration::from_secs(8), || {
+            nodes(replica)
+                .iter()
+                .any(|n| n.port == replica_port && n.master)
+        })
+        .await;
+        if promoted.is_some() {
+            break;
+        }
+    }
     assert!(promoted.is_some(), "replica promoted");
     let t0 = Instant::now();
     while t0.elapsed() < Duration::from_secs(2) {
