@@ -9,6 +9,8 @@
 //!   `min_interval` apart across the fleet, a bounded number in the future.
 //! * **Outage policy** ([`OutagePolicy`]): what a process does once its lease ends and
 //!   Redis does not answer; the default keeps the last share for 10 s, then stops.
+//! * **Deployments** ([`Target`]): a standalone server, a Sentinel-managed primary, or a
+//!   Cluster (feature `cluster`); all keys of a limit share the hash tag `{thr:<name>}`.
 //!
 //! The lease logic is a sans-I/O state machine ([`LeaseState`]); the driver loop that
 //! every runtime follows:
