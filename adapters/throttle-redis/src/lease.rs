@@ -661,6 +661,32 @@ mod tests {
     }
 
     #[test]
+    fn outage_held_at_zero_then_reply_reports_saturation() {
+        let t0 = Instant::now();
+        let mut s = LeaseState::new(cfg(OutagePolicy::FailClosed), t0);
+        s.poll_call(t0, busy(0)).unwrap();
+        s.on_reply(t0, t0, grant(1000, 1000, 1));
+        assert_eq!(s.limit(t0), Some(1000));
+        // Renewal fails; the lease ends at 200 ms; Redis is back 3 s later.
+        let at = t0 + T * 3 / 4;
+        s.poll_call(at, busy(150)).unwrap();
+        s.on_error(at, 0);
+        assert_eq!(s.limit(t0 + T), Some(0));
+        let mut now = t0 + T;
+        while now < t0 + Duration::from_secs(3) {
+            now += Duration::from_millis(50);
+            if s.poll_call(now, busy(200)).is_some() {
+                s.on_error(now, 0);
+            }
+            s.limit(now);
+        }
+        // 200 tokens in 3.2 s is a low rate, but it is all the limit allowed: saturated.
+        now += Duration::from_millis(400);
+        let c = s.poll_call(now, busy(200)).unwrap();
+        assert_eq!(c.demand, 1000);
+    }
+
+    #[test]
     fn share_below_target_renews_at_half_lease() {
         let t0 = Instant::now();
         let mut s = LeaseState::new(cfg(OutagePolicy::FailClosed), t0);

@@ -118,6 +118,11 @@ while #active > 0 do
   active = rest
 end
 local target = mine.t
+-- Learning after lost state: a member gets back what it held (at most what it wants),
+-- a newcomer nothing, whatever the others' demands say.
+if learning == 1 then
+  target = math.min(demand, last_share)
+end
 
 -- Never more than what the others leave: their shares stay reserved until they renew (or,
 -- silent, until their hold ends), so the sum of shares in force never exceeds the rate.
@@ -126,7 +131,6 @@ for _, e in ipairs(others) do reserved = reserved + e.held end
 local share = rate - reserved
 if share < 0 then share = 0 end
 if target < share then share = target end
-if learning == 1 and last_share < share then share = last_share end
 
 local hu = now + lease_ms
 if share > 0 then hu = hu + hold_ms end

@@ -284,3 +284,47 @@ async fn rate_changed_reaches_every_member() {
         Err(throttle_redis::SetRateError::Rate)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_lost_newcomer_waits_for_the_learning_period() {
+    let Some(redis) = server() else { return };
+    let hold = Duration::from_secs(3);
+    let c = cfg()
+        .with_policy(OutagePolicy::LastShare { hold, floor: 0 })
+        .unwrap();
+    let a = Member::spawn(&redis, "learn", c, None, CHUNK);
+    let b = Member::spawn(&redis, "learn", c, None, CHUNK);
+    let near = |m: &Member, x: u64| m.share().abs_diff(x) <= x / 10;
+    assert!(eventually(Duration::from_secs(10), || near(&a, RATE / 2)
+        && near(&b, RATE / 2))
+    .await
+    .is_some());
+    let _: () = redis.cmd(&["DEL", "{thr:learn}:g"]).unwrap();
+    assert!(
+        eventually(Duration::from_secs(3), || a.shared.stats().state_lost == 1)
+            .await
+            .is_some()
+    );
+    // A newcomer during the learning period gets nothing: the old members may still be
+    // running on their last shares somewhere; they claim back what they had.
+    let n = Member::spawn(&redis, "learn", c, None, CHUNK);
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_millis(1500) {
+        assert_eq!(n.share(), 0, "newcomer during learning");
+        assert!(a.share() + b.share() + n.share() <= RATE);
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(near(&a, RATE / 2) && near(&b, RATE / 2));
+    // After it (3 s from the recreation), thirds.
+    let thirds = eventually(Duration::from_secs(6), || {
+        near(&a, RATE / 3) && near(&b, RATE / 3) && near(&n, RATE / 3)
+    })
+    .await;
+    assert!(
+        thirds.is_some(),
+        "a={} b={} n={}",
+        a.share(),
+        b.share(),
+        n.share()
+    );
+}
