@@ -352,3 +352,66 @@ impl core::fmt::Display for SetRateError {
 }
 
 impl core::error::Error for SetRateError {}
+
+#[cfg(all(test, feature = "tokio"))]
+mod tests {
+    use super::*;
+    use crate::local_server::LocalRedis;
+
+    fn call(seq: u64, demand: u64) -> Call {
+        Call {
+            seq,
+            demand,
+            used: 0,
+            last_share: 0,
+            weight: 1,
+            lease_ms: 200,
+            hold_ms: 0,
+            rate: 1000,
+            version: 0,
+            known_epoch: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn call_repeated_seq_is_answered_from_the_record() {
+        if !LocalRedis::available() {
+            println!("SKIPPED: redis-server not found");
+            return;
+        }
+        let redis = LocalRedis::start().unwrap();
+        let cfg = LeaseConfig::new(1000).unwrap();
+        let name = LimitName::new("idem").unwrap();
+        let a = SharedLimit::new(redis.client(), name.clone(), cfg);
+        let b = SharedLimit::new(redis.client(), name, cfg);
+        let conf = a.connection_config();
+        let (mut ca, mut cb) = (None, None);
+        assert_eq!(
+            a.call(&mut ca, &conf, call(1, 1000)).await.unwrap().share,
+            1000
+        );
+        // Everything is reserved by a: b gets nothing yet, though its fair part is half.
+        let gb = b.call(&mut cb, &conf, call(1, 1000)).await.unwrap();
+        assert_eq!((gb.share, gb.target), (0, 500));
+        // a's reply was "lost": the retry with the same number gets the same grant back,
+        // not a new computation (which would give 500).
+        let again = a.call(&mut ca, &conf, call(1, 1000)).await.unwrap();
+        assert_eq!(again.share, 1000);
+        assert!(again.lease_ms <= 200);
+        // The next number is a new call: a shrinks to its part, then b grows to its part.
+        assert_eq!(
+            a.call(&mut ca, &conf, call(2, 1000)).await.unwrap().share,
+            500
+        );
+        assert_eq!(
+            b.call(&mut cb, &conf, call(2, 1000)).await.unwrap().share,
+            500
+        );
+        // Giving back (demand 0) frees it at once.
+        assert_eq!(a.call(&mut ca, &conf, call(3, 0)).await.unwrap().share, 0);
+        assert_eq!(
+            b.call(&mut cb, &conf, call(3, 1000)).await.unwrap().share,
+            1000
+        );
+    }
+}
