@@ -11,8 +11,8 @@
 /// used, last_share, lease_ms, hold_ms, rate, version, nonce, ttl_ms, known_epoch (0: none).
 /// Returns {share, lease_ms, target, epoch, rate, version, learning}.
 ///
-/// Members hash: field = member id, value = "weight,demand,held,hold_until,lease_end,seq"
-/// (times in server ms). Global hash: rate, ver, epoch, created, learn_until, last, n, spent.
+/// Members hash: field = member id, value = "weight,demand,held,hold_until,lease_end,seq,claim"
+/// (times in server ms; claim = the share it reported holding before a loss). Global hash: rate, ver, epoch, created, learn_until, last, n, spent.
 ///
 /// Learning: when a member that knew an older epoch reaches a state younger than its hold
 /// (the state was lost and recreated), every member gets at most the share it reports it
@@ -65,12 +65,13 @@ local raw = redis.call('HGETALL', m)
 local others, me = {}, nil
 for i = 1, #raw, 2 do
   local f = raw[i]
-  local w, d, held, hu, le, sq = string.match(raw[i + 1], '^(%d+),(%d+),(%d+),(%d+),(%d+),(%d+)$')
+  local w, d, held, hu, le, sq, cl =
+    string.match(raw[i + 1], '^(%d+),(%d+),(%d+),(%d+),(%d+),(%d+),(%d+)$')
   if not w then
     redis.call('HDEL', m, f)
   else
     local e = {id = f, w = tonumber(w), d = tonumber(d), held = tonumber(held),
-               hu = tonumber(hu), le = tonumber(le), seq = tonumber(sq)}
+               hu = tonumber(hu), le = tonumber(le), seq = tonumber(sq), claim = tonumber(cl)}
     if f == id then
       me = e
     elseif now >= e.hu + lease_ms then
@@ -90,10 +91,17 @@ if me and seq <= me.seq then
   return {me.held, left, me.held, epoch, rate, ver, learning}
 end
 
--- Weighted max-min (water-filling) over the reported demands of the live members.
+-- Weighted max-min (water-filling) over the reported demands of the live members. While
+-- learning after lost state, each demand is capped by the member's claim (the share it held
+-- before the loss): returning members share the rate as before (scaled down if the rate
+-- fell meanwhile), newcomers get nothing.
+local function want(d, claim)
+  if learning == 1 and claim < d then return claim end
+  return d
+end
 local all = {}
-for _, e in ipairs(others) do table.insert(all, {w = e.w, d = e.d, t = 0}) end
-local mine = {w = weight, d = demand, t = 0}
+for _, e in ipairs(others) do table.insert(all, {w = e.w, d = want(e.d, e.claim), t = 0}) end
+local mine = {w = weight, d = want(demand, last_share), t = 0}
 table.insert(all, mine)
 local rem, active = rate, {}
 for _, e in ipairs(all) do if e.d > 0 then table.insert(active, e) end end
@@ -118,11 +126,6 @@ while #active > 0 do
   active = rest
 end
 local target = mine.t
--- Learning after lost state: a member gets back what it held (at most what it wants),
--- a newcomer nothing, whatever the others' demands say.
-if learning == 1 then
-  target = math.min(demand, last_share)
-end
 
 -- Never more than what the others leave: their shares stay reserved until they renew (or,
 -- silent, until their hold ends), so the sum of shares in force never exceeds the rate.
@@ -134,7 +137,8 @@ if target < share then share = target end
 
 local hu = now + lease_ms
 if share > 0 then hu = hu + hold_ms end
-redis.call('HSET', m, id, string.format('%d,%d,%d,%d,%d,%d', weight, demand, share, hu, now + lease_ms, seq))
+redis.call('HSET', m, id, string.format('%d,%d,%d,%d,%d,%d,%d',
+  weight, demand, share, hu, now + lease_ms, seq, last_share))
 redis.call('HSET', g, 'last', now, 'n', #others + 1)
 redis.call('HINCRBY', g, 'spent', used)
 redis.call('PEXPIRE', g, ttl)

@@ -328,3 +328,33 @@ async fn state_lost_newcomer_waits_for_the_learning_period() {
         n.share()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_lost_then_rate_lowered_while_learning_splits_fairly() {
+    let Some(redis) = server() else { return };
+    let hold = Duration::from_secs(8);
+    let c = cfg()
+        .with_policy(OutagePolicy::LastShare { hold, floor: 0 })
+        .unwrap();
+    let a = Member::spawn(&redis, "learn2", c, None, CHUNK);
+    let b = Member::spawn(&redis, "learn2", c, None, CHUNK);
+    let near = |m: &Member, x: u64| m.share().abs_diff(x) <= x / 10;
+    assert!(eventually(Duration::from_secs(10), || near(&a, RATE / 2)
+        && near(&b, RATE / 2))
+    .await
+    .is_some());
+    let _: () = redis.cmd(&["FLUSHALL"]).unwrap();
+    assert!(
+        eventually(Duration::from_secs(3), || a.shared.stats().state_lost == 1
+            && b.shared.stats().state_lost == 1)
+        .await
+        .is_some()
+    );
+    // Claims add up to the old rate; the new one is half: both get a quarter.
+    a.shared.set_rate(RATE / 2).await.unwrap();
+    let fair = eventually(Duration::from_secs(4), || {
+        near(&a, RATE / 4) && near(&b, RATE / 4)
+    })
+    .await;
+    assert!(fair.is_some(), "a={} b={}", a.share(), b.share());
+}
