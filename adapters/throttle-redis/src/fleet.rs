@@ -96,7 +96,8 @@ impl SharedLimit {
     }
 
     /// Asks the driver to give the share back (one call with demand 0), set the node to 0
-    /// and end. Takes effect at its next tick (at most a quarter lease).
+    /// and end. Takes effect at its next tick (at most a quarter lease). Dropping every
+    /// handle but the driver's does the same.
     pub fn shutdown(&self) {
         self.0.stop.store(true, Ordering::Release);
     }
@@ -136,9 +137,10 @@ impl SharedLimit {
             .set_response_timeout(Some(self.0.cfg.response_timeout))
     }
 
-    /// The driver: keeps `node` at this process's share until [`SharedLimit::shutdown`] (or
-    /// until `node` is removed). Spawn it once per `SharedLimit` on the runtime `rt` belongs
-    /// to. It samples the node every quarter lease (no I/O), calls Redis when a lease is due
+    /// The driver: keeps `node` at this process's share until [`SharedLimit::shutdown`] is
+    /// called or every other handle of this `SharedLimit` is dropped; it then gives the
+    /// share back, sets `node` to 0 and ends. Spawn it once per `SharedLimit` on the runtime
+    /// `rt` belongs to. It samples the node every quarter lease (no I/O), calls Redis when a lease is due
     /// (about 1/(0.75 T) per second while busy, none while idle), and never holds a call
     /// longer than the timeouts; while a call is pending, the node still switches to the
     /// outage policy the moment its lease ends.
@@ -155,7 +157,8 @@ impl SharedLimit {
         let tick = inner.cfg.lease / 4;
         let cfg = self.connection_config();
         loop {
-            let stopping = inner.stop.load(Ordering::Acquire);
+            // The driver's own clone is the last handle: nobody can use the limit any more.
+            let stopping = inner.stop.load(Ordering::Acquire) || Arc::strong_count(&self.0) == 1;
             let now = rt.now();
             let st = node.stats();
             let usage = Usage {
@@ -201,6 +204,7 @@ impl SharedLimit {
             }
             if stopping {
                 let _ = node.set_limit(Limits::per_second(0));
+                lock(&inner.state).stopped();
                 return;
             }
             let now = rt.now();

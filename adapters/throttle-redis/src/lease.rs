@@ -461,6 +461,17 @@ impl LeaseState {
         s
     }
 
+    /// The driver has ended: no lease, no calls; the stats say rate 0 until a new driver runs.
+    pub fn stopped(&mut self) {
+        self.in_flight = false;
+        self.share = 0;
+        self.lease_until = None;
+        self.renew_at = None;
+        self.idle = true;
+        self.failures = 0;
+        self.next_attempt = None;
+    }
+
     /// Adopts a fleet rate this process changed itself (see [`crate::SharedLimit::set_rate`]).
     pub fn adopt_rate(&mut self, rate: u64, version: u64) {
         if version >= self.version {

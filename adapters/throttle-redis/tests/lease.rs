@@ -358,3 +358,29 @@ async fn state_lost_then_rate_lowered_while_learning_splits_fairly() {
     .await;
     assert!(fair.is_some(), "a={} b={}", a.share(), b.share());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn member_dropped_gives_its_share_back() {
+    let Some(redis) = server() else { return };
+    let a = Member::spawn(&redis, "drop", cfg(), None, CHUNK);
+    let b = Member::spawn(&redis, "drop", cfg(), None, CHUNK);
+    let half = |m: &Member| m.share().abs_diff(RATE / 2) <= RATE / 10;
+    assert!(eventually(Duration::from_secs(10), || half(&a) && half(&b))
+        .await
+        .is_some());
+    // Dropping the last user handle ends b's driver, which returns b's share at once
+    // (no waiting for its lease or hold to run out).
+    let root = b.root.clone();
+    drop(b);
+    assert!(
+        eventually(Duration::from_secs(2), || a.share() == RATE)
+            .await
+            .is_some(),
+        "a={}",
+        a.share()
+    );
+    assert_eq!(
+        root.limits().unwrap(),
+        throttle_tokio::Limits::per_second(0)
+    );
+}
