@@ -118,6 +118,8 @@ fn permits_across_three_processes_are_min_interval_apart() {
                 "5",
                 "--retry-ms",
                 "100",
+                "--window-ms",
+                "100",
             ])
         })
         .collect();
@@ -134,8 +136,9 @@ fn permits_across_three_processes_are_min_interval_apart() {
         }
     }
     uses.sort_unstable();
-    // 5 s at one call per 330 ms (interval + window): about 15 calls.
-    assert!(uses.len() >= 8, "{} calls", uses.len());
+    // 5 s at one call per 400 ms (interval + window): about 12 calls (fewer if a loaded
+    // machine wakes a waiter after its window: "late", forfeited).
+    assert!(uses.len() >= 6, "{} calls", uses.len());
     assert!(nones > 0, "7 workers, max 2 queued: some asked in vain");
     let interval_us = u64::try_from(interval.as_micros()).unwrap();
     for w in uses.windows(2) {

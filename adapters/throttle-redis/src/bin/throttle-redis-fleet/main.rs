@@ -10,7 +10,7 @@
 //!                            [--policy P] [--hold-ms H] [--lease-ms T] [--secs S]
 //!                            [--idle-from S --idle-to S] [--conns 4]
 //! throttle-redis-fleet permits --url U --name N [--workers 3] [--interval-ms 3000]
-//!                            [--max 2] [--secs 60]
+//!                            [--max 2] [--secs 60] [--window-ms W] [--retry-ms 1000]
 //! ```
 //!
 //! `demo` starts its own `redis-server` on a free port (never the one on 6379), runs K

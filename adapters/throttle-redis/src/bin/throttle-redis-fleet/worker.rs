@@ -139,7 +139,12 @@ pub(crate) fn permits(args: &Args) -> Result<(), String> {
     let name = LimitName::new(&args.str("name", "permits")).map_err(|e| e.to_string())?;
     let interval = Duration::from_millis(args.num("interval-ms", 3000)?);
     let max = u32::try_from(args.num("max", 2)?).map_err(|e| e.to_string())?;
-    let cfg = PermitConfig::new(interval, max).map_err(|e| e.to_string())?;
+    let mut cfg = PermitConfig::new(interval, max).map_err(|e| e.to_string())?;
+    if let Some(w) = args.opt("window-ms")? {
+        cfg = cfg
+            .with_window(Duration::from_millis(w))
+            .map_err(|e| e.to_string())?;
+    }
     let workers = args.num("workers", 3)?;
     let secs = args.num("secs", 60)?;
     let retry = Duration::from_millis(args.num("retry-ms", 1000)?);
