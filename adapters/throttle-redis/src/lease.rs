@@ -282,7 +282,8 @@ impl LeaseState {
     /// Demand to report: the whole rate when the node is saturated (it spent ≥ 90 % of what
     /// its limit allowed since the last report, or it waits and was allowed nothing), 0 when
     /// nothing went through and nobody waits, otherwise 1.25 × the measured rate (room to
-    /// grow). Waiters alone do not mean saturation: a leaf may wait on its own, lower limit.
+    /// grow), but not below half the current share. Waiters alone do not mean saturation:
+    /// a leaf may wait on its own, lower limit.
     fn demand(&self, now: Instant, usage: Usage, used: u64) -> u64 {
         let elapsed_ms = millis(now.saturating_duration_since(self.report_at)).max(1);
         let measured = used.saturating_mul(1000) / elapsed_ms;
@@ -293,7 +294,12 @@ impl LeaseState {
         } else if used == 0 && !usage.waiting {
             0
         } else {
-            (measured.saturating_mul(5) / 4 + 1).min(self.rate)
+            // At most halving per call: a process that missed the CPU for a moment (a busy
+            // machine, a pause) is not mistaken for one that wants less; a truly
+            // demand-limited one still gets there in a few lease periods.
+            (measured.saturating_mul(5) / 4 + 1)
+                .max(self.share / 2)
+                .min(self.rate)
         }
     }
 
@@ -582,6 +588,21 @@ mod tests {
             )
             .unwrap();
         assert_eq!(c.demand, 400 * 5 / 4 + 1);
+    }
+
+    #[test]
+    fn demand_falls_at_most_by_half_per_call() {
+        let t0 = Instant::now();
+        let mut s = LeaseState::new(cfg(OutagePolicy::FailClosed), t0);
+        s.poll_call(t0, busy(0)).unwrap();
+        s.on_reply(t0, t0, grant(800, 800, 1));
+        let quiet = |g| Usage {
+            granted: g,
+            waiting: false,
+        };
+        // 15 tokens in 150 ms (100/s) under an 800/s share: demand 400, not 126.
+        let c = s.poll_call(t0 + T * 3 / 4, quiet(15)).unwrap();
+        assert_eq!(c.demand, 400);
     }
 
     #[test]
