@@ -19,6 +19,7 @@
 
 extern crate alloc;
 
+mod bench;
 mod demo;
 mod worker;
 
@@ -84,7 +85,7 @@ fn main() -> ExitCode {
         "worker" => worker::worker(&args),
         "permits" => worker::permits(&args),
         "demo" => demo::demo(&args),
-        "bench" => demo::bench(&args),
+        "bench" => bench::bench(&args),
         other => Err(format!("unknown command {other}")),
     };
     match r {
