@@ -100,11 +100,19 @@ impl Fleet {
         self.bins[w].iter().rev().find(|b| b.ms <= ms)
     }
 
-    /// Tokens worker `w` spent in `(from, to]` (bin times, ms).
+    /// Tokens worker `w` spent in `(from, to]`, ms: from the last samples at or before
+    /// each end, scaled from the real interval between them to `to − from` (a worker that
+    /// missed the CPU samples late; counting its late sample as on time would move tokens
+    /// from one window to the next).
     pub(crate) fn spent(&self, w: usize, from: u64, to: u64) -> u64 {
-        let a = self.at(w, from).map_or(0, |b| b.granted);
-        let b = self.at(w, to).map_or(a, |b| b.granted);
-        b.saturating_sub(a)
+        match (self.at(w, from), self.at(w, to)) {
+            (Some(a), Some(b)) if b.ms > a.ms => {
+                let tokens = b.granted.saturating_sub(a.granted) as f64;
+                (tokens * (to - from) as f64 / (b.ms - a.ms) as f64) as u64
+            }
+            (None, Some(b)) => b.granted, // started inside the window
+            _ => 0,
+        }
     }
 
     pub(crate) fn total(&self, from: u64, to: u64) -> u64 {

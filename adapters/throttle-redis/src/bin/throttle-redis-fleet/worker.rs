@@ -3,7 +3,7 @@
 //! prints each use.
 //!
 //! Output lines (stdout, one per event, flushed):
-//! `bin <unix_ms> <granted_total> <share|-1> <state> <calls> <errors> <fallbacks> <lost>
+//! `bin <unix_ms when sampled> <granted_total> <share|-1> <state> <calls> <errors> <fallbacks> <lost>
 //! <slowest acquire of the bin, µs>`
 //! and `use <unix_us> <worker>` / `late …` (woke after the window) / `none …` / `error …`.
 
@@ -107,9 +107,12 @@ pub(crate) fn worker(args: &Args) -> Result<(), String> {
             busy.store(!is_idle, Ordering::Relaxed);
             let s = shared.stats();
             let share = s.share.map_or(-1, |x| i64::try_from(x).unwrap_or(i64::MAX));
+            // The time the counter was actually read (a starved process reads it late: the
+            // readers scale by the real interval, see `Fleet::spent`).
+            let sampled_ms = unix_us() / 1000;
             let line = format!(
                 "bin {} {} {} {:?} {} {} {} {} {}\n",
-                next / 1000,
+                sampled_ms,
                 root.stats().granted,
                 share,
                 s.state,
