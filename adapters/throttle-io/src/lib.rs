@@ -52,7 +52,8 @@
 //! # Requests, not bytes
 //!
 //! [`Leaf::acquire`] waits for `n` tokens of any unit ("10 requests/s AND 300/min" is a node
-//! with two [`Tier`]s); [`Leaf::acquire_before`] fails at once with the estimated earliest
+//! with two [`Tier`]s); [`Leaf::try_acquire`] takes them only if they are there now;
+//! [`Leaf::acquire_before`] fails at once with the estimated earliest
 //! time when a deadline cannot be met.
 //!
 //! # Features
@@ -76,7 +77,7 @@ mod time;
 
 pub use acquire::Acquire;
 pub use connection::{Connection, Server};
-pub use error::AcquireError;
+pub use error::{AcquireError, TryAcquireError};
 pub use leaf::Leaf;
 pub use limiter::{Limiter, Node, SharedTree};
 #[cfg(feature = "async-io")]
