@@ -96,6 +96,7 @@ mod storage;
 mod sync;
 mod time;
 mod tree;
+mod window;
 
 pub use config::{Config, MAX_PIECE_LIMIT};
 pub use decision::{Decision, Stats};
@@ -117,6 +118,7 @@ pub use time::Instant;
 #[cfg(feature = "alloc")]
 pub use tree::VecTree;
 pub use tree::{FixedTree, Tree, MAX_NODES};
+pub use window::SUBWINDOWS;
 
 // Tree-level tests use `VecTree`; the workspace test run enables `alloc` (the `tests` crate does).
 #[cfg(all(test, feature = "alloc"))]

@@ -257,6 +257,17 @@ fn outlook(node: &Node, n: u64, need: Need) -> Outlook {
                 // at most 2^55 ns (MAX_PERIOD)
                 let period = t.period().as_nanos();
                 let amount = u128::from(t.amount());
+                if t.is_window() {
+                    // A window lends no piece of debt: all `n` must fit. More than its `N`
+                    // takes a whole window per further `N` at least.
+                    let fit = n.min(t.amount());
+                    let more = u128::from((n - fit).div_ceil(t.amount())) * period;
+                    if let Ok(Some(at)) = tree.window_ready_at(x, fit) {
+                        let ns = at.as_nanos().saturating_sub(tree_now.as_nanos());
+                        wait_ns = wait_ns.max(u128::from(ns) + more);
+                    }
+                    continue;
+                }
                 // level at the tree's clock, then refilled up to our `now`, capped at the burst
                 let level = tree.tokens(x, i).unwrap_or(0);
                 let earned = (u128::from(since) * amount / period).min(u128::from(u64::MAX));

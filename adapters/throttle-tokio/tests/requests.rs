@@ -191,3 +191,59 @@ async fn try_acquire_respects_every_tier_and_the_parent() {
         "an unlimited path always grants"
     );
 }
+
+/// The most instants in any `[t, t + w)`, over sorted instants.
+fn max_in_any(at: &[Duration], w: Duration) -> usize {
+    let (mut lo, mut best) = (0, 0);
+    for hi in 0..at.len() {
+        while at[hi] - at[lo] >= w {
+            lo += 1;
+        }
+        best = best.max(hi + 1 - lo);
+    }
+    best
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn window_tier_admits_at_most_n_in_any_window() {
+    let limiter = throttle_tokio::limiter();
+    let window = Duration::from_millis(400);
+    let limits = Limits::per_second(100)
+        .and(Tier::window(10, window).unwrap())
+        .unwrap();
+    let node = limiter.node(limits, 1).unwrap();
+    // two tasks asking as fast as they are allowed, one waiting, one never waiting
+    let t0 = Instant::now();
+    let mut waiting = node.leaf(Limits::UNLIMITED, 1).unwrap();
+    let a = tokio::spawn(async move {
+        let mut at = Vec::new();
+        while t0.elapsed() < Duration::from_millis(1300) {
+            waiting.acquire(1).await.unwrap();
+            at.push(t0.elapsed());
+        }
+        at
+    });
+    let mut polling = node.leaf(Limits::UNLIMITED, 1).unwrap();
+    let mut at = Vec::new();
+    while t0.elapsed() < Duration::from_millis(1300) {
+        match polling.try_acquire(1) {
+            Ok(()) => at.push(t0.elapsed()),
+            Err(TryAcquireError::NotYet { wait: Some(w) }) => {
+                assert!(w <= window + window / 8, "{w:?}");
+                tokio::time::sleep(Duration::from_millis(3)).await;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    at.extend(a.await.unwrap());
+    at.sort();
+    // instants are read after each grant: allow them 10 ms of jitter
+    let most = max_in_any(&at, window - Duration::from_millis(10));
+    eprintln!(
+        "{} admitted in 1.3 s, at most {most} in any 390 ms",
+        at.len()
+    );
+    assert!(most <= 10, "{most}: {at:?}");
+    // 1.3 s is at least 2 windows of 400 + 50 ms: 30 at most, 20 at least
+    assert!(at.len() >= 20 && at.len() <= 40, "{}", at.len());
+}
