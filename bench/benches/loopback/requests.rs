@@ -158,7 +158,9 @@ impl Report {
                 vec![format!("{n} tasks: requests in the first 10 ms")],
                 vec![format!("{n} tasks: rate after the 1st s vs {rate}/s")],
                 vec![format!("{n} tasks: worst 1-s window after the 1st")],
-                vec![format!("{n} tasks: Jain's index over tasks, after the 1st s")],
+                vec![format!(
+                    "{n} tasks: Jain's index over tasks, after the 1st s"
+                )],
             ];
             for peer in peers {
                 if !self.has_peer(peer) {

@@ -104,10 +104,7 @@ impl Report {
     /// The weighted-fairness table: one row per weight pair and topology, one column per rate.
     pub(crate) async fn weighted(&mut self, secs: u32) -> io::Result<()> {
         let secs = secs.max(2);
-        let cols: Vec<String> = RATES_MIB
-            .iter()
-            .map(|r| format!("{r} MiB/s: ratio / weights (MiB/s each; aggregate)"))
-            .collect();
+        let cols: Vec<String> = RATES_MIB.iter().map(|r| format!("{r} MiB/s")).collect();
         let mut h = vec![format!(
             "weights, 2 × tokio::io::copy (8 KiB writes), {secs} s"
         )];
@@ -147,7 +144,9 @@ impl Report {
             "weighted",
             t,
             vec![
-                "target: 0.98–1.02 (issue 9); rates after the first second, measured by the readers"
+                "cell: (rate₁ / rate₂) / (w₁ / w₂), then each writer's MiB/s and the aggregate vs \
+                 the limit; target 0.98–1.02 (issue 9); rates after the first second, measured \
+                 by the readers"
                     .into(),
                 "leaves: both connections under the limited node, write leaves weighted; groups: \
                  each connection in its own group (Limits::UNLIMITED, weighted) under it"

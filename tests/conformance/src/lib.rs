@@ -11,6 +11,7 @@
 
 pub mod runtimes;
 pub mod scenarios;
+pub mod weighted;
 
 use core::future::Future;
 use core::net::SocketAddr;
@@ -103,6 +104,8 @@ macro_rules! suite {
             unlimited_skips_tree,
             acquire_before_deadline_fails_fast,
             requests_from_many_tasks_share_node,
+            weighted_one_leaf_groups_8k_writes_at_60_mib,
+            weighted_groups_of_three_8k_writes_at_60_mib,
         );
     };
     (@tests $rt:ty; $($name:ident,)*) => {

@@ -10,6 +10,9 @@ use std::time::Instant;
 
 use throttle_tokio::{AcquireError, Config, Limiter, Limits, Server, Tier};
 
+pub use crate::weighted::{
+    weighted_groups_of_three_8k_writes_at_60_mib, weighted_one_leaf_groups_8k_writes_at_60_mib,
+};
 use crate::{timeout, Rt, Stream, Throttled};
 
 const KIB: u64 = 1 << 10;
