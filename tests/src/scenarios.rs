@@ -193,7 +193,14 @@ pub fn limit_change() -> Scenario {
         "limit_change",
         Config::DEFAULT.with_pieces(60 * KIB, 64 * KIB),
     );
-    let server = sc.node("server", None, Limits::per_second(KIB), 1);
+    // 1 KiB/s with a 60 KiB burst: the full bucket's piece, then one more piece of debt that
+    // takes a minute to repay (no piece exceeds the burst)
+    let server = sc.node(
+        "server",
+        None,
+        Limits::new(Tier::per_second(KIB).with_burst(60 * KIB)),
+        1,
+    );
     sc.leaf("conn", Some(server), Limits::UNLIMITED, 1, saturating());
     sc.at(
         Duration::from_secs(1),

@@ -154,7 +154,7 @@ fn weighted_groups_single_connection_group_reaches_ideal() {
 fn limit_raised_waiter_served_within_one_piece_time() {
     for r in run_both(&scenarios::limit_change()) {
         let trace = &r.leaf("conn").trace;
-        // the first piece (60 KiB, over a 1 KiB burst) puts the server a minute in debt
+        // the second piece (60 KiB, after the 60 KiB burst) puts the server a minute in debt
         let Some(TraceEvent::Wait { at, until }) = trace
             .iter()
             .find(|e| matches!(e, TraceEvent::Wait { .. }))

@@ -197,13 +197,16 @@ fn weighted_groups_with_one_and_three_connections_reach_ideal() {
 fn waiter_after_limit_raise_is_ready_within_one_piece() {
     let cfg = Config::DEFAULT.with_pieces(60 * KIB, 64 * KIB);
     let mut tree = VecTree::new(cfg);
-    let srv = node(&mut tree, None, lim(KIB, 0), 1);
+    // a full 60 KiB burst, then a piece of debt a minute long (no piece exceeds the burst)
+    let srv = node(&mut tree, None, lim(KIB, 60 * KIB), 1);
     let l = leaf(&mut tree, Some(srv), Limits::UNLIMITED, 1);
-    assert_eq!(
-        tree.acquire(l, 60 * KIB, t(0)),
-        Ok(Decision::Grant(60 * KIB))
-    );
-    tree.settle(l, 60 * KIB, t(0)).unwrap();
+    for _ in 0..2 {
+        assert_eq!(
+            tree.acquire(l, 60 * KIB, t(0)),
+            Ok(Decision::Grant(60 * KIB))
+        );
+        tree.settle(l, 60 * KIB, t(0)).unwrap();
+    }
     let Ok(Decision::Wait { until }) = tree.acquire(l, 60 * KIB, t(0)) else {
         panic!()
     };
@@ -352,12 +355,12 @@ fn unlimited_tree_always_grants_max_piece() {
 #[test]
 fn backwards_time_mints_nothing() {
     let mut tree = VecTree::new(Config::DEFAULT.with_pieces(1000, 1000));
-    let l = leaf(&mut tree, None, lim(1000, 0), 1);
-    assert_eq!(
-        tree.acquire(l, 600, t(5_000_000_000)),
-        Ok(Decision::Grant(600))
-    );
-    tree.settle(l, 600, t(0)).unwrap();
+    let l = leaf(&mut tree, None, lim(1000, 600), 1);
+    // the full burst, then 600 of debt; the settles come with earlier timestamps
+    for now in [5_000_000_000, 0] {
+        assert_eq!(tree.acquire(l, 600, t(now)), Ok(Decision::Grant(600)));
+        tree.settle(l, 600, t(0)).unwrap();
+    }
     let Ok(Decision::Wait { until }) = tree.acquire(l, 600, t(1)) else {
         panic!()
     };
@@ -398,11 +401,14 @@ fn hostile_values_do_not_panic() {
 fn cancel_waiting_leaf_lets_other_waiter_be_reported() {
     // fuzz/regressions/cancel-pending-drops-timer
     let mut tree = VecTree::new(Config::DEFAULT.with_pieces(100, 100));
-    let r = node(&mut tree, None, lim(1000, 0), 1);
+    let r = node(&mut tree, None, lim(1000, 100), 1);
     let a = leaf(&mut tree, Some(r), Limits::UNLIMITED, 1);
     let b = leaf(&mut tree, Some(r), Limits::UNLIMITED, 1);
-    assert_eq!(tree.acquire(a, 100, t(0)), Ok(Decision::Grant(100)));
-    tree.settle(a, 100, t(0)).unwrap();
+    // the burst, then 100 of debt
+    for _ in 0..2 {
+        assert_eq!(tree.acquire(a, 100, t(0)), Ok(Decision::Grant(100)));
+        tree.settle(a, 100, t(0)).unwrap();
+    }
     assert!(matches!(
         tree.acquire(a, 100, t(0)),
         Ok(Decision::Wait { .. })
