@@ -80,3 +80,71 @@ fn weights_hold_under_1ms_timer_grid_with_8k_requests() {
         }
     }
 }
+
+/// Issue 9, item 2: a node with a small explicit burst under a contended parent.
+fn small_burst(burst: u64, capped_group: bool, runtime: Runtime) -> throttle_tests::sim::Report {
+    let mut sc = Scenario::new(
+        format!("burst {burst}"),
+        Config::DEFAULT.with_min_burst(Duration::ZERO),
+    );
+    let root = sc.node("root", None, Limits::per_second(100 * MIB), 1);
+    if capped_group {
+        let g = sc.node(
+            "g",
+            Some(root),
+            Limits::new(Tier::per_second(30 * MIB).with_burst(burst)),
+            1,
+        );
+        sc.leaf(
+            "c",
+            Some(g),
+            Limits::UNLIMITED,
+            1,
+            LeafSpec::new(Demand::Saturating),
+        );
+    } else {
+        sc.leaf(
+            "c",
+            Some(root),
+            Limits::new(Tier::per_second(20 * MIB).with_burst(burst)),
+            1,
+            LeafSpec::new(Demand::Saturating),
+        );
+    }
+    for i in 0..4 {
+        sc.leaf(
+            format!("u{i}"),
+            Some(root),
+            Limits::UNLIMITED,
+            1,
+            LeafSpec::new(Demand::Saturating),
+        );
+    }
+    sc.runtime = runtime;
+    sc.duration = Duration::from_secs(2);
+    sc.warmup = Duration::from_millis(200);
+    sc.run()
+}
+
+#[test]
+fn explore_small_bursts() {
+    for rt in [
+        Runtime::EXACT,
+        Runtime::tokio(Duration::ZERO),
+        Runtime::tokio(Duration::from_millis(2)),
+        Runtime::tokio(Duration::from_millis(4)),
+    ] {
+        for burst in [20 * KIB, 40 * KIB, 60 * KIB, 80 * KIB, 100 * KIB, 150 * KIB] {
+            for g in [false, true] {
+                let r = small_burst(burst, g, rt);
+                let c = r.leaf("c");
+                println!(
+                    "{rt:?} group {g} burst {burst}: c {:.2} MiB/s ideal {:.2} ok {}",
+                    c.rate / MIB as f64,
+                    c.ideal.unwrap() / MIB as f64,
+                    r.is_ok()
+                );
+            }
+        }
+    }
+}

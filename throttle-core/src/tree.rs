@@ -147,6 +147,9 @@ impl<S: Storage> Tree<S> {
         if weight == 0 {
             return Err(InsertError::ZeroWeight);
         }
+        self.config
+            .check_bursts(&limits)
+            .map_err(InsertError::BurstTooSmall)?;
         let p = match parent {
             None => NIL,
             Some(id) => {
@@ -246,6 +249,9 @@ impl<S: Storage> Tree<S> {
         now: Instant,
     ) -> Result<(), SetLimitError> {
         let i = self.index(node).ok_or(SetLimitError::StaleHandle)?;
+        self.config
+            .check_bursts(&limits)
+            .map_err(SetLimitError::BurstTooSmall)?;
         self.tick(now);
         let clock = self.clock;
         let round = self.round_tokens(&limits);
