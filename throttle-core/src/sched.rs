@@ -177,6 +177,7 @@ impl<S: Storage> Tree<S> {
         let mut unit = cap;
         let mut burst = u64::MAX;
         let mut limited = false;
+        let has_parent = self.n(leaf).parent != NIL;
         let mut credit = self.root_head == NIL;
         let now = self.clock;
         let mut i = leaf;
@@ -227,7 +228,8 @@ impl<S: Storage> Tree<S> {
             child = i;
             i = parent;
         }
-        if limited {
+        if limited && has_parent {
+            // see `holds_turns`
             self.m(leaf).hold = HOLD_OPEN;
             self.refresh_up(leaf);
         }
@@ -256,6 +258,10 @@ impl<S: Storage> Tree<S> {
     /// it), true otherwise (a grant, or a turn released).
     fn grant_one(&mut self, caller: u32) -> bool {
         let root = self.root_head;
+        if self.n(root).busy == 0 {
+            // only held turns below, nobody waits: nothing to grant, nobody kept waiting
+            return false;
+        }
         let mut i = root;
         while self.n(i).kind == Kind::Interior {
             let s = self.n(i);
@@ -280,7 +286,7 @@ impl<S: Storage> Tree<S> {
         let piece = self.shrink_to_unit(leaf, piece);
         let now = self.clock;
         let waited = now.saturating_sub(since);
-        let hold = if self.path_limited(leaf) {
+        let hold = if self.holds_turns(leaf) {
             HOLD_OPEN
         } else {
             HOLD_NONE
@@ -320,8 +326,12 @@ impl<S: Storage> Tree<S> {
         true
     }
 
-    /// True when some node from `leaf` up to its root has a tier.
-    fn path_limited(&self, leaf: u32) -> bool {
+    /// True when `leaf` keeps its turn between two requests: it has siblings to keep it from
+    /// (a parent), and some node from it up to its root has a tier (else nobody ever waits).
+    pub(crate) fn holds_turns(&self, leaf: u32) -> bool {
+        if self.n(leaf).parent == NIL {
+            return false;
+        }
         let mut i = leaf;
         while i != NIL {
             let s = self.n(i);
@@ -388,7 +398,7 @@ impl<S: Storage> Tree<S> {
         let sendable = s.buckets.sendable(&s.limits);
         // A recovery that cannot lie in the future (the clock is at `u64::MAX`, time cannot
         // advance) arms nothing: otherwise `fire_timers` would re-fire it forever.
-        let mut timer = if !sendable && (s.busy > 0 || s.has_work()) {
+        let mut timer = if !sendable && s.busy > 0 {
             s.buckets.recovery(&s.limits).filter(|&at| at > now)
         } else {
             None
