@@ -726,9 +726,11 @@ impl<S: Storage> Harness<S> {
         if let LState::Holding { n } = before {
             node.committed += n;
         }
+        // the piece is sized when the leaf asks (never above the path's burst then) and never
+        // grows while it waits, even when a limit change raises the burst
         let cap = match before {
             LState::Pending { cap } => cap.min(want),
-            _ => want,
+            _ => want.min(path_burst),
         };
         match d {
             Decision::Grant(n) => {
