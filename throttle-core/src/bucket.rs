@@ -181,6 +181,30 @@ impl Buckets {
         &self.window
     }
 
+    /// How long a node with credit may keep it unused while a leaf holds its turn (see
+    /// `sched`, "Held turns"), in ns from now; `None` when the node has already banked that
+    /// much, or has no tier. Per tier the bound is half of `min(rate × round, burst)`, so what
+    /// is banked while a turn is held (below the bound when the hold starts, plus the bound)
+    /// never exceeds the burst: holding a turn never wastes a token.
+    pub(crate) fn hold_ns(&self, limits: &Limits, round_ns: u64) -> Option<u64> {
+        let mut hold: Option<u64> = None;
+        for (t, &l) in limits.tiers().iter().zip(&self.level) {
+            if t.is_paused() {
+                continue;
+            }
+            let period = u128::from(t.period_ns());
+            let amount = u128::from(t.amount());
+            let round = amount * u128::from(round_ns) / period;
+            let bound = round.min(u128::from(t.burst())) / 2;
+            if l >= 0 && l.unsigned_abs() >= bound * period {
+                return None;
+            }
+            let ns = u64::try_from(bound * period / amount).unwrap_or(u64::MAX);
+            hold = Some(hold.map_or(ns, |h| h.min(ns)));
+        }
+        hold
+    }
+
     /// Whole tokens currently held by tier `i` (negative = debt), for stats and tests.
     /// For a window tier: the tokens it can still admit now.
     pub(crate) fn tokens(&self, limits: &Limits, i: usize) -> i128 {

@@ -32,6 +32,8 @@
 
 use core::time::Duration;
 
+use crate::error::BurstTooSmall;
+use crate::limits::{Limits, Tier};
 use crate::time::nanos_of;
 
 /// Tree-wide settings. `Config::default()` suits byte streams; for request limiting (one token
@@ -41,6 +43,7 @@ pub struct Config {
     round_ns: u64,
     min_piece: u64,
     max_piece: u64,
+    min_burst_ns: u64,
 }
 
 /// Largest allowed `max_piece` (2^40 tokens): keeps tag arithmetic far inside `u128`.
@@ -59,6 +62,7 @@ impl Config {
         round_ns: 10_000_000,
         min_piece: 512,
         max_piece: 64 * 1024,
+        min_burst_ns: 5_000_000,
     };
 
     /// Target duration of one round over the busy children of a node (default 10 ms).
@@ -76,6 +80,50 @@ impl Config {
         self.min_piece = min.clamp(1, MAX_PIECE_LIMIT);
         self.max_piece = max.clamp(self.min_piece, MAX_PIECE_LIMIT);
         self
+    }
+
+    /// Smallest burst a tier may have, as time at the tier's rate (default 5 ms; see "Bursts
+    /// and contention" above). Inserting a node or setting limits with a smaller burst fails
+    /// with [`BurstTooSmall`](crate::BurstTooSmall), which says the minimum. `Duration::ZERO`
+    /// accepts any burst (and its consequences). Clamped to at most 1 hour.
+    #[must_use]
+    pub const fn with_min_burst(mut self, min: Duration) -> Self {
+        let ns = min.as_nanos();
+        self.min_burst_ns = if ns > 3_600_000_000_000 {
+            3_600_000_000_000
+        } else {
+            ns as u64
+        };
+        self
+    }
+
+    /// The smallest burst, as time at a tier's rate.
+    pub const fn min_burst(&self) -> Duration {
+        Duration::from_nanos(self.min_burst_ns)
+    }
+
+    /// The smallest burst this configuration accepts for `tier`, in tokens: its rate ×
+    /// [`Config::min_burst`], rounded down (0 for a paused tier).
+    pub fn min_burst_of(&self, tier: &Tier) -> u64 {
+        let t = u128::from(tier.amount()) * u128::from(self.min_burst_ns)
+            / u128::from(tier.period_ns());
+        u64::try_from(t).unwrap_or(u64::MAX)
+    }
+
+    /// Checks every tier of `limits` against [`Config::min_burst_of`].
+    pub fn check_bursts(&self, limits: &Limits) -> Result<(), BurstTooSmall> {
+        for (tier, t) in limits.tiers().iter().enumerate() {
+            let minimum = self.min_burst_of(t);
+            if t.burst() < minimum {
+                return Err(BurstTooSmall {
+                    tier,
+                    burst: t.burst(),
+                    minimum,
+                    min_burst: self.min_burst(),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// The round duration.
@@ -101,6 +149,25 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn burst_below_min_burst_is_refused_with_the_minimum() {
+        let c = Config::DEFAULT;
+        // 20 MiB/s: 5 ms is 104 857 bytes
+        let t = Tier::per_second(20 << 20).with_burst(1024);
+        let e = c.check_bursts(&Limits::new(t)).unwrap_err();
+        assert_eq!((e.tier, e.burst, e.minimum), (0, 1024, 104_857));
+        assert!(c.check_bursts(&Limits::new(t.with_burst(104_857))).is_ok());
+        // automatic bursts and quotas always pass; a slow request limit may have burst 0
+        assert!(c.check_bursts(&Limits::per_second(u64::MAX)).is_ok());
+        assert!(c.check_bursts(&Limits::per_second(10)).is_ok());
+        assert!(c
+            .check_bursts(&Limits::new(Tier::per_second(100).with_burst(0)))
+            .is_ok());
+        // opting out
+        let any = c.with_min_burst(Duration::ZERO);
+        assert!(any.check_bursts(&Limits::new(t.with_burst(0))).is_ok());
+    }
 
     #[test]
     fn pieces_out_of_range_are_clamped() {

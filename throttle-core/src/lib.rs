@@ -101,7 +101,8 @@ mod window;
 pub use config::{Config, MAX_PIECE_LIMIT};
 pub use decision::{Decision, Stats};
 pub use error::{
-    AcquireError, CancelError, InsertError, RemoveError, SetLimitError, SettleError, StaleHandle,
+    AcquireError, BurstTooSmall, CancelError, InsertError, RemoveError, SetLimitError, SettleError,
+    StaleHandle,
 };
 pub use limits::{Limits, LimitsError, Tier, TierError, MAX_PERIOD, MAX_TIERS};
 pub use node::{LeafId, NodeId, Slot};

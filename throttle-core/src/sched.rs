@@ -20,7 +20,7 @@
 
 use crate::bucket::Buckets;
 use crate::decision::Decision;
-use crate::node::{Kind, LeafState, Slot, NIL};
+use crate::node::{Kind, LeafState, Slot, HOLD_NONE, HOLD_OPEN, NIL};
 use crate::storage::Storage;
 use crate::time::Instant;
 use crate::tree::Tree;
@@ -48,8 +48,15 @@ impl<S: Storage> Tree<S> {
 
     /// Withdraws a waiting piece or refunds a grant; the leaf ends idle. Returns the refund.
     pub(crate) fn drop_request(&mut self, leaf: u32) -> u64 {
+        // a request abandoned: the leaf does not hold its turn either
+        let held = core::mem::replace(&mut self.m(leaf).hold, HOLD_NONE) != HOLD_NONE;
         match self.n(leaf).state {
-            LeafState::Idle => 0,
+            LeafState::Idle => {
+                if held {
+                    self.refresh_up(leaf);
+                }
+                0
+            }
             LeafState::Pending { .. } => {
                 self.m(leaf).state = LeafState::Idle;
                 self.sub_busy(leaf);
@@ -107,9 +114,14 @@ impl<S: Storage> Tree<S> {
             i = s.parent;
         }
         if until <= self.clock {
-            // Unreachable while the invariants hold (a waiting leaf whose whole path has
-            // credit is always granted by `run`); answer something safe rather than panic.
-            until = self.clock.saturating_add(1);
+            // The whole path has credit, and the turn is held by a sibling between two of its
+            // requests (see "Held turns"): the wait ends when it asks again (this leaf is then
+            // reported by `poll_ready`) or at the latest when its hold runs out, a timer of the
+            // tree.
+            until = self
+                .poll_timeout()
+                .map_or(0, Instant::as_nanos)
+                .max(self.clock.saturating_add(1));
         }
         Decision::Wait {
             until: Instant::from_nanos(until),
@@ -120,9 +132,21 @@ impl<S: Storage> Tree<S> {
     /// than `caller` are queued for `poll_ready`.
     pub(crate) fn run(&mut self, caller: u32) {
         self.fire_timers();
-        // Each grant takes one waiting piece out, and only `acquire` adds one: this ends.
+        // Each grant takes one waiting piece out (only `acquire` adds one), each released turn
+        // one hold (only a grant adds one), and a root whose next turn is held is passed over
+        // until every linked root is: this ends.
+        let mut held_in_a_row = 0;
         while self.root_head != NIL {
-            self.grant_one(caller);
+            if self.grant_one(caller) {
+                held_in_a_row = 0;
+            } else {
+                held_in_a_row += 1;
+                if held_in_a_row >= self.linked_roots {
+                    break;
+                }
+                let root = self.root_head;
+                self.move_to_tail(NIL, root);
+            }
         }
     }
 
@@ -151,15 +175,20 @@ impl<S: Storage> Tree<S> {
         let cap = want.min(self.config.max_piece());
         let sized = cap <= self.config.min_piece();
         let mut unit = cap;
+        let mut burst = u64::MAX;
+        let mut limited = false;
+        let has_parent = self.n(leaf).parent != NIL;
         let mut credit = self.root_head == NIL;
         let now = self.clock;
         let mut i = leaf;
-        while i != NIL && (credit || !sized) {
+        while i != NIL {
             let s = self.m(i);
             if !sized {
                 // this leaf is not counted busy yet
                 unit = bound_unit(unit, s, u64::from(s.busy) + 1);
             }
+            burst = burst.min(s.burst_min);
+            limited |= !s.limits.is_unlimited();
             if credit {
                 s.buckets.refill(&s.limits, now);
                 credit = s.buckets.sendable(&s.limits);
@@ -171,6 +200,9 @@ impl<S: Storage> Tree<S> {
         } else {
             unit.max(self.config.min_piece()).min(cap)
         };
+        // never more than the smallest burst on the path, whatever the token unit: a request
+        // for 30 under "10 per second" gets 10 now, 10 in a second, 10 more after that
+        let piece = piece.min(burst.max(1));
         if !credit {
             return (piece, false);
         }
@@ -187,7 +219,7 @@ impl<S: Storage> Tree<S> {
             s.pieces = s.pieces.saturating_add(1);
             let (busy, parent) = (s.busy, s.parent);
             if child != NIL {
-                let start = self.n(child).ftag.max(self.n(i).vtime);
+                let start = self.fq_start(i, child);
                 self.fq_charge(i, child, start, piece);
             }
             if busy > 0 {
@@ -195,6 +227,11 @@ impl<S: Storage> Tree<S> {
             }
             child = i;
             i = parent;
+        }
+        if limited && has_parent {
+            // see `holds_turns`
+            self.m(leaf).hold = HOLD_OPEN;
+            self.refresh_up(leaf);
         }
         (piece, true)
     }
@@ -204,21 +241,27 @@ impl<S: Storage> Tree<S> {
     /// `min_piece`.
     fn shrink_to_unit(&self, leaf: u32, piece: u64) -> u64 {
         let min = self.config.min_piece();
-        if piece <= min {
-            return piece;
-        }
         let mut unit = piece;
+        let mut burst = u64::MAX;
         let mut i = leaf;
         while i != NIL {
             let s = self.n(i);
             unit = bound_unit(unit, s, u64::from(s.busy.max(1)));
+            burst = burst.min(s.burst_min);
             i = s.parent;
         }
-        unit.max(min)
+        unit.max(min).min(piece).min(burst.max(1))
     }
 
-    fn grant_one(&mut self, caller: u32) {
+    /// Walks from the head root down the fair queues and grants the leaf it reaches. Returns
+    /// false when that leaf is away but holds its turn (nothing granted: the root waits for
+    /// it), true otherwise (a grant, or a turn released).
+    fn grant_one(&mut self, caller: u32) -> bool {
         let root = self.root_head;
+        if self.n(root).busy == 0 {
+            // only held turns below, nobody waits: nothing to grant, nobody kept waiting
+            return false;
+        }
         let mut i = root;
         while self.n(i).kind == Kind::Interior {
             let s = self.n(i);
@@ -228,15 +271,14 @@ impl<S: Storage> Tree<S> {
                 // re-evaluating the node removes it from its parent's list: still progress.
                 debug_assert!(false, "eligible node without eligible child");
                 self.refresh_up(i);
-                return;
+                return true;
             }
             i = c;
         }
         let leaf = i;
         let LeafState::Pending { piece, since } = self.n(leaf).state else {
-            debug_assert!(false, "eligible leaf without a waiting piece");
-            self.refresh_up(leaf);
-            return;
+            // the leaf is between two requests and holds its turn
+            return !self.keep_hold(leaf);
         };
         // The piece was sized when the leaf asked; siblings may have become busy since, or a
         // limit changed. Shrink it to today's unit (nothing was spent yet, so this costs
@@ -244,7 +286,14 @@ impl<S: Storage> Tree<S> {
         let piece = self.shrink_to_unit(leaf, piece);
         let now = self.clock;
         let waited = now.saturating_sub(since);
-        self.m(leaf).state = LeafState::Granted { piece };
+        let hold = if self.holds_turns(leaf) {
+            HOLD_OPEN
+        } else {
+            HOLD_NONE
+        };
+        let s = self.m(leaf);
+        s.state = LeafState::Granted { piece };
+        s.hold = hold;
         let mut child = NIL;
         let mut i = leaf;
         while i != NIL {
@@ -274,6 +323,67 @@ impl<S: Storage> Tree<S> {
         if leaf != caller {
             self.push_ready(leaf);
         }
+        true
+    }
+
+    /// True when `leaf` keeps its turn between two requests: it has siblings to keep it from
+    /// (a parent), and some node from it up to its root has a tier (else nobody ever waits).
+    pub(crate) fn holds_turns(&self, leaf: u32) -> bool {
+        if self.n(leaf).parent == NIL {
+            return false;
+        }
+        let mut i = leaf;
+        while i != NIL {
+            let s = self.n(i);
+            if !s.limits.is_unlimited() {
+                return true;
+            }
+            i = s.parent;
+        }
+        false
+    }
+
+    /// The scheduler reached `leaf`, which holds its turn but has not asked yet. True: it
+    /// keeps the turn (the root waits). False: its hold is over, it left the queues.
+    ///
+    /// The first time a hold keeps the root waiting it gets its deadline: the shortest
+    /// [`Buckets::hold_ns`] on the path, so no node banks more than it can keep while it
+    /// waits; a node that has already banked that much (or a path without limits) releases
+    /// the turn at once.
+    fn keep_hold(&mut self, leaf: u32) -> bool {
+        let now = self.clock;
+        let hold = self.n(leaf).hold;
+        if hold == HOLD_OPEN {
+            let round = self.config.round_ns();
+            let mut shortest: Option<u64> = None;
+            let mut release = false;
+            let mut i = leaf;
+            while i != NIL {
+                let s = self.n(i);
+                if !s.limits.is_unlimited() {
+                    let mut b = s.buckets;
+                    b.refill(&s.limits, now);
+                    match b.hold_ns(&s.limits, round) {
+                        Some(h) => shortest = Some(shortest.map_or(h, |x| x.min(h))),
+                        None => release = true,
+                    }
+                }
+                i = s.parent;
+            }
+            if let (false, Some(h)) = (release, shortest) {
+                let until = now.saturating_add(h);
+                if until > now && until < HOLD_OPEN {
+                    self.m(leaf).hold = until;
+                    self.refresh(leaf);
+                    return true;
+                }
+            }
+        } else if hold > now {
+            return true;
+        }
+        self.m(leaf).hold = HOLD_NONE;
+        self.refresh_up(leaf);
+        false
     }
 
     /// Re-evaluates one node at the tree's clock: refills, sets or clears its timer, and links
@@ -282,14 +392,24 @@ impl<S: Storage> Tree<S> {
         let now = self.clock;
         let s = self.m(i);
         s.buckets.refill(&s.limits, now);
+        if s.hold != HOLD_OPEN && s.hold <= now {
+            s.hold = HOLD_NONE;
+        }
         let sendable = s.buckets.sendable(&s.limits);
         // A recovery that cannot lie in the future (the clock is at `u64::MAX`, time cannot
         // advance) arms nothing: otherwise `fire_timers` would re-fire it forever.
-        let timer = if !sendable && s.busy > 0 {
+        let mut timer = if !sendable && s.busy > 0 {
             s.buckets.recovery(&s.limits).filter(|&at| at > now)
         } else {
             None
         };
+        // a turn held while away ends at its deadline
+        if s.hold != HOLD_OPEN
+            && s.hold != HOLD_NONE
+            && !matches!(s.state, LeafState::Pending { .. })
+        {
+            timer = Some(timer.map_or(s.hold, |t| t.min(s.hold)));
+        }
         let eligible = sendable && s.has_work();
         let (linked, parent) = (s.linked, s.parent);
         match timer {
@@ -322,6 +442,7 @@ impl<S: Storage> Tree<S> {
             self.fq_insert(p, c);
             return;
         }
+        self.linked_roots += 1;
         let tail = self.root_tail;
         let s = self.m(c);
         s.prev = tail;
@@ -340,6 +461,7 @@ impl<S: Storage> Tree<S> {
             self.fq_remove(p, c);
             return;
         }
+        self.linked_roots -= 1;
         let s = self.m(c);
         let (prev, next) = (s.prev, s.next);
         s.prev = NIL;

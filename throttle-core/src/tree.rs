@@ -10,7 +10,7 @@ use crate::error::{
     AcquireError, CancelError, InsertError, RemoveError, SetLimitError, SettleError, StaleHandle,
 };
 use crate::limits::Limits;
-use crate::node::{Kind, LeafId, LeafState, NodeId, Slot, NIL};
+use crate::node::{Kind, LeafId, LeafState, NodeId, Slot, HOLD_NONE, HOLD_OPEN, NIL};
 use crate::storage::Storage;
 use crate::time::Instant;
 use core::time::Duration;
@@ -35,6 +35,8 @@ pub struct Tree<S: Storage> {
     pub(crate) generation: u32,
     /// Fair-queue arrival counter (see `Slot::seq`).
     pub(crate) fq_seq: u64,
+    /// Roots in the roots' list (eligible roots).
+    pub(crate) linked_roots: u32,
 }
 
 /// A tree in fixed storage for `N` nodes.
@@ -73,6 +75,7 @@ impl<S: Storage> Tree<S> {
             len: 0,
             generation: 0,
             fq_seq: 0,
+            linked_roots: 0,
         }
     }
 
@@ -144,6 +147,9 @@ impl<S: Storage> Tree<S> {
         if weight == 0 {
             return Err(InsertError::ZeroWeight);
         }
+        self.config
+            .check_bursts(&limits)
+            .map_err(InsertError::BurstTooSmall)?;
         let p = match parent {
             None => NIL,
             Some(id) => {
@@ -243,6 +249,9 @@ impl<S: Storage> Tree<S> {
         now: Instant,
     ) -> Result<(), SetLimitError> {
         let i = self.index(node).ok_or(SetLimitError::StaleHandle)?;
+        self.config
+            .check_bursts(&limits)
+            .map_err(SetLimitError::BurstTooSmall)?;
         self.tick(now);
         let clock = self.clock;
         let round = self.round_tokens(&limits);
@@ -254,6 +263,7 @@ impl<S: Storage> Tree<S> {
         s.burst_min = limits
             .tiers()
             .iter()
+            .filter(|t| !t.is_paused())
             .map(|t| t.burst())
             .min()
             .unwrap_or(u64::MAX);
@@ -342,7 +352,13 @@ impl<S: Storage> Tree<S> {
             return Err(SettleError::UsedMoreThanGranted);
         }
         self.tick(now);
-        self.m(i).state = LeafState::Idle;
+        let s = self.m(i);
+        s.state = LeafState::Idle;
+        if s.hold != HOLD_NONE && s.hold != HOLD_OPEN {
+            // back from writing: a full hold again
+            s.hold = HOLD_OPEN;
+            self.refresh(i);
+        }
         if used < piece {
             self.refund_path(i, piece - used);
             self.run(NIL);
