@@ -189,7 +189,8 @@ impl Buckets {
     pub(crate) fn hold_ns(&self, limits: &Limits, round_ns: u64) -> Option<u64> {
         let mut hold: Option<u64> = None;
         for (t, &l) in limits.tiers().iter().zip(&self.level) {
-            if t.is_paused() {
+            // a window keeps its room until used (up to its N): holding wastes nothing there
+            if t.is_paused() || t.is_window() {
                 continue;
             }
             let period = u128::from(t.period_ns());

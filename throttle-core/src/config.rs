@@ -104,7 +104,13 @@ impl Config {
 
     /// The smallest burst this configuration accepts for `tier`, in tokens: its rate ×
     /// [`Config::min_burst`], rounded down (0 for a paused tier).
+    ///
+    /// A [`window`](crate::Tier::window) tier has no minimum: it banks nothing a late timer
+    /// could lose (its room stays until used), and its burst is 1 by construction.
     pub fn min_burst_of(&self, tier: &Tier) -> u64 {
+        if tier.is_window() {
+            return 0;
+        }
         let t = u128::from(tier.amount()) * u128::from(self.min_burst_ns)
             / u128::from(tier.period_ns());
         u64::try_from(t).unwrap_or(u64::MAX)

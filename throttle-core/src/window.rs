@@ -222,6 +222,20 @@ mod tests {
     }
 
     #[test]
+    fn window_tier_at_high_rate_is_accepted_by_default_config() {
+        // burst 1 is far below 5 ms of 100 000/s, but a window banks nothing a timer can lose
+        let mut tree: FixedTree<2> = FixedTree::new(crate::Config::DEFAULT);
+        let w = Tier::window(100_000, Duration::from_secs(1)).unwrap();
+        let leaf = tree.insert_leaf(None, Limits::new(w), 1, Instant::from_nanos(0));
+        assert!(leaf.is_ok(), "{leaf:?}");
+        // a bucket with the same burst is refused
+        let b = Tier::per_second(100_000).with_burst(1);
+        assert!(tree
+            .insert_leaf(None, Limits::new(b), 1, Instant::from_nanos(0))
+            .is_err());
+    }
+
+    #[test]
     fn window_refund_takes_newest_first_and_never_below_zero() {
         let t = w300();
         let mut w = Window::empty(Some(&t), 0);

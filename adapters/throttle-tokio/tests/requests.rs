@@ -1,18 +1,12 @@
 //! Request limiting as a user of the README tries it, on a real tokio runtime (issue 9, item 4):
-//! a deadline of "now" on a full bucket, the deadline error's text, and `acquire` on a path
-//! that always grants yielding to timeouts and to other tasks.
+//! a deadline of "now" on a full bucket, the deadline error's text, `acquire` on a path that
+//! always grants yielding to timeouts and to other tasks, `try_acquire`, window tiers.
 
 use core::time::Duration;
 use std::sync::mpsc;
 use std::time::Instant;
 
-use throttle_tokio::{AcquireError, Config, Limiter, Limits, Tier, Tokio, TryAcquireError};
-
-/// A limiter for request limits with pieces of one token (until the core's default never
-/// grants more than the smallest burst, that is what the README asks for).
-fn requests() -> Limiter {
-    Limiter::with_config(Config::DEFAULT.with_pieces(1, 1 << 16), Tokio)
-}
+use throttle_tokio::{AcquireError, Limits, Tier, TryAcquireError};
 
 /// Runs `f` on a fresh current-thread runtime (one thread: a future that never yields starves
 /// everything else on it) in its own thread, and gives up after `limit` instead of hanging the
@@ -46,7 +40,9 @@ async fn acquire_before_now_on_full_bucket_is_granted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deadline_error_is_deterministic_and_readable() {
-    let limiter = requests();
+    // the default configuration, as the README shows (needs the core's "no grant above the
+    // smallest burst": before it, the 100 went out at once)
+    let limiter = throttle_tokio::limiter();
     let mut leaf = limiter.leaf(Limits::per_second(10)).unwrap();
     // 100 requests at 10/s (burst 10): about 9 s away, a 1 s deadline cannot be met
     let e = leaf
@@ -110,6 +106,29 @@ fn acquire_on_always_granting_path_lets_other_tasks_run() {
     });
     let dt = r.expect("acquire(u64::MAX / 2) pinned the runtime's thread");
     assert!(dt < Duration::from_secs(2), "{dt:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acquire_beyond_burst_is_served_at_the_rate_with_default_config() {
+    // the README's example: 30 on 10/s is 10 now and 20 at 10/s, and a 1 s deadline for 50
+    // cannot be met (needs the core's "no grant above the smallest burst")
+    let limiter = throttle_tokio::limiter();
+    let mut leaf = limiter.leaf(Limits::per_second(10)).unwrap();
+    let e = leaf
+        .acquire_before(50, Instant::now() + Duration::from_secs(1))
+        .await;
+    assert!(
+        matches!(e, Err(AcquireError::Deadline { wait: Some(_) })),
+        "{e:?}"
+    );
+    let t0 = Instant::now();
+    let r = tokio::time::timeout(Duration::from_millis(500), leaf.acquire(30)).await;
+    assert!(r.is_err(), "30 on 10/s took {:?}", t0.elapsed());
+    assert!(
+        leaf.node().stats().granted <= 10 + 10,
+        "{:?}",
+        leaf.node().stats()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
