@@ -36,6 +36,11 @@ impl<S: Storage> Tree<S> {
     /// on the fast path alike.
     pub(crate) fn fq_start(&self, p: u32, c: u32) -> u128 {
         let s = self.n(c);
+        if self.clock < s.keep_tag_until {
+            // it let a held turn go while it was late: its siblings went ahead on its account
+            // and it catches up now (see `sched`, "Held turns")
+            return s.ftag;
+        }
         s.ftag.max(self.n(p).vtime.saturating_sub(s.last_charge))
     }
 

@@ -25,6 +25,11 @@ use crate::storage::Storage;
 use crate::time::Instant;
 use crate::tree::Tree;
 
+/// How long (in rounds, 100 ms by default) a leaf that let its held turn go because it was
+/// late keeps its fair-queue tags: coming back within that time it is repaid every turn its
+/// siblings took on its account. The bound on what lateness can cost a task.
+const LATE_MEMORY_ROUNDS: u32 = 10;
+
 impl<S: Storage> Tree<S> {
     /// A leaf started waiting: count it busy on its whole path and re-evaluate each node.
     pub(crate) fn add_busy(&mut self, leaf: u32) {
@@ -344,42 +349,70 @@ impl<S: Storage> Tree<S> {
     }
 
     /// The scheduler reached `leaf`, which holds its turn but has not asked yet. True: it
-    /// keeps the turn (the root waits). False: its hold is over, it left the queues.
+    /// keeps the turn (the root waits). False: it let the turn go and left the queues.
     ///
-    /// The first time a hold keeps the root waiting it gets its deadline: the shortest
-    /// [`Buckets::hold_ns`] on the path, so no node banks more than it can keep while it
-    /// waits; a node that has already banked that much (or a path without limits) releases
-    /// the turn at once.
+    /// The first time a held turn keeps the root waiting it gets its deadline, the shortest
+    /// [`Buckets::hold_bound`] on the path. It keeps the turn until then, unless a node on the
+    /// path has banked its bound meanwhile (the leaf is late and waiting longer would waste
+    /// tokens): then the others go ahead *on its account*, and it keeps its fair-queue tags
+    /// until the deadline, so that when it comes back it is served first until it has caught
+    /// up. After the deadline it is owed one piece at most, as any child that comes back.
     fn keep_hold(&mut self, leaf: u32) -> bool {
         let now = self.clock;
         let hold = self.n(leaf).hold;
+        let round = self.config.round_ns();
+        let memory = u64::from(LATE_MEMORY_ROUNDS).saturating_mul(round);
+        if hold != HOLD_OPEN && hold <= now {
+            // late beyond its hold: the others go ahead on its account
+            return self.release_turn(leaf, hold.saturating_add(memory));
+        }
+        let mut bound: Option<(u64, bool)> = None;
+        let mut i = leaf;
+        while i != NIL {
+            let s = self.n(i);
+            if !s.limits.is_unlimited() {
+                let mut b = s.buckets;
+                b.refill(&s.limits, now);
+                if let Some((h, banked)) = b.hold_bound(&s.limits, round) {
+                    bound = Some(match bound {
+                        None => (h, banked),
+                        Some((x, y)) => (x.min(h), y || banked),
+                    });
+                }
+            }
+            i = s.parent;
+        }
+        let Some((window, banked)) = bound else {
+            return self.release_turn(leaf, now);
+        };
+        let until = if hold == HOLD_OPEN {
+            now.saturating_add(window)
+        } else {
+            hold
+        };
+        if until <= now || until >= HOLD_OPEN {
+            return self.release_turn(leaf, now);
+        }
+        if banked {
+            return self.release_turn(leaf, until.saturating_add(memory));
+        }
         if hold == HOLD_OPEN {
-            let round = self.config.round_ns();
-            let mut shortest: Option<u64> = None;
-            let mut release = false;
+            self.m(leaf).hold = until;
+            self.refresh(leaf);
+        }
+        true
+    }
+
+    /// The leaf stops holding its turn; it and its ancestors keep their fair-queue tags until
+    /// `keep_until` (nothing kept when that is not in the future). Returns false (no grant).
+    fn release_turn(&mut self, leaf: u32, keep_until: u64) -> bool {
+        if keep_until > self.clock {
             let mut i = leaf;
             while i != NIL {
-                let s = self.n(i);
-                if !s.limits.is_unlimited() {
-                    let mut b = s.buckets;
-                    b.refill(&s.limits, now);
-                    match b.hold_ns(&s.limits, round) {
-                        Some(h) => shortest = Some(shortest.map_or(h, |x| x.min(h))),
-                        None => release = true,
-                    }
-                }
+                let s = self.m(i);
+                s.keep_tag_until = s.keep_tag_until.max(keep_until);
                 i = s.parent;
             }
-            if let (false, Some(h)) = (release, shortest) {
-                let until = now.saturating_add(h);
-                if until > now && until < HOLD_OPEN {
-                    self.m(leaf).hold = until;
-                    self.refresh(leaf);
-                    return true;
-                }
-            }
-        } else if hold > now {
-            return true;
         }
         self.m(leaf).hold = HOLD_NONE;
         self.refresh_up(leaf);
