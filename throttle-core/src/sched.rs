@@ -16,6 +16,26 @@
 //! - a child that drops out for a moment (its leaf is being served; its own small burst is
 //!   in debt for a moment) keeps its tag and loses nothing.
 //!
+//! # Held turns
+//!
+//! Fair queueing only orders the requests that are *waiting*. A task in a copy loop is not
+//! waiting between two requests (it is writing), and a runtime's timers fire late (tokio: on a
+//! 1 ms grid), so tokens pile up between two timer firings; whoever asked first took them, and
+//! weights 4:1 came out 1.09:1 with 8 KiB writes. So a leaf that was just granted keeps its
+//! place in its parents' fair queues while it writes and asks again (`Slot::hold`): when the
+//! scheduler reaches it and it has not asked yet, the root waits for it instead of serving a
+//! sibling whose turn it is not. Bounds, so that a task that stopped or runs late costs little:
+//! - only leaves under a parent, with a limit somewhere on their path, hold turns, and a held
+//!   turn keeps someone waiting only while some leaf under the same root asks;
+//! - the first time it keeps the root waiting it gets a deadline: the shortest
+//!   [`Buckets::hold_bound`] on its path, half of `min(rate × round, burst)` (5 ms of the rate
+//!   by default), so waiting never makes a bucket overflow;
+//! - if a node on the path has banked that bound meanwhile, or the deadline passes, the turn
+//!   goes to the next child in tag order, *on the late leaf's account*: it keeps its tags
+//!   (`Slot::keep_tag_until`) for [`LATE_MEMORY_ROUNDS`] rounds (100 ms by default) and is
+//!   served first when it comes back, until it has caught up. Later than that, it is owed one
+//!   piece, as any child that comes back.
+//!
 //! Timers live in one binary heap keyed by `(wake_at, index)`: one timer for the whole tree.
 
 use crate::bucket::Buckets;
