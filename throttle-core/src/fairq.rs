@@ -60,6 +60,22 @@ impl<S: Storage> Tree<S> {
         self.m(p).hroot = root;
     }
 
+    /// Puts child `c`, in `p`'s heap, back at its new start tag after it was charged. The
+    /// only child in the heap simply takes its new tag.
+    pub(crate) fn fq_requeue(&mut self, p: u32, c: u32) {
+        if self.n(p).hroot == c && self.n(c).hchild == NIL {
+            let start = self.fq_start(p, c);
+            let seq = self.fq_seq;
+            self.fq_seq = seq.wrapping_add(1);
+            let s = self.m(c);
+            s.stag = start;
+            s.seq = seq;
+            return;
+        }
+        self.fq_remove(p, c);
+        self.fq_insert(p, c);
+    }
+
     /// Takes child `c` out of `p`'s heap.
     pub(crate) fn fq_remove(&mut self, p: u32, c: u32) {
         let kids = self.n(c).hchild;

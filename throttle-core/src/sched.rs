@@ -194,9 +194,9 @@ impl<S: Storage> Tree<S> {
     /// eligible (so nobody waits for a node that has credit) and the leaf's whole path has
     /// credit, the scheduler would grant this leaf at once; do that without queueing it. Same
     /// outcome, a fraction of the work, and one walk up the path both sizes and checks.
-    /// Call after `fire_timers`. Returns the piece and whether it was granted (if not,
-    /// nothing changed but refills).
-    pub(crate) fn size_and_try_grant(&mut self, leaf: u32, want: u64) -> (u64, bool) {
+    /// Call after `fire_timers`. Returns the piece, whether it was granted (if not, nothing
+    /// changed but refills), and whether the leaf holds turns (see `holds_turns`).
+    pub(crate) fn size_and_try_grant(&mut self, leaf: u32, want: u64) -> (u64, bool, bool) {
         let cap = want.min(self.config.max_piece());
         let sized = cap <= self.config.min_piece();
         let mut unit = cap;
@@ -228,8 +228,9 @@ impl<S: Storage> Tree<S> {
         // never more than the smallest burst on the path, whatever the token unit: a request
         // for 30 under "10 per second" gets 10 now, 10 in a second, 10 more after that
         let piece = piece.min(burst.max(1));
+        let holds = limited && has_parent; // see `holds_turns`
         if !credit {
-            return (piece, false);
+            return (piece, false, holds);
         }
         // No node on the path has work (else, having credit, it would be eligible up to its
         // root): spending here cannot reorder anyone. Nodes with ineligible waiters below may
@@ -253,12 +254,11 @@ impl<S: Storage> Tree<S> {
             child = i;
             i = parent;
         }
-        if limited && has_parent {
-            // see `holds_turns`
+        if holds {
             self.m(leaf).hold = HOLD_OPEN;
             self.refresh_up(leaf);
         }
-        (piece, true)
+        (piece, true, holds)
     }
 
     /// The same piece rule as at request time (see [`Config`](crate::Config)), applied again
@@ -319,29 +319,7 @@ impl<S: Storage> Tree<S> {
         let s = self.m(leaf);
         s.state = LeafState::Granted { piece };
         s.hold = hold;
-        let mut child = NIL;
-        let mut i = leaf;
-        while i != NIL {
-            let s = self.m(i);
-            s.buckets.refill(&s.limits, now);
-            s.buckets.consume(&s.limits, piece);
-            s.busy = s.busy.saturating_sub(1);
-            s.granted = s.granted.saturating_add(piece);
-            s.pieces = s.pieces.saturating_add(1);
-            s.waited_ns = s.waited_ns.saturating_add(waited);
-            if child != NIL {
-                let start = self.n(child).stag;
-                self.fq_charge(i, child, start, piece);
-                if self.n(child).linked {
-                    // still eligible: back into the queue with its new start tag
-                    self.fq_remove(i, child);
-                    self.fq_insert(i, child);
-                }
-            }
-            self.refresh(i);
-            child = i;
-            i = self.n(i).parent;
-        }
+        self.spend_path(leaf, piece, Some(waited));
         if self.n(root).linked && self.root_head == root {
             self.move_to_tail(NIL, root);
         }
@@ -349,6 +327,73 @@ impl<S: Storage> Tree<S> {
             self.push_ready(leaf);
         }
         true
+    }
+
+    /// Spends a granted piece on every node from `leaf` up to its root and charges it in each
+    /// fair queue; `waited`: the piece was waiting (counted busy) for that long.
+    fn spend_path(&mut self, leaf: u32, piece: u64, waited: Option<u64>) {
+        let now = self.clock;
+        let mut child = NIL;
+        let mut i = leaf;
+        while i != NIL {
+            let s = self.m(i);
+            s.buckets.refill(&s.limits, now);
+            s.buckets.consume(&s.limits, piece);
+            if let Some(w) = waited {
+                s.busy = s.busy.saturating_sub(1);
+                s.waited_ns = s.waited_ns.saturating_add(w);
+            }
+            s.granted = s.granted.saturating_add(piece);
+            s.pieces = s.pieces.saturating_add(1);
+            if child != NIL {
+                let start = self.n(child).stag;
+                self.fq_charge(i, child, start, piece);
+                if self.n(child).linked {
+                    // still eligible: back into the queue with its new start tag
+                    self.fq_requeue(i, child);
+                }
+            }
+            // still sendable, still eligible, no timer: nothing to re-evaluate (the common
+            // case of a node with credit to spare)
+            let s = self.n(i);
+            if !(s.linked && s.heap_pos == NIL && s.buckets.sendable(&s.limits)) {
+                self.refresh(i);
+            }
+            child = i;
+            i = self.n(i).parent;
+        }
+    }
+
+    /// The fast path of a leaf that holds its turn and asks again: when it is the first in
+    /// the fair queue at every level of its path (what the scheduler would pick) and the path
+    /// has credit, grant it at once — the outcome of queueing it and running the scheduler,
+    /// without either. `None`: not its turn; nothing changed.
+    pub(crate) fn try_grant_held(&mut self, leaf: u32, want: u64) -> Option<u64> {
+        let s = self.n(leaf);
+        if s.hold == HOLD_NONE || !s.linked {
+            return None;
+        }
+        let mut i = leaf;
+        loop {
+            let p = self.n(i).parent;
+            if p == NIL {
+                break;
+            }
+            // linked nodes have credit (refill only adds; spending refreshes)
+            if self.n(p).hroot != i || !self.n(p).linked {
+                return None;
+            }
+            i = p;
+        }
+        // the path's root is linked, so this only sizes the piece
+        let (piece, granted, holds) = self.size_and_try_grant(leaf, want);
+        debug_assert!(!granted, "a linked root rules out the idle fast path");
+        let hold = if holds { HOLD_OPEN } else { HOLD_NONE };
+        let s = self.m(leaf);
+        s.state = LeafState::Holding { piece };
+        s.hold = hold;
+        self.spend_path(leaf, piece, None);
+        Some(piece)
     }
 
     /// True when `leaf` keeps its turn between two requests: it has siblings to keep it from

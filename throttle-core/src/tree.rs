@@ -321,7 +321,10 @@ impl<S: Storage> Tree<S> {
             }
             LeafState::Idle | LeafState::Holding { .. } => {
                 self.fire_timers();
-                let (piece, granted) = self.size_and_try_grant(i, want);
+                if let Some(piece) = self.try_grant_held(i, want) {
+                    return Ok(Decision::Grant(piece));
+                }
+                let (piece, granted, _) = self.size_and_try_grant(i, want);
                 if granted {
                     self.m(i).state = LeafState::Holding { piece };
                     return Ok(Decision::Grant(piece));
