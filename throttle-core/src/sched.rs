@@ -356,7 +356,7 @@ impl<S: Storage> Tree<S> {
             // still sendable, still eligible, no timer: nothing to re-evaluate (the common
             // case of a node with credit to spare)
             let s = self.n(i);
-            if !(s.linked && s.heap_pos == NIL && s.buckets.sendable(&s.limits)) {
+            if !(s.linked && s.heap_pos == NIL && s.has_work() && s.buckets.sendable(&s.limits)) {
                 self.refresh(i);
             }
             child = i;
@@ -455,7 +455,7 @@ impl<S: Storage> Tree<S> {
         } else {
             hold
         };
-        if until <= now || until >= HOLD_OPEN {
+        if until <= now || until == HOLD_OPEN {
             return self.release_turn(leaf, now);
         }
         if banked {
