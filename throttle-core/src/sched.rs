@@ -364,9 +364,9 @@ impl<S: Storage> Tree<S> {
         }
     }
 
-    /// The fast path of a leaf that holds its turn and asks again: when it is the first in
-    /// the fair queue at every level of its path (what the scheduler would pick) and the path
-    /// has credit, grant it at once — the outcome of queueing it and running the scheduler,
+    /// The fast path of a leaf that holds its turn and asks again: when nobody waits under its
+    /// root, it is the first in the fair queue at every level of its path (what the scheduler
+    /// would pick) and the path has credit, grant it at once — the outcome of queueing it and running the scheduler,
     /// without either. `None`: not its turn; nothing changed.
     pub(crate) fn try_grant_held(&mut self, leaf: u32, want: u64) -> Option<u64> {
         let s = self.n(leaf);
@@ -384,6 +384,11 @@ impl<S: Storage> Tree<S> {
                 return None;
             }
             i = p;
+        }
+        if self.n(i).busy > 0 {
+            // others wait under this root: the scheduler must run after this grant (the next
+            // held turn may need its deadline), so take the ordinary path
+            return None;
         }
         // the path's root is linked, so this only sizes the piece
         let (piece, granted, holds) = self.size_and_try_grant(leaf, want);
