@@ -385,9 +385,9 @@ impl<S: Storage> Tree<S> {
             }
             i = p;
         }
-        if self.n(i).busy > 0 {
-            // others wait under this root: the scheduler must run after this grant (the next
-            // held turn may need its deadline), so take the ordinary path
+        if self.n(i).busy > 0 || self.linked_roots > 1 {
+            // others wait under this root, or another root is eligible: the scheduler must run
+            // (a grant due elsewhere, the next held turn's deadline), so take the ordinary path
             return None;
         }
         // the path's root is linked, so this only sizes the piece
