@@ -118,8 +118,9 @@ impl ScheduleDriver {
 
 #[cfg(test)]
 mod tests {
+    extern crate alloc;
     use core::cell::RefCell;
-    use std::vec::Vec;
+    use alloc::vec::Vec;
 
     use super::*;
 

@@ -201,8 +201,9 @@ impl fmt::Display for Limit {
 
 #[cfg(test)]
 mod tests {
+    extern crate alloc;
     extern crate std;
-    use std::string::ToString;
+    use alloc::string::ToString;
 
     use super::*;
 

@@ -356,8 +356,9 @@ impl Rate {
 
 #[cfg(test)]
 mod tests {
+    extern crate alloc;
     extern crate std;
-    use std::string::ToString;
+    use alloc::string::ToString;
 
     use super::*;
 

@@ -136,7 +136,8 @@ impl<'de> Deserialize<'de> for Limit {
 
 #[cfg(test)]
 mod tests {
-    use std::string::ToString;
+    extern crate alloc;
+    use alloc::string::ToString;
 
     use super::*;
 
