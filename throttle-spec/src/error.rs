@@ -71,8 +71,8 @@ impl fmt::Display for ParseError {
                 let (p, s) = (prefix_str(prefix), si_prefix_str(prefix));
                 write!(
                     f,
-                    "'{s}bps' is ambiguous (bits or bytes?): write {s}bit/s for {s}bits per \
-                     second, {s}B/s for 1000-based bytes or {p}iB/s (= {p}) for 1024-based bytes"
+                    "'{s}bps' is ambiguous (bits or bytes?): write {s}bit/s for bits per second, \
+                     {s}B/s for 1000-based bytes or {p}iB/s (= {p}) for 1024-based bytes"
                 )
             }
             ParseError::AmbiguousB { prefix } => {
