@@ -35,7 +35,9 @@ pub(crate) fn socket_dir(create: bool) -> Result<PathBuf, String> {
     let dir = match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| Path::new(d).is_dir()) {
         Some(d) => PathBuf::from(d).join("throttle"),
         None => {
-            let uid = std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0);
+            let uid = std::fs::metadata("/proc/self")
+                .map(|m| m.uid())
+                .unwrap_or(0);
             std::env::temp_dir().join(format!("throttle-{uid}"))
         }
     };
@@ -143,7 +145,9 @@ mod tests {
             Ok(Request::Limit(Rate::PerSecond(20 << 20)))
         );
         assert_eq!(parse_request("get"), Ok(Request::Get));
-        assert!(parse_request("limit 20mbps").unwrap_err().contains("Mbit/s"));
+        assert!(parse_request("limit 20mbps")
+            .unwrap_err()
+            .contains("Mbit/s"));
         assert!(parse_request("jump").unwrap_err().contains("unknown"));
     }
 }

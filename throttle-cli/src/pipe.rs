@@ -28,7 +28,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::control::{self, Request};
-use crate::copy::{CopyError, Copier, Input};
+use crate::copy::{Copier, CopyError, Input};
 use crate::progress::{Meter, Mode};
 use crate::{os_msg, signals, Failure};
 
@@ -37,7 +37,12 @@ use crate::{os_msg, signals, Failure};
 pub(crate) struct PipeArgs {
     /// Limit to RATE: 10M (= 10 MiB/s, as pv), 1.5MiB/s, 500kB/s (1000-based), 800Mbit/s,
     /// off/0 (no limit), pause.
-    #[arg(short = 'L', long = "rate-limit", value_name = "RATE", default_value = "off")]
+    #[arg(
+        short = 'L',
+        long = "rate-limit",
+        value_name = "RATE",
+        default_value = "off"
+    )]
     rate: Rate,
     /// Total size expected, for percent and ETA (default: the sum of the FILEs' sizes).
     #[arg(short = 's', long, value_name = "SIZE")]
@@ -55,7 +60,12 @@ pub(crate) struct PipeArgs {
     #[arg(short = 'i', long, value_name = "SEC", default_value = "1", value_parser = parse_interval)]
     interval: Duration,
     /// Read buffer size.
-    #[arg(short = 'B', long = "buffer-size", value_name = "SIZE", default_value = "128K")]
+    #[arg(
+        short = 'B',
+        long = "buffer-size",
+        value_name = "SIZE",
+        default_value = "128K"
+    )]
     buffer: Size,
     /// Most bytes sent at once after the output was idle or blocked (default: 10 ms of the
     /// rate, at least min(rate, 4 KiB)).
@@ -252,7 +262,9 @@ async fn pipe(
             .and_then(|p| bind(&p))
             .map_err(|e| {
                 if mode != Mode::Off {
-                    eprintln!("throttle: no control socket ({e}): `throttle set` cannot reach this pipe");
+                    eprintln!(
+                        "throttle: no control socket ({e}): `throttle set` cannot reach this pipe"
+                    );
                 }
             })
             .ok(),
@@ -362,7 +374,10 @@ async fn serve(stream: UnixStream, ctl: Arc<Ctl>) {
     let mut line = String::new();
     let mut reader = BufReader::new(r.take(4096));
     let read = reader.read_line(&mut line);
-    if !matches!(tokio::time::timeout(Duration::from_secs(5), read).await, Ok(Ok(_))) {
+    if !matches!(
+        tokio::time::timeout(Duration::from_secs(5), read).await,
+        Ok(Ok(_))
+    ) {
         return;
     }
     let reply = match control::parse_request(&line) {

@@ -190,7 +190,11 @@ mod tests {
         let t0 = Instant::now();
         let mut m = Meter::new(t0, Some(4 << 20), false, Mode::Line { tty: false });
         let line = m
-            .render(t0 + Duration::from_secs(1), 1 << 20, Rate::PerSecond(1 << 20))
+            .render(
+                t0 + Duration::from_secs(1),
+                1 << 20,
+                Rate::PerSecond(1 << 20),
+            )
             .unwrap();
         assert!(line.contains("1.00 MiB/s"), "{line}");
         assert!(line.contains("limit 1.00 MiB/s"), "{line}");
