@@ -5,11 +5,11 @@
 //! The protocol is one line each way (try it with `socat - UNIX:PATH`):
 //! `limit RATE` → `ok RATE` (now in force) | `error MESSAGE`; `get` → `ok RATE BYTES`.
 
+use core::time::Duration;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use clap::Args;
 use throttle_spec::Rate;

@@ -13,11 +13,11 @@
 //! than its burst meanwhile (no `pv -R` credit pile-up, a rate cut takes effect at the next
 //! piece). A limit change wakes the sleeping `block_on` at once (the core's change notice).
 
+use alloc::sync::Arc;
 use core::future::poll_fn;
+use core::sync::atomic::{AtomicU64, Ordering};
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 
 use throttle_tokio::Leaf;
 

@@ -3,6 +3,8 @@
 //! log-server showcase. Errors are one line on stderr and a non-zero exit (2: usage,
 //! 1: anything else); a closed output pipe ends the process by SIGPIPE like other Unix tools.
 
+extern crate alloc;
+
 mod control;
 mod copy;
 mod pipe;
@@ -24,7 +26,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Copy stdin (or FILEs) to stdout at a limit, with a progress line on stderr (like pv -L).
-    Pipe(pipe::PipeArgs),
+    Pipe(Box<pipe::PipeArgs>),
     /// Change the limit of a running `throttle pipe` (by PID or by its control socket).
     Set(control::SetArgs),
     /// Run the showcase: a throttled TCP log server with four clients (`throttle demo --help`).
@@ -99,7 +101,7 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Pipe(args) => pipe::run(args),
+        Command::Pipe(args) => pipe::run(*args),
         Command::Set(args) => control::set(args),
         Command::Demo { args } => return throttle_demo::main_with(args),
     };

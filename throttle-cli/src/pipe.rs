@@ -11,12 +11,13 @@
 //! limit plus a burst. Pieces may be as small as one byte (`Config::with_pieces(1, 64 KiB)`),
 //! so a 1 KiB/s pipe writes ~10 bytes every 10 ms instead of 512 bytes every half second.
 
+use alloc::sync::Arc;
+use core::sync::atomic::{AtomicU64, Ordering};
 use core::time::Duration;
 use std::fs::File;
 use std::os::fd::AsFd;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
 use clap::Args;
@@ -238,7 +239,7 @@ async fn pipe(
     };
     let limits = rate.to_limits_with_burst(args.burst);
     let limiter = Limiter::with_config(Config::DEFAULT.with_pieces(1, 1 << 16), Tokio);
-    let err = |e: &dyn std::fmt::Display| Failure::new(format!("limiter: {e}"));
+    let err = |e: &dyn core::fmt::Display| Failure::new(format!("limiter: {e}"));
     let node = limiter.node(limits, 1).map_err(|e| err(&e))?;
     let mut leaf = node.leaf(Limits::UNLIMITED, 1).map_err(|e| err(&e))?;
     start_empty(&mut leaf, &limits).await;

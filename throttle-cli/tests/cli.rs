@@ -2,14 +2,17 @@
 //! Timing bounds are generous (a busy 2-core machine must not make them flake); the precise
 //! figures come from `benches/pipe_vs_pv.rs`.
 
+extern crate alloc;
+
+use alloc::sync::Arc;
+use core::sync::atomic::{AtomicU64, Ordering};
+use core::time::Duration;
 use std::io::{Read, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 fn throttle() -> Command {
     Command::new(env!("CARGO_BIN_EXE_throttle"))
