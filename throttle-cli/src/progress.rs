@@ -34,6 +34,8 @@ pub(crate) struct Meter {
     start: Instant,
     /// The previous sample (time, bytes).
     last: (Instant, u64),
+    /// The one before it: a final draw shortly after a tick measures from here.
+    before: (Instant, u64),
     /// The last limit change (time, bytes then).
     change: Option<(Instant, u64)>,
     size: Option<u64>,
@@ -49,6 +51,7 @@ impl Meter {
         Meter {
             start,
             last: (start, 0),
+            before: (start, 0),
             change: None,
             size,
             bits,
@@ -64,11 +67,15 @@ impl Meter {
     /// The current rate in bytes per second at `now` (and moves the sample window on).
     pub(crate) fn current(&mut self, now: Instant, bytes: u64) -> f64 {
         let mut from = self.last;
+        if now.saturating_duration_since(from.0) < MIN_WINDOW {
+            from = self.before;
+        }
         if let Some(c) = self.change {
             if c.0 > from.0 && now.saturating_duration_since(c.0) >= MIN_WINDOW {
                 from = c;
             }
         }
+        self.before = self.last;
         self.last = (now, bytes);
         let dt = now.saturating_duration_since(from.0).as_secs_f64();
         if dt <= 0.0 {
@@ -172,6 +179,9 @@ mod tests {
         // a change 50 ms before the tick is too recent to measure: the whole interval
         m.mark_change(t0 + Duration::from_millis(2950), 16_000);
         let r = m.current(t0 + Duration::from_secs(3), 16_500);
+        assert!((r - 10_000.0).abs() < 1.0, "{r}");
+        // a final draw 20 ms after a tick measures over the previous interval too
+        let r = m.current(t0 + Duration::from_millis(3020), 16_700);
         assert!((r - 10_000.0).abs() < 1.0, "{r}");
     }
 
