@@ -4,7 +4,9 @@
 //! the figures are for 30), `--rates 1,10,100` (MiB/s), `--skip-cpu`, `--skip-change`.
 //!
 //! Per tool and rate: steady error (bytes from 1 s to the end against the limit), the first
-//! 100 ms after the first byte against the limit, the worst 1 s window (every window in the
+//! 100 ms after the first byte against the limit, the fullest 100 ms window starting in the
+//! first second (a tool that sends 100 ms worth at once, then waits, shows 1.0× on the first
+//! figure and up to 2× on this one), the worst 1 s window (every window in the
 //! run, stepped by 50 ms, first one included), CPU seconds per GiB (user + system, from
 //! /proc). Then CPU per GiB without a limit (zeros through a pipe) for cat, pv and throttle,
 //! and the time for a rate change 1 KiB/s → 100 MiB/s to show in the output: from sending
@@ -94,6 +96,8 @@ fn bytes_at(trace: &[(f64, u64)], t: f64) -> u64 {
 struct Run {
     steady: f64,
     first: f64,
+    /// The fullest 100 ms window starting in the first second, against 100 ms of the rate.
+    peak: f64,
     worst: f64,
     cpu_per_gib: f64,
 }
@@ -118,6 +122,18 @@ fn measure(cmd: Command, rate: u64, secs: f64) -> Run {
     let steady =
         (bytes_at(&tr, end) - bytes_at(&tr, first_at + 1.0)) as f64 / (r * (secs - 1.0)) - 1.0;
     let first = bytes_at(&tr, first_at + 0.1) as f64 / (r * 0.1);
+    // windows starting at each read in the first second: [t_i, t_i + 100 ms)
+    let peak = tr
+        .iter()
+        .enumerate()
+        .take_while(|(_, (t, _))| *t < first_at + 1.0)
+        .map(|(i, &(t, _))| {
+            let before = if i == 0 { 0 } else { tr[i - 1].1 };
+            let end = tr[i..].partition_point(|(s, _)| *s < t + 0.1);
+            let last = if end == 0 { before } else { tr[i + end - 1].1 };
+            (last - before) as f64 / (r * 0.1)
+        })
+        .fold(0.0, f64::max);
     let mut worst: f64 = 0.0;
     let mut s = first_at;
     while s + 1.0 <= end {
@@ -131,6 +147,7 @@ fn measure(cmd: Command, rate: u64, secs: f64) -> Run {
     Run {
         steady,
         first,
+        peak,
         worst,
         cpu_per_gib: cpu / (total / (1u64 << 30) as f64),
     }
@@ -209,8 +226,8 @@ fn main() {
             .join(" ")
     );
     println!(
-        "\n{:<9} {:>6} {:>10} {:>12} {:>12} {:>10}",
-        "tool", "MiB/s", "steady", "first 100ms", "worst 1s", "CPU s/GiB"
+        "\n{:<9} {:>6} {:>10} {:>12} {:>12} {:>12} {:>10}",
+        "tool", "MiB/s", "steady", "first 100ms", "peak 100ms", "worst 1s", "CPU s/GiB"
     );
     for &r in &rates {
         let rate = r * MIB;
@@ -226,9 +243,10 @@ fn main() {
         for (name, cmd) in tools {
             let m = measure(cmd, rate, secs);
             println!(
-                "{name:<9} {r:>6} {:>+9.3}% {:>11.3}× {:>+11.2}% {:>10.3}",
+                "{name:<9} {r:>6} {:>+9.3}% {:>11.3}× {:>11.3}× {:>+11.2}% {:>10.3}",
                 m.steady * 100.0,
                 m.first,
+                m.peak,
                 m.worst * 100.0,
                 m.cpu_per_gib
             );
