@@ -119,8 +119,8 @@ impl ScheduleDriver {
 #[cfg(test)]
 mod tests {
     extern crate alloc;
-    use core::cell::RefCell;
     use alloc::vec::Vec;
+    use core::cell::RefCell;
 
     use super::*;
 
