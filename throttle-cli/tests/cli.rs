@@ -351,3 +351,93 @@ fn demo_runs_under_the_tool() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn blocked_writer_saves_no_credit() {
+    // 1 MiB/s; the reader stops for 1.5 s (the pipe fills, throttle blocks in write), then
+    // reads as fast as it can. With pv -R style accounting, 1.5 s of credit (1.5 MiB) would
+    // rush out; here only the pipe's buffer, one burst (50 ms) and the new time's share.
+    let mut child = throttle()
+        .args(["pipe", "-q", "-L", "1M"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    thread::spawn(move || {
+        let chunk = vec![0u8; 1 << 16];
+        while stdin.write_all(&chunk).is_ok() {}
+    });
+    let mut stdout = child.stdout.take().unwrap();
+    let mut buf = vec![0u8; 1 << 16];
+    stdout.read_exact(&mut buf[..1]).unwrap();
+    thread::sleep(Duration::from_millis(1500));
+    let resumed = Instant::now();
+    let mut got = 0usize;
+    while resumed.elapsed() < Duration::from_millis(300) {
+        got += stdout.read(&mut buf).unwrap();
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // pipe buffer (64 KiB by default, up to 1 MiB if raised) + 50 KiB + 300 ms at 1 MiB/s
+    // ≈ 0.4 MiB; a pile-up would be ≥ 1.8 MiB
+    assert!(
+        got < 1400 << 10,
+        "{} KiB in 300 ms after the block",
+        got >> 10
+    );
+}
+
+#[test]
+fn progress_right_after_set_shows_the_new_rate() {
+    let dir = scratch("progress");
+    let sock = dir.join("p.sock");
+    let start = Instant::now();
+    let mut child = throttle()
+        .args(["pipe", "-n", "-i", "0.25", "-L", "100K", "--control"])
+        .arg(&sock)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    thread::spawn(move || {
+        let chunk = vec![0u8; 1 << 16];
+        while stdin.write_all(&chunk).is_ok() {}
+    });
+    let mut stdout = child.stdout.take().unwrap();
+    thread::spawn(move || {
+        let mut buf = vec![0u8; 1 << 16];
+        while matches!(stdout.read(&mut buf), Ok(n) if n > 0) {}
+    });
+    wait_for(&sock);
+    thread::sleep(Duration::from_millis(800));
+    let set_at = start.elapsed().as_secs_f64();
+    let (status, _, err, _) = run(
+        &["set", "--control", sock.to_str().unwrap(), "-L", "1M"],
+        Vec::new(),
+    );
+    assert!(status.success(), "{err}");
+    thread::sleep(Duration::from_millis(900));
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    // the first line at least 300 ms after the change: measured since the change or over an
+    // interval after it, so at the new rate (a 1 s moving average would still show < 0.6 MiB/s)
+    let line = text
+        .lines()
+        .map(|l| {
+            l.split(' ')
+                .map(|w| w.parse::<f64>().unwrap())
+                .collect::<Vec<_>>()
+        })
+        .find(|f| f[0] >= set_at + 0.3)
+        .unwrap_or_else(|| panic!("no line after the change: {text}"));
+    assert!(
+        (line[2] - 1048576.0).abs() < 0.3 * 1048576.0,
+        "rate {} right after the change to 1 MiB/s:\n{text}",
+        line[2]
+    );
+}
