@@ -2,9 +2,9 @@
 //! schedule.
 //!
 //! ```text
-//!   copy thread (copy.rs) ── bytes ──▶ stdout          blocking I/O, one leaf
-//!        ▲ grants                                      under the pipe's node
-//!   limiter driver task  ◀── set_limit ── control socket (`throttle set`), schedule timer
+//!   copy thread (copy.rs) ── bytes ──▶ stdout          blocking I/O, one leaf under the
+//!        ▲ grants (its own runtime: timer, driver)     pipe's node
+//!   main thread's runtime ── set_limit ── control socket (`throttle set`), schedule timer
 //!   progress tick ── reads the byte counter and the last change ──▶ stderr
 //! ```
 //! The node starts with an empty bucket: the first 100 ms go out at the limit, not at the
@@ -23,7 +23,7 @@ use std::time::Instant;
 use clap::Args;
 use throttle_spec::jiff::Timestamp;
 use throttle_spec::{Rate, Schedule, ScheduleDriver, Size, ZonedSchedule};
-use throttle_tokio::{Config, Leaf, Limiter, Limits, Node, Tier, Tokio};
+use throttle_tokio::{Config, Limiter, Limits, Node, Tier, Tokio};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::signal::unix::{signal, SignalKind};
@@ -224,8 +224,8 @@ pub(crate) fn run(args: PipeArgs) -> Result<(), Failure> {
             Mode::Off
         }
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+    // the control socket, the schedule, the progress line; the copy thread has its own
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Failure::new(format!("tokio runtime: {e}")))?;
@@ -233,14 +233,6 @@ pub(crate) fn run(args: PipeArgs) -> Result<(), Failure> {
     let result = rt.block_on(pipe(args, zoned, inputs, File::from(out), size, mode));
     rt.shutdown_background();
     result
-}
-
-/// Takes the initial bucket (the burst) so that the transfer starts at the limit.
-async fn start_empty(leaf: &mut Leaf, limits: &Limits) {
-    let burst = limits.tiers().iter().map(|t| t.burst()).min().unwrap_or(0);
-    if burst > 0 && !limits.is_paused() {
-        let _ = leaf.acquire(burst).await;
-    }
 }
 
 async fn pipe(
@@ -260,8 +252,7 @@ async fn pipe(
     let limiter = Limiter::with_config(Config::DEFAULT.with_pieces(1, 1 << 16), Tokio);
     let err = |e: &dyn core::fmt::Display| Failure::new(format!("limiter: {e}"));
     let node = limiter.node(limits, 1).map_err(|e| err(&e))?;
-    let mut leaf = node.leaf(Limits::UNLIMITED, 1).map_err(|e| err(&e))?;
-    start_empty(&mut leaf, &limits).await;
+    let leaf = node.leaf(Limits::UNLIMITED, 1).map_err(|e| err(&e))?;
 
     let written = Arc::new(AtomicU64::new(0));
     let ctl = Arc::new(Ctl {
@@ -313,7 +304,7 @@ async fn pipe(
         inputs,
         out,
         leaf,
-        handle: tokio::runtime::Handle::current(),
+        limits,
         buffer: usize::try_from(args.buffer.0).unwrap_or(usize::MAX),
         written: written.clone(),
     };
@@ -372,6 +363,7 @@ async fn pipe(
         }
         Err(CopyError::Write(e)) => Err(Failure::new(format!("stdout: {}", os_msg(&e)))),
         Err(CopyError::Read(name, e)) => Err(Failure::new(format!("{name}: {}", os_msg(&e)))),
+        Err(CopyError::Runtime(e)) => Err(Failure::new(format!("tokio runtime: {e}"))),
     }
 }
 
