@@ -266,6 +266,10 @@ async fn pipe(
         }),
     });
 
+    // handlers first: a ^C right after the socket appears must still remove it
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| Failure::new(e.to_string()))?;
+    let mut term = signal(SignalKind::terminate()).map_err(|e| Failure::new(e.to_string()))?;
+
     // the control socket
     let socket = match &args.control {
         Some(p) => Some(bind(p).map_err(Failure::new)?),
@@ -320,8 +324,6 @@ async fn pipe(
     let mut ticks = tokio::time::interval_at((start + args.interval).into(), args.interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut seen_change = None;
-    let mut int = signal(SignalKind::interrupt()).map_err(|e| Failure::new(e.to_string()))?;
-    let mut term = signal(SignalKind::terminate()).map_err(|e| Failure::new(e.to_string()))?;
     let mut draw = |meter: &mut Meter, last: bool| {
         let (rate, changed) = {
             let st = ctl.state();

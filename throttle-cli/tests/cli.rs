@@ -441,3 +441,20 @@ fn progress_right_after_set_shows_the_new_rate() {
         line[2]
     );
 }
+
+#[test]
+fn interrupt_removes_the_socket_and_ends_by_the_signal() {
+    let dir = scratch("sigint");
+    let sock = dir.join("i.sock");
+    let (mut child, reader) = endless_pipe(&["-L", "1M", "--control", sock.to_str().unwrap()], &[]);
+    wait_for(&sock);
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = child.wait().unwrap();
+    reader.handle.join().unwrap();
+    assert_eq!(status.signal(), Some(2), "{status:?}");
+    assert!(!sock.exists(), "the control socket was left behind");
+}
