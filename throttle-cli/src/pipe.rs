@@ -251,7 +251,11 @@ async fn pipe(
     let limits = limits_for(rate, args.burst);
     let limiter = Limiter::with_config(Config::DEFAULT.with_pieces(1, 1 << 16), Tokio);
     let err = |e: &dyn core::fmt::Display| Failure::new(format!("limiter: {e}"));
-    let node = limiter.node(limits, 1).map_err(|e| err(&e))?;
+    let node = limiter.node(limits, 1).map_err(|e| match args.burst {
+        // the core refuses bursts too small to keep their rate (its `min_burst`)
+        Some(b) => Failure::usage(format!("--burst {b}: {e}")),
+        None => err(&e),
+    })?;
     let leaf = node.leaf(Limits::UNLIMITED, 1).map_err(|e| err(&e))?;
 
     let written = Arc::new(AtomicU64::new(0));
