@@ -9,8 +9,9 @@
 //! 1 MiB requests, under a 1 ms timer grid and wake-up latencies from 0 to 2 ms: the worst
 //! |share ratio / weight ratio − 1| per latency.
 
+use core::time::Duration;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use throttle_core::{Config, Limits};
 use throttle_tests::scenarios;
