@@ -181,13 +181,13 @@ impl Buckets {
         &self.window
     }
 
-    /// How long a node with credit may keep it unused while a leaf holds its turn (see
-    /// `sched`, "Held turns"), in ns from now; `None` when the node has already banked that
-    /// much, or has no tier. Per tier the bound is half of `min(rate × round, burst)`, so what
-    /// is banked while a turn is held (below the bound when the hold starts, plus the bound)
-    /// never exceeds the burst: holding a turn never wastes a token.
-    pub(crate) fn hold_ns(&self, limits: &Limits, round_ns: u64) -> Option<u64> {
-        let mut hold: Option<u64> = None;
+    /// The held-turn bound of this node (see `sched`, "Held turns"): how long (ns) a turn may
+    /// keep it waiting, and whether it has already banked enough that it should not wait at
+    /// all. Per tier the bound is half of `min(rate × round, burst)`: what is banked while a
+    /// turn is held (below the bound when it starts, plus the bound) never exceeds the burst,
+    /// so holding a turn never wastes a token. `None` when no tier earns anything.
+    pub(crate) fn hold_bound(&self, limits: &Limits, round_ns: u64) -> Option<(u64, bool)> {
+        let mut out: Option<(u64, bool)> = None;
         for (t, &l) in limits.tiers().iter().zip(&self.level) {
             // a window keeps its room until used (up to its N): holding wastes nothing there
             if t.is_paused() || t.is_window() {
@@ -197,13 +197,14 @@ impl Buckets {
             let amount = u128::from(t.amount());
             let round = amount * u128::from(round_ns) / period;
             let bound = round.min(u128::from(t.burst())) / 2;
-            if l >= 0 && l.unsigned_abs() >= bound * period {
-                return None;
-            }
+            let banked = l >= 0 && l.unsigned_abs() >= bound * period;
             let ns = u64::try_from(bound * period / amount).unwrap_or(u64::MAX);
-            hold = Some(hold.map_or(ns, |h| h.min(ns)));
+            out = Some(match out {
+                None => (ns, banked),
+                Some((h, b)) => (h.min(ns), b || banked),
+            });
         }
-        hold
+        out
     }
 
     /// Whole tokens currently held by tier `i` (negative = debt), for stats and tests.

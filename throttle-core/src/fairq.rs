@@ -36,6 +36,11 @@ impl<S: Storage> Tree<S> {
     /// on the fast path alike.
     pub(crate) fn fq_start(&self, p: u32, c: u32) -> u128 {
         let s = self.n(c);
+        if self.clock < s.keep_tag_until {
+            // it let a held turn go while it was late: its siblings went ahead on its account
+            // and it catches up now (see `sched`, "Held turns")
+            return s.ftag;
+        }
         s.ftag.max(self.n(p).vtime.saturating_sub(s.last_charge))
     }
 
@@ -53,6 +58,22 @@ impl<S: Storage> Tree<S> {
         let root = self.n(p).hroot;
         let root = self.fq_meld(root, c);
         self.m(p).hroot = root;
+    }
+
+    /// Puts child `c`, in `p`'s heap, back at its new start tag after it was charged. The
+    /// only child in the heap simply takes its new tag.
+    pub(crate) fn fq_requeue(&mut self, p: u32, c: u32) {
+        if self.n(p).hroot == c && self.n(c).hchild == NIL {
+            let start = self.fq_start(p, c);
+            let seq = self.fq_seq;
+            self.fq_seq = seq.wrapping_add(1);
+            let s = self.m(c);
+            s.stag = start;
+            s.seq = seq;
+            return;
+        }
+        self.fq_remove(p, c);
+        self.fq_insert(p, c);
     }
 
     /// Takes child `c` out of `p`'s heap.

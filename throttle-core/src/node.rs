@@ -125,6 +125,9 @@ pub struct Slot {
     /// `sched`, "Held turns"): [`HOLD_NONE`], [`HOLD_OPEN`], or the instant (ns) at which it
     /// stops holding its turn.
     pub(crate) hold: u64,
+    /// Until this instant (ns) the node re-enters its parent's fair queue at its own finish
+    /// tag, without the one-piece bound: it let a held turn go while late (see `sched`).
+    pub(crate) keep_tag_until: u64,
     pub(crate) in_ready: bool,
     pub(crate) ready_prev: u32,
     pub(crate) ready_next: u32,
@@ -175,6 +178,7 @@ impl Slot {
             heap_pos: NIL,
             state: LeafState::Idle,
             hold: HOLD_NONE,
+            keep_tag_until: 0,
             in_ready: false,
             ready_prev: NIL,
             ready_next: NIL,

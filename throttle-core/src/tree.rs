@@ -10,7 +10,7 @@ use crate::error::{
     AcquireError, CancelError, InsertError, RemoveError, SetLimitError, SettleError, StaleHandle,
 };
 use crate::limits::Limits;
-use crate::node::{Kind, LeafId, LeafState, NodeId, Slot, HOLD_NONE, HOLD_OPEN, NIL};
+use crate::node::{Kind, LeafId, LeafState, NodeId, Slot, NIL};
 use crate::storage::Storage;
 use crate::time::Instant;
 use core::time::Duration;
@@ -321,7 +321,10 @@ impl<S: Storage> Tree<S> {
             }
             LeafState::Idle | LeafState::Holding { .. } => {
                 self.fire_timers();
-                let (piece, granted) = self.size_and_try_grant(i, want);
+                if let Some(piece) = self.try_grant_held(i, want) {
+                    return Ok(Decision::Grant(piece));
+                }
+                let (piece, granted, _) = self.size_and_try_grant(i, want);
                 if granted {
                     self.m(i).state = LeafState::Holding { piece };
                     return Ok(Decision::Grant(piece));
@@ -352,13 +355,8 @@ impl<S: Storage> Tree<S> {
             return Err(SettleError::UsedMoreThanGranted);
         }
         self.tick(now);
-        let s = self.m(i);
-        s.state = LeafState::Idle;
-        if s.hold != HOLD_NONE && s.hold != HOLD_OPEN {
-            // back from writing: a full hold again
-            s.hold = HOLD_OPEN;
-            self.refresh(i);
-        }
+        // a held turn's deadline stands: a sibling may be waiting on it (and on its timer)
+        self.m(i).state = LeafState::Idle;
         if used < piece {
             self.refund_path(i, piece - used);
             self.run(NIL);
