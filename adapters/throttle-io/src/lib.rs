@@ -54,7 +54,9 @@
 //! [`Leaf::acquire`] waits for `n` tokens of any unit ("10 requests/s AND 300/min" is a node
 //! with two [`Tier`]s); [`Leaf::try_acquire`] takes them only if they are there now;
 //! [`Leaf::acquire_before`] fails at once with the estimated earliest
-//! time when a deadline cannot be met.
+//! time when a deadline cannot be met. Tiers are token buckets, which refill continuously
+//! ("300 per minute" can let ~600 through in the first minute); [`Tier::window`] counts in a
+//! sliding window instead: at most `n` in any window.
 //!
 //! # Features
 //! - `futures-io`: `AsyncRead`/`AsyncWrite` for [`Throttled`].
