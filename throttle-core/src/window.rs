@@ -115,12 +115,14 @@ impl Window {
         // the oldest sub-windows leave one by one, at the start of head + 1, head + 2, ...
         let s = sub_ns(tier);
         for m in 1..=SLOTS as u64 {
-            let Some(oldest) = (self.head + m).checked_sub(SLOTS as u64) else {
+            // (saturating: hostile clocks near u64::MAX with 1-ns sub-windows)
+            let j = self.head.saturating_add(m);
+            let Some(oldest) = j.checked_sub(SLOTS as u64) else {
                 continue;
             };
-            used -= u64::from(self.counts[(oldest % SLOTS as u64) as usize]);
+            used = used.saturating_sub(u64::from(self.counts[(oldest % SLOTS as u64) as usize]));
             if used + need <= n {
-                return Some((self.head + m).saturating_mul(s).max(now));
+                return Some(j.saturating_mul(s).max(now));
             }
         }
         // unreachable: after SLOTS steps every counter has left and need ≤ N
@@ -258,6 +260,31 @@ mod tests {
         w.advance(&t, u64::MAX);
         assert_eq!(w.used(), 0);
         assert_eq!(w.ready_at(&t, 300, u64::MAX), Some(u64::MAX));
+    }
+
+    #[test]
+    fn window_of_nanoseconds_at_end_of_clock_never_overflows() {
+        let t = Tier::window(3, Duration::from_nanos(1)).unwrap();
+        for now in [u64::MAX - 20, u64::MAX - 1, u64::MAX] {
+            let mut w = Window::empty(Some(&t), now);
+            w.consume(u64::MAX);
+            w.advance(&t, now);
+            assert!(w.ready_at(&t, 3, now).is_some());
+            assert_eq!(w.ready_at(&t, 4, now), None);
+            w.refund(u64::MAX);
+            assert_eq!(w.used(), 0);
+        }
+        // and through a tree, with hostile timestamps
+        let mut tree: FixedTree<2> = FixedTree::new(crate::Config::DEFAULT);
+        let leaf = tree
+            .insert_leaf(None, Limits::new(t), 1, Instant::from_nanos(u64::MAX - 5))
+            .unwrap();
+        for now in [u64::MAX - 5, u64::MAX - 1, u64::MAX, 0] {
+            let _ = tree.acquire(leaf, 2, Instant::from_nanos(now));
+            let _ = tree.settle(leaf, 1, Instant::from_nanos(now));
+            let _ = tree.poll_timeout();
+            tree.handle_timeout(Instant::from_nanos(now));
+        }
     }
 
     #[test]
