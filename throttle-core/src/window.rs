@@ -287,6 +287,89 @@ mod tests {
         }
     }
 
+    /// Random operations on a small tree mixing window and bucket tiers, limit changes
+    /// between kinds, removals and hostile timestamps (backwards, at the end of the clock,
+    /// 1-ns windows): nothing panics or overflows (debug builds check arithmetic).
+    #[test]
+    fn window_random_operations_never_panic() {
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move |m: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % m.max(1)
+        };
+        for _ in 0..200 {
+            let mut tree: FixedTree<6> = FixedTree::new(crate::Config::DEFAULT.with_pieces(1, 64));
+            let tier = |next: &mut dyn FnMut(u64) -> u64| match next(4) {
+                0 => {
+                    Tier::window(next(20) as u32, Duration::from_nanos(1 + next(1 << 20))).unwrap()
+                }
+                1 => Tier::window(u32::MAX, Duration::from_secs(1 + next(100))).unwrap(),
+                2 => Tier::per_second(next(1 << 20)),
+                _ => Tier::per_period(next(100), Duration::from_millis(1 + next(1000))).unwrap(),
+            };
+            let root = tree
+                .insert_node(
+                    None,
+                    Limits::new(tier(&mut next)),
+                    1,
+                    Instant::from_nanos(0),
+                )
+                .ok();
+            let mut leaves = [None; 3];
+            let mut now = 0u64;
+            for _ in 0..300 {
+                now = match next(20) {
+                    0 => u64::MAX - next(10),
+                    1 => now.saturating_sub(next(1_000_000)),
+                    _ => now.saturating_add(next(50_000_000)),
+                };
+                let t = Instant::from_nanos(now);
+                let k = next(3) as usize;
+                match next(7) {
+                    0 => {
+                        let l = Limits::new(tier(&mut next)).and(tier(&mut next)).ok();
+                        if let (None, Some(l)) = (leaves[k], l) {
+                            leaves[k] = tree.insert_leaf(root, l, 1 + next(4) as u16, t).ok();
+                        }
+                    }
+                    1 => {
+                        if let (Some(r), Ok(l)) =
+                            (root, Limits::new(tier(&mut next)).and(tier(&mut next)))
+                        {
+                            let _ = tree.set_limit(r, l, t);
+                        }
+                    }
+                    2 => {
+                        if let Some(l) = leaves[k].take() {
+                            let _ = tree.remove(l.node(), t);
+                        }
+                    }
+                    3 => {
+                        if let Some(l) = leaves[k] {
+                            let _ = tree.cancel(l, t);
+                        }
+                    }
+                    4 => tree.handle_timeout(t),
+                    _ => {
+                        if let Some(l) = leaves[k] {
+                            if let Ok(Decision::Grant(n)) = tree.acquire(l, 1 + next(100), t) {
+                                let _ = tree.settle(l, next(n + 1), t);
+                            }
+                        }
+                    }
+                }
+                while tree.poll_ready().is_some() {}
+                let _ = tree.poll_timeout();
+                if let Some(r) = root {
+                    let _ = tree.window_ready_at(r, next(10));
+                    let _ = tree.tokens(r, 0);
+                }
+            }
+        }
+    }
+
     #[test]
     fn window_rescaled_to_other_length_keeps_every_token() {
         let old = w300();
