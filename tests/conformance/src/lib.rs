@@ -12,6 +12,7 @@
 pub mod runtimes;
 pub mod scenarios;
 pub mod weighted;
+pub mod window;
 
 use core::future::Future;
 use core::net::SocketAddr;
@@ -106,6 +107,7 @@ macro_rules! suite {
             requests_from_many_tasks_share_node,
             weighted_one_leaf_groups_8k_writes_at_60_mib,
             weighted_groups_of_three_8k_writes_at_60_mib,
+            window_tier_admits_at_most_n_in_any_window,
         );
     };
     (@tests $rt:ty; $($name:ident,)*) => {
