@@ -11,7 +11,7 @@
 # `-s none`: the core is forbid(unsafe_code); AddressSanitizer would only halve the throughput.
 cd "$(dirname "$0")/../../fuzz"
 
-TARGETS=(ops bucket)
+TARGETS=(ops bucket grammar)
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 
 have_nightly() { cargo +nightly --version >/dev/null 2>&1; }

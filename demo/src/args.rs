@@ -1,6 +1,7 @@
 //! Command-line options (hand-rolled: five flags do not need a parser crate) and the rate
-//! syntax shared with the interactive mode: `8M`, `8MiB`, `512K`, `1.5M`, `1000000`
-//! (bytes per second; K/M/G are powers of 1024), `0`/`off`/`unlimited` for no limit.
+//! syntax shared with the interactive mode and the `throttle` tool (`throttle-spec`): `8M`,
+//! `8MiB`, `512K`, `1.5M`, `1000000` (bytes per second; K/M/G are powers of 1024, kB/MB
+//! powers of 1000), `0`/`off`/`unlimited` for no limit.
 
 use core::fmt;
 
@@ -37,7 +38,7 @@ impl Default for Options {
 }
 
 pub(crate) const USAGE: &str = "\
-usage: cargo run --release -p throttle-demo -- [options]
+usage: throttle demo [options]    (or: cargo run --release -p throttle-demo -- [options])
 
 A log server on 127.0.0.1 streams generated log lines to N clients over TCP, under a server
 limit and a per-connection limit; every second it prints what each client received. Scripted:
@@ -52,7 +53,8 @@ options:
                       sharing the server limit 2:1 (each its own listener)
   --interactive, -i   no script: type `server R`, `conn R` or `quit` while it runs
   --help, -h          this text
-R: bytes per second, e.g. 8M, 512K, 1.5M, 1000000 (K/M/G = 1024^n); 0 or off = unlimited";
+R: bytes per second, e.g. 8M, 512K, 1.5M, 10MB, 1000000 (K/M/G = 1024^n, kB/MB = 1000^n);
+   0 or off = unlimited";
 
 /// Why the command line was refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -72,36 +74,12 @@ impl fmt::Display for ArgsError {
     }
 }
 
-/// Parses a rate: `Ok(None)` means unlimited.
+/// Parses a rate with the project's grammar (`throttle-spec`): `Ok(None)` means unlimited.
 pub(crate) fn parse_rate(s: &str) -> Result<Option<u64>, String> {
-    let t = s.trim().to_ascii_lowercase();
-    if matches!(t.as_str(), "0" | "off" | "none" | "unlimited") {
-        return Ok(None);
+    match s.parse::<throttle_spec::Rate>() {
+        Ok(r) => Ok(r.bytes_per_second()),
+        Err(e) => Err(format!("{s:?}: {e}")),
     }
-    let t = t
-        .trim_end_matches("/s")
-        .trim_end_matches('b')
-        .trim_end_matches('i');
-    let (num, unit) = match t.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
-        Some((i, _)) => (&t[..i], &t[i..]),
-        None => (t, ""),
-    };
-    let mult = match unit {
-        "" => 1.0,
-        "k" => 1024.0,
-        "m" => 1024.0 * 1024.0,
-        "g" => 1024.0 * 1024.0 * 1024.0,
-        _ => return Err(format!("unknown unit in rate {s:?} (use K, M or G)")),
-    };
-    let x: f64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("not a rate: {s:?} (e.g. 8M, 512K, 1.5M)"))?;
-    let bytes = x * mult;
-    if !(1.0..1e15).contains(&bytes) {
-        return Err(format!("rate out of range: {s:?}"));
-    }
-    Ok(Some(bytes.round() as u64))
 }
 
 /// `8.00 MiB/s`, `512.0 KiB/s` or `unlimited`.

@@ -452,10 +452,21 @@ impl MNode {
         Some(at)
     }
 
+    /// Smallest burst of a tier that is not paused (`u64::MAX`: none).
+    fn burst(&self) -> u64 {
+        let tiers = self.limits.tiers();
+        tiers
+            .iter()
+            .filter(|t| !t.is_paused())
+            .map(Tier::burst)
+            .min()
+            .unwrap_or(u64::MAX)
+    }
+
     /// The node's bound on a piece: smallest burst, smallest `rate × round` (`Config` docs).
     fn piece_bound(&self, round_ns: u64) -> u64 {
         let tiers = self.limits.tiers();
-        let burst = tiers.iter().map(Tier::burst).min().unwrap_or(u64::MAX);
+        let burst = self.burst();
         let round = tiers
             .iter()
             .map(|t| {
@@ -516,6 +527,7 @@ pub fn run(input: &BucketInput) {
     let t0 = Instant::from_nanos(start);
     let mut tree = VecTree::new(config);
     if trace {
+        eprintln!("// Config: any burst (with_min_burst(Duration::ZERO))");
         eprintln!(
             "let mut tree = VecTree::new(Config::DEFAULT.with_round(Duration::from_nanos({})).with_pieces({}, {}));",
             config.round().as_nanos(),
@@ -635,17 +647,32 @@ impl Harness {
     /// The piece rule at request time (`Config` docs), for a leaf with no sibling.
     fn request_piece(&self, want: u64) -> u64 {
         let c = &self.config;
-        want.min(c.max_piece()).min(c.min_piece().max(self.bound()))
+        want.min(c.max_piece())
+            .min(c.min_piece().max(self.bound()))
+            .min(self.path_burst())
     }
 
-    /// The same rule at grant time: never grows the piece, never below `min_piece`.
+    /// The same rule at grant time: never grows the piece, never below `min_piece`, never
+    /// above the path's smallest burst.
     fn grant_piece(&self, piece: u64) -> u64 {
         let min = self.config.min_piece();
-        if piece <= min {
+        let piece = if piece <= min {
             piece
         } else {
             piece.min(self.bound()).max(min)
-        }
+        };
+        piece.min(self.path_burst())
+    }
+
+    /// No grant exceeds the smallest burst of a tier that is not paused on the path (at
+    /// least 1).
+    fn path_burst(&self) -> u64 {
+        self.path
+            .iter()
+            .map(MNode::burst)
+            .min()
+            .unwrap_or(u64::MAX)
+            .max(1)
     }
 
     fn spend(&mut self, n: u64, waited: Option<u64>) {

@@ -296,10 +296,13 @@ pub struct ConfigIn {
 
 impl ConfigIn {
     pub fn config(&self) -> Config {
+        // every burst, those below the default minimum included: the fuzzer explores any
+        // configuration the core can be given
+        let any_burst = Config::DEFAULT.with_min_burst(Duration::ZERO);
         if self.default {
-            return Config::DEFAULT;
+            return any_burst;
         }
-        Config::DEFAULT
+        any_burst
             .with_round(Duration::from_micros(u64::from(self.round_us)))
             .with_pieces(self.min_piece.0, self.max_piece.0)
     }
@@ -524,6 +527,20 @@ impl<S: Storage> Harness<S> {
         format!("n{m}")
     }
 
+    /// No grant exceeds the smallest burst of a tier that is not paused on the path (at
+    /// least 1): the piece rule's upper bound, and so its lower bound's cap.
+    fn path_burst(&self, m: usize) -> u64 {
+        self.nodes[m]
+            .path
+            .iter()
+            .flat_map(|&k| self.nodes[k].limits.tiers().to_vec())
+            .filter(|t| !t.is_paused())
+            .map(|t| t.burst())
+            .min()
+            .unwrap_or(u64::MAX)
+            .max(1)
+    }
+
     fn path_paused(&self, m: usize) -> bool {
         self.nodes[m]
             .path
@@ -697,8 +714,9 @@ impl<S: Storage> Harness<S> {
         let d = r.unwrap_or_else(|e| panic!("acquire on a live leaf failed: {e:?}"));
         self.tick();
         let before = self.nodes[m].state;
+        let path_burst = self.path_burst(m);
         let (min_piece, max_piece, clock, paused) = (
-            self.min_piece,
+            self.min_piece.min(path_burst),
             self.max_piece,
             self.clock,
             self.path_paused(m),
@@ -708,9 +726,11 @@ impl<S: Storage> Harness<S> {
         if let LState::Holding { n } = before {
             node.committed += n;
         }
+        // the piece is sized when the leaf asks (never above the path's burst then) and never
+        // grows while it waits, even when a limit change raises the burst
         let cap = match before {
             LState::Pending { cap } => cap.min(want),
-            _ => want,
+            _ => want.min(path_burst),
         };
         match d {
             Decision::Grant(n) => {
@@ -727,8 +747,9 @@ impl<S: Storage> Harness<S> {
                         assert!(n <= max_piece, "Grant({n}) above max_piece {max_piece}");
                         assert!(
                             n >= cap.min(min_piece),
-                            "Grant({n}) below min(want {cap}, min_piece {min_piece})"
+                            "Grant({n}) below min(want {cap}, min_piece and burst {min_piece})"
                         );
+                        assert!(n <= path_burst, "Grant({n}) above the path's burst {path_burst}");
                     }
                 }
                 node.state = LState::Holding { n };
@@ -990,8 +1011,10 @@ impl<S: Storage> Harness<S> {
                             node.committed
                         )
                     });
+                    let burst = self.path_burst(m);
                     assert!(
-                        g <= cap.min(self.max_piece) && g >= cap.min(self.min_piece),
+                        g <= cap.min(self.max_piece).min(burst)
+                            && g >= cap.min(self.min_piece).min(burst),
                         "n{m} was granted a piece of {g} while waiting with cap {cap} \
                          (pieces {}..={})",
                         self.min_piece,

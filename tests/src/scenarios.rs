@@ -18,6 +18,8 @@ fn saturating() -> LeafSpec {
     LeafSpec::new(Demand::Saturating)
 }
 
+/// (Bursts are at least `Config::min_burst`, 5 ms of the rate: what the default configuration
+/// accepts.)
 fn per_second(rate: u64, burst: u64) -> Limits {
     Limits::new(Tier::per_second(rate).with_burst(burst))
 }
@@ -76,26 +78,26 @@ pub fn capped_leaf() -> Scenario {
     sc
 }
 
-/// DESIGN.md's three-level example: server 100 MiB/s (burst 256 KiB); group A capped at
+/// DESIGN.md's three-level example: server 100 MiB/s (burst 512 KiB); group A capped at
 /// 30 MiB/s with A1 (unlimited) and A2 (capped 5 MiB/s); group B unlimited with B1 (capped
 /// 20 MiB/s), B2 and B3 (weight 2); 5 s. Ideal: A1 25, A2 5, B1 17.5, B2 17.5, B3 35 MiB/s.
 pub fn three_level() -> Scenario {
     let mut sc = Scenario::new("three_level", Config::DEFAULT);
-    let server = sc.node("server", None, per_second(100 * MIB, 256 * KIB), 1);
-    let a = sc.node("A", Some(server), per_second(30 * MIB, 128 * KIB), 1);
+    let server = sc.node("server", None, per_second(100 * MIB, 512 * KIB), 1);
+    let a = sc.node("A", Some(server), per_second(30 * MIB, 160 * KIB), 1);
     let b = sc.node("B", Some(server), Limits::UNLIMITED, 1);
     sc.leaf("A1", Some(a), Limits::UNLIMITED, 1, saturating());
     sc.leaf(
         "A2",
         Some(a),
-        per_second(5 * MIB, 16 * KIB),
+        per_second(5 * MIB, 26 * KIB),
         1,
         saturating(),
     );
     sc.leaf(
         "B1",
         Some(b),
-        per_second(20 * MIB, 16 * KIB),
+        per_second(20 * MIB, 128 * KIB),
         1,
         saturating(),
     );
@@ -110,8 +112,8 @@ pub fn three_level() -> Scenario {
 /// Ideal: A 30 (15 + 15), B 70 (17.5 + 17.5 + 35) MiB/s.
 pub fn three_level_plain() -> Scenario {
     let mut sc = Scenario::new("three_level_plain", Config::DEFAULT);
-    let server = sc.node("server", None, per_second(100 * MIB, 256 * KIB), 1);
-    let a = sc.node("A", Some(server), per_second(30 * MIB, 128 * KIB), 1);
+    let server = sc.node("server", None, per_second(100 * MIB, 512 * KIB), 1);
+    let a = sc.node("A", Some(server), per_second(30 * MIB, 160 * KIB), 1);
     let b = sc.node("B", Some(server), Limits::UNLIMITED, 1);
     sc.leaf("A1", Some(a), Limits::UNLIMITED, 1, saturating());
     sc.leaf("A2", Some(a), Limits::UNLIMITED, 1, saturating());
@@ -148,7 +150,7 @@ pub fn tenants_1_vs_50() -> Scenario {
 /// T2 (weight 1) two connections; 5 s. Ideal: X 20, Y 20 (6.67 each), T2 20 (10 each).
 pub fn weighted_groups() -> Scenario {
     let mut sc = Scenario::new("weighted_groups", Config::DEFAULT);
-    let server = sc.node("server", None, per_second(60 * MIB, 256 * KIB), 1);
+    let server = sc.node("server", None, per_second(60 * MIB, 320 * KIB), 1);
     let t1 = sc.node("T1", Some(server), Limits::UNLIMITED, 2);
     let t2 = sc.node("T2", Some(server), Limits::UNLIMITED, 1);
     let x = sc.node("X", Some(t1), Limits::UNLIMITED, 1);
@@ -193,7 +195,14 @@ pub fn limit_change() -> Scenario {
         "limit_change",
         Config::DEFAULT.with_pieces(60 * KIB, 64 * KIB),
     );
-    let server = sc.node("server", None, Limits::per_second(KIB), 1);
+    // 1 KiB/s with a 60 KiB burst: the full bucket's piece, then one more piece of debt that
+    // takes a minute to repay (no piece exceeds the burst)
+    let server = sc.node(
+        "server",
+        None,
+        Limits::new(Tier::per_second(KIB).with_burst(60 * KIB)),
+        1,
+    );
     sc.leaf("conn", Some(server), Limits::UNLIMITED, 1, saturating());
     sc.at(
         Duration::from_secs(1),
@@ -207,13 +216,13 @@ pub fn limit_change() -> Scenario {
     sc
 }
 
-/// A 1 GiB transfer through a leaf limited to 64 MiB/s with a 64 KiB burst: 16 s.
+/// A 1 GiB transfer through a leaf limited to 64 MiB/s with a 384 KiB burst: 16 s.
 pub fn one_gib() -> Scenario {
     let mut sc = Scenario::new("one_gib", Config::DEFAULT);
     sc.leaf(
         "transfer",
         None,
-        per_second(64 * MIB, 64 * KIB),
+        per_second(64 * MIB, 384 * KIB),
         1,
         LeafSpec::new(Demand::Bytes(GIB)),
     );

@@ -60,5 +60,5 @@ mod scenario;
 
 pub use report::{fmt_rate, LeafReport, NodeReport, Report, TierCheck, TraceEvent};
 pub use scenario::{
-    limits_rate, Action, Backwards, Demand, DriverStyle, LeafSpec, NodeSpec, Scenario,
+    limits_rate, Action, Backwards, Demand, DriverStyle, LeafSpec, NodeSpec, Runtime, Scenario,
 };

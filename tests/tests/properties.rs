@@ -12,7 +12,9 @@ use core::time::Duration;
 use proptest::prelude::*;
 use proptest::test_runner::{Config as PtConfig, RngAlgorithm, RngSeed};
 use throttle_core::{Config, Limits, Tier};
-use throttle_tests::sim::{Action, Backwards, Demand, DriverStyle, LeafSpec, Report, Scenario};
+use throttle_tests::sim::{
+    Action, Backwards, Demand, DriverStyle, LeafSpec, Report, Runtime, Scenario,
+};
 
 const KIB: u64 = 1 << 10;
 const MIB: u64 = 1 << 20;
@@ -165,8 +167,13 @@ fn shape(
 }
 
 /// Builds a tree of depth ≤ 4 with at most 30 leaves (extra leaves become interior nodes).
+///
+/// The random limits include bursts below `Config::min_burst` (the default refuses them): these
+/// properties check the mechanics of any configuration the core can be given, so they accept
+/// every burst. `runtime_like.rs` checks configurations the default accepts under the
+/// conditions real runtimes create.
 fn build(name: &str, root: &Lim, shape: &Shape) -> Scenario {
-    let mut sc = Scenario::new(name, Config::DEFAULT);
+    let mut sc = Scenario::new(name, Config::DEFAULT.with_min_burst(Duration::ZERO));
     sc.node("root", None, root.limits(), 1);
     let mut depth = vec![0usize];
     let mut leaves = 0;
@@ -247,7 +254,7 @@ fn check(r: &Report, sc: &Scenario) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-/// Everything random: the scenario of contracts 1, 5 and 7.
+/// Everything random: the scenario of contracts 1, 5 and 7, exact timers or a runtime's.
 fn everything() -> impl Strategy<Value = Scenario> {
     (
         root_lim(true),
@@ -258,8 +265,9 @@ fn everything() -> impl Strategy<Value = Scenario> {
         prop_oneof![Just(0u32), 0..=500u32],
         prop::option::weighted(0.3, (1..=300u32, 1..=50_000_000u64)),
         500..=2_000u64,
+        runtime(),
     )
-        .prop_map(|(root, shape, acts, pw, seed, short, back, ms)| {
+        .prop_map(|(root, shape, acts, pw, seed, short, back, ms, runtime)| {
             let mut sc = build("random", &root, &shape);
             add_actions(&mut sc, &acts);
             sc.driver = driver(pw);
@@ -271,8 +279,20 @@ fn everything() -> impl Strategy<Value = Scenario> {
             });
             sc.duration = Duration::from_millis(ms);
             sc.max_ops = 2_000_000;
+            sc.runtime = runtime;
             sc
         })
+}
+
+/// How timers fire and tasks run: exactly, or as a runtime does (a 1 ms grid, wake-up latency
+/// up to 3 ms, stalls of 10–100 ms on a few re-asks).
+fn runtime() -> impl Strategy<Value = Runtime> {
+    prop_oneof![
+        2 => Just(Runtime::EXACT),
+        1 => (0..=3_000u64).prop_map(|us| Runtime::tokio(Duration::from_micros(us))),
+        1 => (0..=3_000u64, 1..=20u32).prop_map(|(us, pm)| Runtime::tokio(Duration::from_micros(us))
+            .with_stalls(pm, Duration::from_millis(10), Duration::from_millis(100))),
+    ]
 }
 
 proptest! {

@@ -14,6 +14,9 @@ use throttle_core::{
 };
 use throttle_tests::sim::{Backwards, Demand, DriverStyle, LeafSpec, Scenario};
 
+/// Totality is about any input: bursts below the default minimum included.
+const ANY_BURST: Config = Config::DEFAULT.with_min_burst(Duration::ZERO);
+
 /// Runs `f` on its own thread; if it has not returned after `secs`, the core is stuck in a
 /// loop: print `what` and end the whole test process with a failure (no shrinking, no pile
 /// of spinning threads).
@@ -133,7 +136,7 @@ fn config() -> impl Strategy<Value = Config> {
         prop_oneof![Just(0u64), Just(u64::MAX), 0..=(1u64 << 33)],
     )
         .prop_map(|(a, b, r)| {
-            Config::DEFAULT
+            ANY_BURST
                 .with_pieces(a, b)
                 .with_round(Duration::from_nanos(r))
         })
@@ -293,10 +296,10 @@ fn extremes() {
     ];
     let times = [0, 1, u64::MAX, u64::MAX - 1, 5, 0, u64::MAX];
     for config in [
-        Config::DEFAULT,
-        Config::DEFAULT.with_pieces(1, 1),
-        Config::DEFAULT.with_pieces(MAX_PIECE_LIMIT, MAX_PIECE_LIMIT),
-        Config::DEFAULT.with_round(Duration::MAX),
+        ANY_BURST,
+        ANY_BURST.with_pieces(1, 1),
+        ANY_BURST.with_pieces(MAX_PIECE_LIMIT, MAX_PIECE_LIMIT),
+        ANY_BURST.with_round(Duration::MAX),
     ] {
         for (i, &root) in extremes.iter().enumerate() {
             for &leaf in &extremes {
@@ -345,7 +348,7 @@ fn extremes() {
 fn simulator_extreme_rates_and_backwards_clock_reports_no_violation() {
     for (rate, burst) in [(u64::MAX, u64::MAX), (u64::MAX, 0), (0, 0), (1, u64::MAX)] {
         for driver in [DriverStyle::OneTimer, DriverStyle::PerWaiter] {
-            let mut sc = Scenario::new("extreme", Config::DEFAULT);
+            let mut sc = Scenario::new("extreme", ANY_BURST);
             let root = sc.node(
                 "root",
                 None,
@@ -383,7 +386,7 @@ fn node_in_debt_at_instant_max_acquire_returns() {
         10,
         "node_in_debt_at_instant_max_acquire_returns".into(),
         || {
-            let mut tree = VecTree::new(Config::DEFAULT);
+            let mut tree = VecTree::new(ANY_BURST);
             let r = tree
                 .insert_node(None, Limits::per_second(1000), 1, Instant::ZERO)
                 .unwrap();
@@ -413,7 +416,7 @@ fn node_in_debt_at_instant_max_acquire_returns() {
 #[test]
 fn granted_piece_cancelled_refunds_every_level_exactly() {
     let t = Instant::from_secs(1);
-    let mut tree = VecTree::new(Config::DEFAULT);
+    let mut tree = VecTree::new(ANY_BURST);
     let root = tree
         .insert_node(
             None,

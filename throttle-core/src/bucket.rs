@@ -11,8 +11,13 @@
 //!
 //! Ranges: `amount, burst, n < 2^64`, `period ≤ 2^55`, so every product is below `2^119` and
 //! `level` stays within `±2^121` after saturating refills: `i128` never overflows.
+//!
+//! A [`window`](crate::Tier::window) tier has no level (its slot stays 0): its counters live in
+//! [`Window`], and each method below hands it over there. It is never in debt; it is sendable
+//! while its window has room for one more token.
 
 use crate::limits::{Limits, MAX_TIERS};
+use crate::window::Window;
 
 /// Refills are capped here before they are added (a full bucket is at most `2^119`).
 const REFILL_CAP: u128 = 1 << 120;
@@ -23,6 +28,8 @@ pub(crate) struct Buckets {
     level: [i128; MAX_TIERS],
     /// The instant (ns) up to which the levels are refilled.
     last: u64,
+    /// The counters of the node's window tier, if it has one.
+    window: Window,
 }
 
 fn cap(amount_burst: u64, period: u64) -> i128 {
@@ -34,9 +41,15 @@ impl Buckets {
     pub(crate) fn full(limits: &Limits, now: u64) -> Buckets {
         let mut level = [0; MAX_TIERS];
         for (l, t) in level.iter_mut().zip(limits.tiers()) {
-            *l = cap(t.burst(), t.period_ns());
+            if !t.is_window() {
+                *l = cap(t.burst(), t.period_ns());
+            }
         }
-        Buckets { level, last: now }
+        Buckets {
+            level,
+            last: now,
+            window: Window::empty(limits.window(), now),
+        }
     }
 
     /// Earns what `now - last` is worth. `now` earlier than `last` earns nothing.
@@ -51,6 +64,10 @@ impl Buckets {
         let dt = u128::from(now - self.last);
         self.last = now;
         for (l, t) in self.level.iter_mut().zip(limits.tiers()) {
+            if t.is_window() {
+                self.window.advance(t, now);
+                continue;
+            }
             let full = cap(t.burst(), t.period_ns());
             if *l >= full {
                 continue;
@@ -69,24 +86,35 @@ impl Buckets {
     /// True when no tier is paused or in debt. Call [`Buckets::refill`] first.
     #[inline]
     pub(crate) fn sendable(&self, limits: &Limits) -> bool {
-        limits
-            .tiers()
-            .iter()
-            .zip(&self.level)
-            .all(|(t, &l)| !t.is_paused() && l >= 0)
+        limits.tiers().iter().zip(&self.level).all(|(t, &l)| {
+            !t.is_paused()
+                && if t.is_window() {
+                    self.window.room(t) > 0
+                } else {
+                    l >= 0
+                }
+        })
     }
 
     /// Spends `n` tokens on every tier (may go into debt).
     #[inline]
     pub(crate) fn consume(&mut self, limits: &Limits, n: u64) {
         for (l, t) in self.level.iter_mut().zip(limits.tiers()) {
-            *l -= cap(n, t.period_ns());
+            if t.is_window() {
+                self.window.consume(n);
+            } else {
+                *l -= cap(n, t.period_ns());
+            }
         }
     }
 
     /// Gives back `n` unused tokens on every tier, never beyond a full bucket.
     pub(crate) fn refund(&mut self, limits: &Limits, n: u64) {
         for (l, t) in self.level.iter_mut().zip(limits.tiers()) {
+            if t.is_window() {
+                self.window.refund(n);
+                continue;
+            }
             let full = cap(t.burst(), t.period_ns());
             if *l < full {
                 *l = (*l + cap(n, t.period_ns())).min(full);
@@ -101,6 +129,10 @@ impl Buckets {
         for (t, &l) in limits.tiers().iter().zip(&self.level) {
             if t.is_paused() {
                 return None;
+            }
+            if t.is_window() {
+                at = at.max(self.window.ready_at(t, 1, self.last)?);
+                continue;
             }
             if l < 0 {
                 let debt = l.unsigned_abs();
@@ -122,8 +154,11 @@ impl Buckets {
         self.refill(old, now);
         let mut level = [0; MAX_TIERS];
         for (i, (l, t)) in level.iter_mut().zip(new.tiers()).enumerate() {
+            if t.is_window() {
+                continue;
+            }
             let full = cap(t.burst(), t.period_ns());
-            *l = match old.tiers().get(i) {
+            *l = match old.tiers().get(i).filter(|o| !o.is_window()) {
                 Some(o) if o.period_ns() == t.period_ns() => self.level[i].min(full),
                 Some(o) => {
                     // tokens = level / old period, floored toward −∞ so a rescale never mints
@@ -135,11 +170,48 @@ impl Buckets {
         }
         self.level = level;
         self.last = self.last.max(now);
+        self.window = match (old.window(), new.window()) {
+            (Some(o), Some(n)) => self.window.rescale(o, n, self.last),
+            (_, n) => Window::empty(n, self.last),
+        };
+    }
+
+    /// The counters of the node's window tier (meaningless without one).
+    pub(crate) fn window(&self) -> &Window {
+        &self.window
+    }
+
+    /// The held-turn bound of this node (see `sched`, "Held turns"): how long (ns) a turn may
+    /// keep it waiting, and whether it has already banked enough that it should not wait at
+    /// all. Per tier the bound is half of `min(rate × round, burst)`: what is banked while a
+    /// turn is held (below the bound when it starts, plus the bound) never exceeds the burst,
+    /// so holding a turn never wastes a token. `None` when no tier earns anything.
+    pub(crate) fn hold_bound(&self, limits: &Limits, round_ns: u64) -> Option<(u64, bool)> {
+        let mut out: Option<(u64, bool)> = None;
+        for (t, &l) in limits.tiers().iter().zip(&self.level) {
+            // a window keeps its room until used (up to its N): holding wastes nothing there
+            if t.is_paused() || t.is_window() {
+                continue;
+            }
+            let period = u128::from(t.period_ns());
+            let amount = u128::from(t.amount());
+            let round = amount * u128::from(round_ns) / period;
+            let bound = round.min(u128::from(t.burst())) / 2;
+            let banked = l >= 0 && l.unsigned_abs() >= bound * period;
+            let ns = u64::try_from(bound * period / amount).unwrap_or(u64::MAX);
+            out = Some(match out {
+                None => (ns, banked),
+                Some((h, b)) => (h.min(ns), b || banked),
+            });
+        }
+        out
     }
 
     /// Whole tokens currently held by tier `i` (negative = debt), for stats and tests.
+    /// For a window tier: the tokens it can still admit now.
     pub(crate) fn tokens(&self, limits: &Limits, i: usize) -> i128 {
         match limits.tiers().get(i) {
+            Some(t) if t.is_window() => i128::from(self.window.room(t)),
             Some(t) => self.level[i].div_euclid(i128::from(t.period_ns())),
             None => 0,
         }

@@ -12,35 +12,50 @@
 //! ```
 //!
 //! where `rate(N)` is N's smallest tier rate and `busy(N)` the number of leaves under N with a
-//! piece waiting (this one included); and no piece exceeds the smallest burst on the path
-//! (unless that is below `min_piece`). The burst bound keeps a child capped above its fair
-//! share eligible whenever it is picked: a piece larger than its burst would put it in
-//! debt after every grant and make it miss turns (a 20 MiB/s leaf with a 16 KiB burst next
-//! to an unlimited one under 30 MiB/s got 10 MiB/s instead of 15 before this bound).
+//! piece waiting (this one included); and no piece exceeds the smallest burst on the path, even
+//! when that is below `min_piece` (a grant never exceeds a burst: `acquire(30)` under "10 per
+//! second" is served 10 now, 10 a second later, 10 after that). The burst bound also keeps a
+//! child capped above its fair share eligible whenever it is picked.
 //!
-//! # Bursts and contention
+//! # Bursts and contention: the minimum burst
 //!
-//! While a node waits for its parent to serve it (about one round when siblings compete), its
-//! own buckets keep refilling, but never beyond their burst: that is what makes the
-//! conformance bound `burst + one piece` hold. A tier whose burst is smaller than what it
-//! earns in one round (`rate × round`) therefore loses throughput under a contended parent
-//! (a 2 MiB/s tier with burst 0 in a busy tree got an eighth of its share). The automatic
-//! burst of [`Tier::per_second`](crate::Tier::per_second) is exactly `rate × 10 ms`, one
-//! default round; choose explicit bursts at least that large. One round over N's busy leaves therefore lasts about
-//! `round` whatever their number, until pieces reach `min_piece`: 10 000 leaves under a
-//! 50 MiB/s node get 512-byte pieces and a round of ~100 ms instead of 64 KiB pieces and 12 s.
+//! A node sends only while it holds tokens, and holds at most its burst. Between two of its
+//! turns — a timer that fires on a 1 ms grid, a task that runs late, siblings served first — its
+//! buckets fill up, and what would go beyond the burst is lost. A burst below a few milliseconds
+//! of its rate therefore loses most of its share under real runtimes (a 20 MiB/s node with a
+//! 1 KiB burst got 3.4 MiB/s beside busy siblings). So a tree refuses such a burst:
+//! [`Config::min_burst`] (default 5 ms: a 1 ms timer grid plus a few ms of lateness) is the
+//! smallest burst, as time at the tier's rate, that `insert_*` and `set_limit` accept; below
+//! it they fail with [`BurstTooSmall`](crate::BurstTooSmall), which says the minimum. The
+//! automatic burst of [`Tier::per_second`] (`rate × 10 ms`) and quotas
+//! ([`Tier::per_period`]) always pass; request limits of a few hundred per second may keep a
+//! burst of 0 or 1. `Config::with_min_burst(Duration::ZERO)` accepts any burst, knowingly.
+//!
+//! One round over N's busy leaves lasts about `round` whatever their number, until pieces reach
+//! `min_piece`: 10 000 leaves under a 50 MiB/s node get 512-byte pieces and a round of ~100 ms
+//! instead of 64 KiB pieces and 12 s.
+//!
+//! # Held turns
+//!
+//! A leaf that was just granted keeps its place in its parents' fair queues until it asks
+//! again, within bounds derived from `round` and the bursts (see the scheduler's docs): weights
+//! hold when timers fire late and requests are small (8 KiB copy loops), and a task that runs
+//! late is repaid the turns it could not take, for up to 10 rounds.
 
 use core::time::Duration;
 
+use crate::error::BurstTooSmall;
+use crate::limits::{Limits, Tier};
 use crate::time::nanos_of;
 
-/// Tree-wide settings. `Config::default()` suits byte streams; for request limiting (one token
-/// per request) the defaults are harmless, since a piece never exceeds what was asked for.
+/// Tree-wide settings. `Config::default()` suits byte streams and request limits alike: a piece
+/// never exceeds what was asked for, nor the smallest burst on the path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Config {
     round_ns: u64,
     min_piece: u64,
     max_piece: u64,
+    min_burst_ns: u64,
 }
 
 /// Largest allowed `max_piece` (2^40 tokens): keeps tag arithmetic far inside `u128`.
@@ -59,6 +74,7 @@ impl Config {
         round_ns: 10_000_000,
         min_piece: 512,
         max_piece: 64 * 1024,
+        min_burst_ns: 5_000_000,
     };
 
     /// Target duration of one round over the busy children of a node (default 10 ms).
@@ -76,6 +92,56 @@ impl Config {
         self.min_piece = min.clamp(1, MAX_PIECE_LIMIT);
         self.max_piece = max.clamp(self.min_piece, MAX_PIECE_LIMIT);
         self
+    }
+
+    /// Smallest burst a tier may have, as time at the tier's rate (default 5 ms; see "Bursts
+    /// and contention" above). Inserting a node or setting limits with a smaller burst fails
+    /// with [`BurstTooSmall`](crate::BurstTooSmall), which says the minimum. `Duration::ZERO`
+    /// accepts any burst (and its consequences). Clamped to at most 1 hour.
+    #[must_use]
+    pub const fn with_min_burst(mut self, min: Duration) -> Self {
+        let ns = min.as_nanos();
+        self.min_burst_ns = if ns > 3_600_000_000_000 {
+            3_600_000_000_000
+        } else {
+            ns as u64
+        };
+        self
+    }
+
+    /// The smallest burst, as time at a tier's rate.
+    pub const fn min_burst(&self) -> Duration {
+        Duration::from_nanos(self.min_burst_ns)
+    }
+
+    /// The smallest burst this configuration accepts for `tier`, in tokens: its rate ×
+    /// [`Config::min_burst`], rounded down (0 for a paused tier).
+    ///
+    /// A [`window`](crate::Tier::window) tier has no minimum: it banks nothing a late timer
+    /// could lose (its room stays until used), and its burst is 1 by construction.
+    pub fn min_burst_of(&self, tier: &Tier) -> u64 {
+        if tier.is_window() {
+            return 0;
+        }
+        let t = u128::from(tier.amount()) * u128::from(self.min_burst_ns)
+            / u128::from(tier.period_ns());
+        u64::try_from(t).unwrap_or(u64::MAX)
+    }
+
+    /// Checks every tier of `limits` against [`Config::min_burst_of`].
+    pub fn check_bursts(&self, limits: &Limits) -> Result<(), BurstTooSmall> {
+        for (tier, t) in limits.tiers().iter().enumerate() {
+            let minimum = self.min_burst_of(t);
+            if t.burst() < minimum {
+                return Err(BurstTooSmall {
+                    tier,
+                    burst: t.burst(),
+                    minimum,
+                    min_burst: self.min_burst(),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// The round duration.
@@ -101,6 +167,25 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn burst_below_min_burst_is_refused_with_the_minimum() {
+        let c = Config::DEFAULT;
+        // 20 MiB/s: 5 ms is 104 857 bytes
+        let t = Tier::per_second(20 << 20).with_burst(1024);
+        let e = c.check_bursts(&Limits::new(t)).unwrap_err();
+        assert_eq!((e.tier, e.burst, e.minimum), (0, 1024, 104_857));
+        assert!(c.check_bursts(&Limits::new(t.with_burst(104_857))).is_ok());
+        // automatic bursts and quotas always pass; a slow request limit may have burst 0
+        assert!(c.check_bursts(&Limits::per_second(u64::MAX)).is_ok());
+        assert!(c.check_bursts(&Limits::per_second(10)).is_ok());
+        assert!(c
+            .check_bursts(&Limits::new(Tier::per_second(100).with_burst(0)))
+            .is_ok());
+        // opting out
+        let any = c.with_min_burst(Duration::ZERO);
+        assert!(any.check_bursts(&Limits::new(t.with_burst(0))).is_ok());
+    }
 
     #[test]
     fn pieces_out_of_range_are_clamped() {

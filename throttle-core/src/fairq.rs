@@ -31,13 +31,26 @@ pub(crate) fn tag_step(weight: u16) -> u64 {
 }
 
 impl<S: Storage> Tree<S> {
-    /// Makes child `c` of `p` eligible: start tag `max(V, F)`, into `p`'s heap.
+    /// The start tag child `c` of `p` gets when it becomes eligible now: `max(V − its last
+    /// piece, F)`. The one rule, for a child entering the fair queue and for a piece granted
+    /// on the fast path alike.
+    pub(crate) fn fq_start(&self, p: u32, c: u32) -> u128 {
+        let s = self.n(c);
+        if self.clock < s.keep_tag_until {
+            // it let a held turn go while it was late: its siblings went ahead on its account
+            // and it catches up now (see `sched`, "Held turns")
+            return s.ftag;
+        }
+        s.ftag.max(self.n(p).vtime.saturating_sub(s.last_charge))
+    }
+
+    /// Makes child `c` of `p` eligible: start tag [`Tree::fq_start`], into `p`'s heap.
     pub(crate) fn fq_insert(&mut self, p: u32, c: u32) {
-        let v = self.n(p).vtime;
+        let start = self.fq_start(p, c);
         let seq = self.fq_seq;
         self.fq_seq = seq.wrapping_add(1);
         let s = self.m(c);
-        s.stag = s.ftag.max(v.saturating_sub(s.last_charge));
+        s.stag = start;
         s.seq = seq;
         s.hchild = NIL;
         s.hnext = NIL;
@@ -45,6 +58,22 @@ impl<S: Storage> Tree<S> {
         let root = self.n(p).hroot;
         let root = self.fq_meld(root, c);
         self.m(p).hroot = root;
+    }
+
+    /// Puts child `c`, in `p`'s heap, back at its new start tag after it was charged. The
+    /// only child in the heap simply takes its new tag.
+    pub(crate) fn fq_requeue(&mut self, p: u32, c: u32) {
+        if self.n(p).hroot == c && self.n(c).hchild == NIL {
+            let start = self.fq_start(p, c);
+            let seq = self.fq_seq;
+            self.fq_seq = seq.wrapping_add(1);
+            let s = self.m(c);
+            s.stag = start;
+            s.seq = seq;
+            return;
+        }
+        self.fq_remove(p, c);
+        self.fq_insert(p, c);
     }
 
     /// Takes child `c` out of `p`'s heap.

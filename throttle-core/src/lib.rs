@@ -96,11 +96,13 @@ mod storage;
 mod sync;
 mod time;
 mod tree;
+mod window;
 
 pub use config::{Config, MAX_PIECE_LIMIT};
 pub use decision::{Decision, Stats};
 pub use error::{
-    AcquireError, CancelError, InsertError, RemoveError, SetLimitError, SettleError, StaleHandle,
+    AcquireError, BurstTooSmall, CancelError, InsertError, RemoveError, SetLimitError, SettleError,
+    StaleHandle,
 };
 pub use limits::{Limits, LimitsError, Tier, TierError, MAX_PERIOD, MAX_TIERS};
 pub use node::{LeafId, NodeId, Slot};
@@ -117,6 +119,7 @@ pub use time::Instant;
 #[cfg(feature = "alloc")]
 pub use tree::VecTree;
 pub use tree::{FixedTree, Tree, MAX_NODES};
+pub use window::SUBWINDOWS;
 
 // Tree-level tests use `VecTree`; the workspace test run enables `alloc` (the `tests` crate does).
 #[cfg(all(test, feature = "alloc"))]

@@ -1,4 +1,13 @@
-//! What a node is allowed: zero or more token-bucket tiers, all of which a grant must respect.
+//! What a node is allowed: zero or more tiers, all of which a grant must respect.
+//!
+//! Two kinds of tier, with different promises:
+//! - **token bucket** ([`Tier::per_second`], [`Tier::per_period`], [`Tier::with_burst`]): earns
+//!   `amount` per `period` continuously and saves up at most `burst`. Over any interval `T` it
+//!   grants at most `rate × T + burst + one piece`. "300 per minute" as a bucket lets 300 go at
+//!   once and then 5/s, so up to ~600 in the first minute.
+//! - **window** ([`Tier::window`]): at most `N` in *any* window of length `W`, never more; may
+//!   admit up to `W / 8` later than an exact count would (see the `window` module). For
+//!   request limits ("300 requests per 60 s" as most APIs count them).
 //!
 //! "10 MiB/s with a 1 MiB burst AND 300 MiB per minute" is one node with two tiers. No tier
 //! means unlimited; a tier whose amount is zero means paused (waiters wait until the limit
@@ -18,7 +27,8 @@ pub const MAX_PERIOD: Duration = Duration::from_nanos(1 << 55);
 
 const NANOS_PER_SEC: u64 = 1_000_000_000;
 
-/// One token bucket: `amount` tokens earned every `period`, at most `burst` saved up.
+/// One tier: a token bucket (`amount` tokens earned every `period`, at most `burst` saved up)
+/// or a sliding window (at most `amount` in any `period`, [`Tier::window`]).
 ///
 /// Tokens are whatever the caller counts: bytes for streams, 1 per request for request limits.
 /// The rate is kept as the exact fraction `amount / period`, so "7 per minute" does not round.
@@ -27,6 +37,7 @@ pub struct Tier {
     amount: u64,
     period_ns: u64,
     burst: u64,
+    window: bool,
 }
 
 /// Why a [`Tier`] could not be built.
@@ -68,6 +79,7 @@ impl Tier {
             amount: rate,
             period_ns: NANOS_PER_SEC,
             burst,
+            window: false,
         }
     }
 
@@ -85,16 +97,55 @@ impl Tier {
             amount,
             period_ns: nanos_of(period),
             burst: amount,
+            window: false,
+        })
+    }
+
+    /// A sliding window: at most `n` tokens in **any** interval of length `window` — "300
+    /// requests per 60 s" as most APIs count them. Unlike a token bucket it never lets more
+    /// than `n` through in any window (a bucket of `n` per `window` can let through nearly
+    /// `2n` in the first window: its saved-up `n`, then its refill).
+    ///
+    /// Cost and bound: the window is split into 8 sub-windows; a token may be admitted up to
+    /// `window / 8` later than an exact count would allow (it never comes early). A node
+    /// keeps 9 `u32` counters for it; at most one window tier per node
+    /// ([`LimitsError::TooManyWindows`]). Its [`burst`](Tier::burst) is 1 and
+    /// [`with_burst`](Tier::with_burst) leaves it so: grants under a window tier are one
+    /// token each, so no grant can overshoot the window (a bucket tolerates one piece of debt,
+    /// a window does not). Meant for request limits, not bytes.
+    /// `n == 0` pauses.
+    pub fn window(n: u32, window: Duration) -> Result<Tier, TierError> {
+        if window.is_zero() {
+            return Err(TierError::ZeroPeriod);
+        }
+        if window > MAX_PERIOD {
+            return Err(TierError::PeriodTooLong);
+        }
+        Ok(Tier {
+            amount: n as u64,
+            period_ns: nanos_of(window),
+            burst: 1,
+            window: true,
         })
     }
 
     /// The same rate with an explicit burst (tokens that can be saved up while idle).
     /// A burst of zero is allowed: every grant then waits for its own tokens. Under a contended
     /// parent, a burst below one round of the rate (`rate × 10 ms` by default) loses
-    /// throughput: see [`Config`](crate::Config), "Bursts and contention".
+    /// throughput: see [`Config`](crate::Config), "Bursts and contention". A
+    /// [`window`](Tier::window) tier is returned unchanged (its burst stays 1).
     #[must_use]
     pub const fn with_burst(self, burst: u64) -> Tier {
+        if self.window {
+            return self;
+        }
         Tier { burst, ..self }
+    }
+
+    /// True for a sliding-window tier ([`Tier::window`]), false for a token bucket.
+    #[inline]
+    pub const fn is_window(&self) -> bool {
+        self.window
     }
 
     /// Tokens earned per period.
@@ -145,12 +196,15 @@ pub struct Limits {
 pub enum LimitsError {
     /// More than [`MAX_TIERS`] tiers were given.
     TooManyTiers,
+    /// More than one [`Tier::window`] was given (a node keeps the counters of one window).
+    TooManyWindows,
 }
 
 impl fmt::Display for LimitsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             LimitsError::TooManyTiers => write!(f, "a node can have at most {MAX_TIERS} tiers"),
+            LimitsError::TooManyWindows => f.write_str("a node can have at most one window tier"),
         }
     }
 }
@@ -161,6 +215,7 @@ const NO_TIER: Tier = Tier {
     amount: 0,
     period_ns: NANOS_PER_SEC,
     burst: 0,
+    window: false,
 };
 
 impl Default for Limits {
@@ -193,6 +248,9 @@ impl Limits {
         if tiers.len() > MAX_TIERS {
             return Err(LimitsError::TooManyTiers);
         }
+        if tiers.iter().filter(|t| t.is_window()).count() > 1 {
+            return Err(LimitsError::TooManyWindows);
+        }
         let mut l = Limits::UNLIMITED;
         l.tiers[..tiers.len()].copy_from_slice(tiers);
         l.len = tiers.len() as u8;
@@ -205,6 +263,9 @@ impl Limits {
         if i >= MAX_TIERS {
             return Err(LimitsError::TooManyTiers);
         }
+        if tier.is_window() && self.window().is_some() {
+            return Err(LimitsError::TooManyWindows);
+        }
         self.tiers[i] = tier;
         self.len += 1;
         Ok(self)
@@ -214,6 +275,11 @@ impl Limits {
     #[inline]
     pub fn tiers(&self) -> &[Tier] {
         &self.tiers[..usize::from(self.len)]
+    }
+
+    /// The window tier, if any (at most one).
+    pub fn window(&self) -> Option<&Tier> {
+        self.tiers().iter().find(|t| t.is_window())
     }
 
     /// True when there is no tier.
@@ -273,6 +339,26 @@ mod tests {
         let l = Limits::new(t).and(t).unwrap().and(t).unwrap();
         assert_eq!(l.and(t), Err(LimitsError::TooManyTiers));
         assert_eq!(l.tiers().len(), 3);
+    }
+
+    #[test]
+    fn window_tier_has_burst_one_and_one_per_node() {
+        let w = Tier::window(300, Duration::from_secs(60)).unwrap();
+        assert!(w.is_window() && !Tier::per_second(10).is_window());
+        assert_eq!(
+            (w.amount(), w.burst(), w.with_burst(50).burst()),
+            (300, 1, 1)
+        );
+        assert_eq!(w.rate_per_second(), 5);
+        assert_eq!(Tier::window(1, Duration::ZERO), Err(TierError::ZeroPeriod));
+        assert!(Tier::window(0, Duration::from_secs(1)).unwrap().is_paused());
+        let l = Limits::per_second(10).and(w).unwrap();
+        assert_eq!(l.window(), Some(&w));
+        assert_eq!(l.and(w), Err(LimitsError::TooManyWindows));
+        assert_eq!(
+            Limits::from_tiers(&[w, w]),
+            Err(LimitsError::TooManyWindows)
+        );
     }
 
     #[test]

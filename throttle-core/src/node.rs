@@ -5,7 +5,8 @@
 //!           /                 \             tags + links in its parent's fair queue
 //!      group A              group B         interior: its own fair queue (hroot) and V
 //!      /     \            /    |    \       leaf: LeafState (Idle → Pending → Granted →
-//!   leaf A1 leaf A2    B1     B2     B3            Holding → Idle)
+//!   leaf A1 leaf A2    B1     B2     B3            Holding → Idle), and whether it holds its
+//!                                                  turn between two requests (`hold`)
 //! ```
 //!
 //! Links are `u32` slot indexes with [`NIL`] for "none"; a handle carries the slot's generation
@@ -16,6 +17,12 @@ use crate::limits::Limits;
 
 /// "No node" in every link field.
 pub(crate) const NIL: u32 = u32::MAX;
+
+/// `Slot::hold` of a leaf that holds no turn.
+pub(crate) const HOLD_NONE: u64 = 0;
+/// `Slot::hold` of a leaf that holds its turn and has not yet kept anyone waiting (the deadline
+/// is set the first time the scheduler finds its turn while it is away).
+pub(crate) const HOLD_OPEN: u64 = u64::MAX;
 
 /// A handle to any node of a [`Tree`](crate::Tree).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -81,7 +88,8 @@ pub struct Slot {
     pub(crate) buckets: Buckets,
     /// Smallest tier rate × round, in tokens; `u64::MAX` when unlimited. See `config`.
     pub(crate) round_tokens: u64,
-    /// Smallest tier burst (`u64::MAX` when unlimited): no piece is larger (see `config`).
+    /// Smallest burst of a tier that is not paused (`u64::MAX` when none): no piece is larger
+    /// (see `config`).
     pub(crate) burst_min: u64,
     /// Leaves under this node (itself for a leaf) with a pending piece.
     pub(crate) busy: u32,
@@ -113,6 +121,13 @@ pub struct Slot {
     /// Position in the timer heap (whose entries carry the wake-up instant).
     pub(crate) heap_pos: u32,
     pub(crate) state: LeafState,
+    /// A leaf between two requests that keeps its place in its parents' fair queues (see
+    /// `sched`, "Held turns"): [`HOLD_NONE`], [`HOLD_OPEN`], or the instant (ns) at which it
+    /// stops holding its turn.
+    pub(crate) hold: u64,
+    /// Until this instant (ns) the node re-enters its parent's fair queue at its own finish
+    /// tag, without the one-piece bound: it let a held turn go while late (see `sched`).
+    pub(crate) keep_tag_until: u64,
     pub(crate) in_ready: bool,
     pub(crate) ready_prev: u32,
     pub(crate) ready_next: u32,
@@ -142,6 +157,7 @@ impl Slot {
             burst_min: limits
                 .tiers()
                 .iter()
+                .filter(|t| !t.is_paused())
                 .map(|t| t.burst())
                 .min()
                 .unwrap_or(u64::MAX),
@@ -161,6 +177,8 @@ impl Slot {
             hroot: NIL,
             heap_pos: NIL,
             state: LeafState::Idle,
+            hold: HOLD_NONE,
+            keep_tag_until: 0,
             in_ready: false,
             ready_prev: NIL,
             ready_next: NIL,
@@ -170,10 +188,11 @@ impl Slot {
         }
     }
 
-    /// True when this leaf has a piece waiting, or this interior node has an eligible child.
+    /// True when this leaf has a piece waiting or holds its turn, or this interior node has an
+    /// eligible child.
     pub(crate) fn has_work(&self) -> bool {
         match self.kind {
-            Kind::Leaf => matches!(self.state, LeafState::Pending { .. }),
+            Kind::Leaf => matches!(self.state, LeafState::Pending { .. }) || self.hold != HOLD_NONE,
             Kind::Interior => self.hroot != NIL,
             Kind::Free => false,
         }

@@ -10,7 +10,7 @@ use core::time::Duration;
 
 use crate::{
     AcquireError, Config, Decision, FixedTree, InsertError, Instant, LeafId, Limits, NodeId,
-    RemoveError, SettleError, Storage, Tier, Tree, VecTree,
+    RemoveError, SetLimitError, SettleError, Storage, Tier, Tree, VecTree,
 };
 
 const MIB: u64 = 1 << 20;
@@ -18,6 +18,12 @@ const KIB: u64 = 1 << 10;
 
 fn t(ns: u64) -> Instant {
     Instant::from_nanos(ns)
+}
+
+/// The default configuration without its minimum burst: these tests drive exact timers and
+/// check the mechanics with bursts below `Config::min_burst` on purpose.
+fn any_burst() -> Config {
+    Config::DEFAULT.with_min_burst(Duration::ZERO)
 }
 
 /// One tier of `rate` tokens per second with an explicit burst.
@@ -100,7 +106,7 @@ fn single_leaf_saturating_sends_at_rate() {
 
 #[test]
 fn three_level_tree_shares_like_htb() {
-    let mut tree = VecTree::new(Config::DEFAULT);
+    let mut tree = VecTree::new(any_burst());
     let z = t(0);
     let srv = tree
         .insert_node(None, lim(100 * MIB, 256 * KIB), 1, z)
@@ -197,13 +203,16 @@ fn weighted_groups_with_one_and_three_connections_reach_ideal() {
 fn waiter_after_limit_raise_is_ready_within_one_piece() {
     let cfg = Config::DEFAULT.with_pieces(60 * KIB, 64 * KIB);
     let mut tree = VecTree::new(cfg);
-    let srv = node(&mut tree, None, lim(KIB, 0), 1);
+    // a full 60 KiB burst, then a piece of debt a minute long (no piece exceeds the burst)
+    let srv = node(&mut tree, None, lim(KIB, 60 * KIB), 1);
     let l = leaf(&mut tree, Some(srv), Limits::UNLIMITED, 1);
-    assert_eq!(
-        tree.acquire(l, 60 * KIB, t(0)),
-        Ok(Decision::Grant(60 * KIB))
-    );
-    tree.settle(l, 60 * KIB, t(0)).unwrap();
+    for _ in 0..2 {
+        assert_eq!(
+            tree.acquire(l, 60 * KIB, t(0)),
+            Ok(Decision::Grant(60 * KIB))
+        );
+        tree.settle(l, 60 * KIB, t(0)).unwrap();
+    }
     let Ok(Decision::Wait { until }) = tree.acquire(l, 60 * KIB, t(0)) else {
         panic!()
     };
@@ -352,12 +361,12 @@ fn unlimited_tree_always_grants_max_piece() {
 #[test]
 fn backwards_time_mints_nothing() {
     let mut tree = VecTree::new(Config::DEFAULT.with_pieces(1000, 1000));
-    let l = leaf(&mut tree, None, lim(1000, 0), 1);
-    assert_eq!(
-        tree.acquire(l, 600, t(5_000_000_000)),
-        Ok(Decision::Grant(600))
-    );
-    tree.settle(l, 600, t(0)).unwrap();
+    let l = leaf(&mut tree, None, lim(1000, 600), 1);
+    // the full burst, then 600 of debt; the settles come with earlier timestamps
+    for now in [5_000_000_000, 0] {
+        assert_eq!(tree.acquire(l, 600, t(now)), Ok(Decision::Grant(600)));
+        tree.settle(l, 600, t(0)).unwrap();
+    }
     let Ok(Decision::Wait { until }) = tree.acquire(l, 600, t(1)) else {
         panic!()
     };
@@ -398,11 +407,14 @@ fn hostile_values_do_not_panic() {
 fn cancel_waiting_leaf_lets_other_waiter_be_reported() {
     // fuzz/regressions/cancel-pending-drops-timer
     let mut tree = VecTree::new(Config::DEFAULT.with_pieces(100, 100));
-    let r = node(&mut tree, None, lim(1000, 0), 1);
+    let r = node(&mut tree, None, lim(1000, 100), 1);
     let a = leaf(&mut tree, Some(r), Limits::UNLIMITED, 1);
     let b = leaf(&mut tree, Some(r), Limits::UNLIMITED, 1);
-    assert_eq!(tree.acquire(a, 100, t(0)), Ok(Decision::Grant(100)));
-    tree.settle(a, 100, t(0)).unwrap();
+    // the burst, then 100 of debt
+    for _ in 0..2 {
+        assert_eq!(tree.acquire(a, 100, t(0)), Ok(Decision::Grant(100)));
+        tree.settle(a, 100, t(0)).unwrap();
+    }
     assert!(matches!(
         tree.acquire(a, 100, t(0)),
         Ok(Decision::Wait { .. })
@@ -431,7 +443,7 @@ fn insert_into_full_tree_changes_nothing() {
 fn capped_leaf_with_small_burst_gets_its_fair_share() {
     // capped above its share (20 > 15 MiB/s) with a burst far below a piece: it dips into
     // debt after its pieces and must not lose its place to the unlimited sibling
-    let mut tree = VecTree::new(Config::DEFAULT);
+    let mut tree = VecTree::new(any_burst());
     let srv = node(&mut tree, None, lim(30 * MIB, 256 * KIB), 1);
     let c = leaf(&mut tree, Some(srv), lim(20 * MIB, 16 * KIB), 1);
     let f = leaf(&mut tree, Some(srv), Limits::UNLIMITED, 1);
@@ -522,4 +534,24 @@ fn path_unlimited_sees_every_ancestor() {
         tree.path_unlimited(l.node()),
         Err(crate::StaleHandle::Removed)
     );
+}
+
+#[test]
+fn burst_below_minimum_is_refused_and_changes_nothing() {
+    let mut tree = VecTree::new(Config::DEFAULT);
+    let srv = node(&mut tree, None, Limits::per_second(100 * MIB), 1);
+    // 20 MiB/s with a 1 KiB burst: refused, with the minimum (5 ms of 20 MiB/s)
+    let small = lim(20 * MIB, KIB);
+    let Err(InsertError::BurstTooSmall(e)) = tree.insert_leaf(Some(srv), small, 1, t(0)) else {
+        panic!("a 1 KiB burst at 20 MiB/s must be refused")
+    };
+    assert_eq!((e.burst, e.minimum), (KIB, 20 * MIB / 200));
+    assert_eq!(tree.len(), 1);
+    let ok = leaf(&mut tree, Some(srv), lim(20 * MIB, e.minimum), 1);
+    assert!(matches!(
+        tree.set_limit(srv, lim(100 * MIB, 0), t(0)),
+        Err(SetLimitError::BurstTooSmall(_))
+    ));
+    assert_eq!(tree.limits(srv), Ok(Limits::per_second(100 * MIB)));
+    assert!(tree.contains(ok.node()));
 }

@@ -35,6 +35,8 @@ pub struct Tree<S: Storage> {
     pub(crate) generation: u32,
     /// Fair-queue arrival counter (see `Slot::seq`).
     pub(crate) fq_seq: u64,
+    /// Roots in the roots' list (eligible roots).
+    pub(crate) linked_roots: u32,
 }
 
 /// A tree in fixed storage for `N` nodes.
@@ -73,6 +75,7 @@ impl<S: Storage> Tree<S> {
             len: 0,
             generation: 0,
             fq_seq: 0,
+            linked_roots: 0,
         }
     }
 
@@ -144,6 +147,9 @@ impl<S: Storage> Tree<S> {
         if weight == 0 {
             return Err(InsertError::ZeroWeight);
         }
+        self.config
+            .check_bursts(&limits)
+            .map_err(InsertError::BurstTooSmall)?;
         let p = match parent {
             None => NIL,
             Some(id) => {
@@ -243,6 +249,9 @@ impl<S: Storage> Tree<S> {
         now: Instant,
     ) -> Result<(), SetLimitError> {
         let i = self.index(node).ok_or(SetLimitError::StaleHandle)?;
+        self.config
+            .check_bursts(&limits)
+            .map_err(SetLimitError::BurstTooSmall)?;
         self.tick(now);
         let clock = self.clock;
         let round = self.round_tokens(&limits);
@@ -254,6 +263,7 @@ impl<S: Storage> Tree<S> {
         s.burst_min = limits
             .tiers()
             .iter()
+            .filter(|t| !t.is_paused())
             .map(|t| t.burst())
             .min()
             .unwrap_or(u64::MAX);
@@ -311,7 +321,10 @@ impl<S: Storage> Tree<S> {
             }
             LeafState::Idle | LeafState::Holding { .. } => {
                 self.fire_timers();
-                let (piece, granted) = self.size_and_try_grant(i, want);
+                if let Some(piece) = self.try_grant_held(i, want) {
+                    return Ok(Decision::Grant(piece));
+                }
+                let (piece, granted, _) = self.size_and_try_grant(i, want);
                 if granted {
                     self.m(i).state = LeafState::Holding { piece };
                     return Ok(Decision::Grant(piece));
@@ -342,6 +355,7 @@ impl<S: Storage> Tree<S> {
             return Err(SettleError::UsedMoreThanGranted);
         }
         self.tick(now);
+        // a held turn's deadline stands: a sibling may be waiting on it (and on its timer)
         self.m(i).state = LeafState::Idle;
         if used < piece {
             self.refund_path(i, piece - used);

@@ -91,7 +91,10 @@ fn acquire(shared: &Sh, leaf: LeafId, want: u64, pieces: u32) -> Acquire<'_> {
 }
 
 fn tree_with(root_limits: Limits, leaves: usize) -> (Arc<Sh>, NodeId, Vec<LeafId>) {
-    let shared = Sh::new(VecTree::new(Config::DEFAULT));
+    // the models use bursts below the default minimum on purpose (every piece a refill)
+    let shared = Sh::new(VecTree::new(
+        Config::DEFAULT.with_min_burst(core::time::Duration::ZERO),
+    ));
     let root = shared
         .insert_node(None, root_limits, 1, Instant::ZERO)
         .unwrap();

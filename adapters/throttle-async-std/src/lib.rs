@@ -33,7 +33,7 @@ pub use throttle_io::wrap;
 pub use throttle_io::{
     Acquire, AcquireError, AsyncIo, Config, Connection, InsertError, Instant, Leaf, Limiter,
     Limits, LimitsError, Node, NodeId, NodeStats, Server, SetLimitError, StaleHandle, Throttled,
-    Tier, TierError,
+    Tier, TierError, TryAcquireError,
 };
 
 /// The async-std runtime: [`AsyncIo`]'s clock and timers, and the limiter's driver task

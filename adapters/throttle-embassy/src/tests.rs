@@ -133,7 +133,9 @@ fn write_longer_than_grant_is_shortened() {
 
 #[test]
 fn blocked_inner_write_holds_no_tokens_then_pays() {
-    let lim = Lim::new();
+    // bursts below the default minimum on purpose
+    let lim =
+        Lim::with_config(throttle_core::Config::DEFAULT.with_min_burst(core::time::Duration::ZERO));
     let group = lim
         .add_group(
             None,
@@ -285,7 +287,9 @@ fn extreme_limits_never_panic() {
         Limits::new(Tier::per_period(1, MAX_PERIOD).unwrap()),
         Limits::UNLIMITED,
     ];
-    let lim = Lim::new();
+    // bursts below the default minimum on purpose
+    let lim =
+        Lim::with_config(throttle_core::Config::DEFAULT.with_min_burst(core::time::Duration::ZERO));
     let group = lim.add_group(None, Directions::UNLIMITED, 1).unwrap();
     let mut s = lim
         .throttle(Mem::default(), Some(&group), Directions::UNLIMITED)

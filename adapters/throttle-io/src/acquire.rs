@@ -1,26 +1,37 @@
-//! `async` requests for tokens on a leaf, for any unit of work (API requests, disk I/O),
-//! and the estimate behind the deadline-aware form.
+//! `async` requests for tokens on a leaf, for any unit of work (API requests, disk I/O), the
+//! non-waiting [`Leaf::try_acquire`], and the estimate behind the deadline-aware form.
 
 use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll};
+use core::time::Duration;
 
-use throttle_core::Instant;
+use throttle_core::{Decision, Instant};
 
-use crate::error::AcquireError;
+use crate::error::{AcquireError, TryAcquireError};
 use crate::leaf::Leaf;
 use crate::limiter::Node;
+
+/// Pieces one poll of [`Acquire`] collects at most before it yields to the executor (wakes
+/// itself and returns `Pending`). On a path that grants every piece at once, `acquire(n)`
+/// would otherwise loop `n / piece` times in one poll: a runtime's `timeout` around it could
+/// not fire and its worker would run nothing else. 32 pieces are 32 lock round trips (a few
+/// µs to tens of µs); the cost of yielding is one trip through the executor's queue.
+const PIECES_PER_POLL: u32 = 32;
 
 /// The future of [`Leaf::acquire`] and [`Leaf::acquire_before`]: resolves once `n` tokens were
 /// granted to the leaf (and counted as used).
 ///
 /// `n` larger than one piece (see the core's piece rule) is collected piece by piece, each
-/// settled as soon as it is granted; the leaf holds at most one piece in flight.
+/// settled as soon as it is granted; the leaf holds at most one piece in flight. Even when
+/// every piece is granted at once, one poll collects at most a few dozen pieces and then
+/// yields to the executor, so timeouts and other tasks run while a huge `n` is counted.
 ///
 /// **Cancel-safe**: dropping it (e.g. when the runtime's `timeout` fires) withdraws the
 /// waiting piece and refunds it, so another leaf gets those tokens. Pieces already collected
 /// for an `n` larger than one piece stay spent (the limit counted them, as work done); keep
-/// `n` within the smallest burst on the path when a request must be all-or-nothing.
+/// `n` within the smallest burst on the path when a request must be all-or-nothing, or use
+/// [`Leaf::try_acquire`].
 #[must_use = "futures do nothing unless awaited"]
 #[derive(Debug)]
 pub struct Acquire<'a> {
@@ -60,15 +71,21 @@ impl Future for Acquire<'_> {
         if let Some(deadline) = this.deadline.take() {
             if !this.leaf.is_unlimited() {
                 let node = this.leaf.node();
-                let limiter = node.limiter();
-                let earliest = estimate(node, this.left);
-                let std = earliest.and_then(|t| limiter.to_std(t));
-                if std.is_none_or(|t| t > deadline) {
-                    return Poll::Ready(Err(AcquireError::Deadline { earliest: std }));
+                match outlook(node, this.left, Need::LastPieceInDebt).wait {
+                    None => return Poll::Ready(Err(AcquireError::Deadline { wait: None })),
+                    // Possible now: a deadline of "now" (or one already past) is met, whatever
+                    // nanoseconds the clock moved since the caller read it.
+                    Some(Duration::ZERO) => {}
+                    Some(wait) => {
+                        let now = node.limiter().now_std();
+                        if now.checked_add(wait).is_none_or(|t| t > deadline) {
+                            return Poll::Ready(Err(AcquireError::Deadline { wait: Some(wait) }));
+                        }
+                    }
                 }
             }
         }
-        loop {
+        for _ in 0..PIECES_PER_POLL {
             match this.leaf.poll_acquire(cx, this.left) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
@@ -82,6 +99,9 @@ impl Future for Acquire<'_> {
                 }
             }
         }
+        // Nothing is held between pieces: yielding here leaves the tree as a wait would.
+        cx.waker().wake_by_ref();
+        Poll::Pending
     }
 }
 
@@ -91,11 +111,108 @@ impl Drop for Acquire<'_> {
     }
 }
 
+impl Leaf {
+    /// Takes `n` tokens now if the path has them, without waiting and without queueing:
+    /// `Ok(())` means `n` tokens were granted and counted as used; an error means nothing was
+    /// granted and nothing is held (a piece this leaf was waiting for is withdrawn first).
+    ///
+    /// - [`TryAcquireError::NotYet`]: some tier on the path holds fewer than `n` tokens now (or
+    ///   fair sharing with busy siblings would split the request); `wait` says how long until
+    ///   the tiers hold them, a lower bound when others compete.
+    /// - [`TryAcquireError::InsufficientCapacity`]: `n` is more than the smallest burst on the
+    ///   path (or the limiter's largest piece): it can never be granted at once. Waiting with
+    ///   [`Leaf::acquire`] serves it in pieces.
+    ///
+    /// Unlike a grant through [`Leaf::acquire`], which may take a tier one piece into debt
+    /// (the core's conformance slack), `try_acquire` succeeds only when every tier on the path
+    /// holds all `n` tokens, so "10 per second" admits 10 at once, not 11. (Another task
+    /// acquiring on the same path between the check and the grant can still use that slack.)
+    /// On an unlimited path it always succeeds. Cost: two locks of the tree, three on success.
+    pub fn try_acquire(&mut self, n: u64) -> Result<(), TryAcquireError> {
+        if n == 0 {
+            return Err(TryAcquireError::ZeroRequest);
+        }
+        self.cancel();
+        if self.is_unlimited() {
+            self.node().add_bypassed(n);
+            return Ok(());
+        }
+        let node = self.node();
+        let o = outlook(node, n, Need::All);
+        if o.stale {
+            return Err(TryAcquireError::Stale);
+        }
+        if n > o.at_once {
+            return Err(TryAcquireError::InsufficientCapacity { max: o.at_once });
+        }
+        match o.wait {
+            Some(Duration::ZERO) => {}
+            wait => return Err(TryAcquireError::NotYet { wait }),
+        }
+        let limiter = node.limiter();
+        let shared = limiter.shared();
+        let now = limiter.now();
+        let decision =
+            shared
+                .try_acquire(self.id(), n, now)
+                .map_err(|e| match AcquireError::from(e) {
+                    AcquireError::ZeroRequest => TryAcquireError::ZeroRequest,
+                    _ => TryAcquireError::Stale,
+                })?;
+        if decision == Decision::Grant(n) {
+            // Only a stale leaf fails here, and the grant is gone with it then.
+            return shared
+                .settle(self.id(), n, now)
+                .map_err(|_| TryAcquireError::Stale);
+        }
+        // A smaller grant (fair sharing sized the piece down) or a wait: give it back.
+        let _ = shared.cancel(self.id(), now);
+        Err(TryAcquireError::NotYet {
+            wait: match decision {
+                Decision::Wait { until } => Some(until.saturating_duration_since(now)),
+                Decision::Paused => None,
+                // (the tiers held the tokens a moment ago: worth asking again at once)
+                Decision::Grant(_) => Some(Duration::ZERO),
+            },
+        })
+    }
+}
+
+/// How many of the `n` tokens asked for must have been earned before the request completes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Need {
+    /// `n` minus its last piece: the core lets a node go into debt by one piece, so the last
+    /// piece may go out while a tier is at zero ([`Leaf::acquire`]).
+    LastPieceInDebt,
+    /// All `n`, held by every tier at once ([`Leaf::try_acquire`]).
+    All,
+}
+
+/// What the path of one leaf allows, read under one lock.
+#[derive(Clone, Copy, Debug)]
+struct Outlook {
+    /// The limiter's clock when read.
+    now: Instant,
+    /// How long after `now` every tier on the path can have let the request through (`None`:
+    /// a tier on the path is paused).
+    wait: Option<Duration>,
+    /// The most one grant on this path can be: the smallest burst (at least 1), within the
+    /// limiter's largest piece.
+    at_once: u64,
+    /// The node is no longer in the tree.
+    stale: bool,
+}
+
 /// The earliest instant at which every tier on `node`'s path can have let `n` tokens through,
-/// from the buckets' levels now. The last piece may go out while a tier is at zero (the core
-/// lets a node go into debt by one piece), so only `n − last piece` has to be earned.
-/// `None`: a tier on the path is paused.
+/// from the buckets' levels now. `None`: a tier on the path is paused.
 pub(crate) fn estimate(node: &Node, n: u64) -> Option<Instant> {
+    let o = outlook(node, n, Need::LastPieceInDebt);
+    let wait = o.wait?;
+    let ns = u64::try_from(wait.as_nanos()).unwrap_or(u64::MAX);
+    Some(o.now.saturating_add_nanos(ns))
+}
+
+fn outlook(node: &Node, n: u64, need: Need) -> Outlook {
     let limiter = node.limiter();
     let now = limiter.now();
     limiter.shared().with(|s| {
@@ -110,6 +227,7 @@ pub(crate) fn estimate(node: &Node, n: u64) -> Option<Instant> {
             path.push(x);
             id = tree.parent(x).ok().flatten();
         }
+        let stale = !tree.contains(node.id());
         let mut burst_min = u64::MAX;
         for &x in &path {
             if let Ok(l) = tree.limits(x) {
@@ -118,20 +236,38 @@ pub(crate) fn estimate(node: &Node, n: u64) -> Option<Instant> {
                 }
             }
         }
-        let piece = burst_min
-            .clamp(config.min_piece(), config.max_piece())
-            .min(n);
-        let need_total = i128::from(n - piece);
+        let at_once = burst_min.max(1).min(config.max_piece());
+        let need_total = match need {
+            // the last piece: what one grant can be on this path
+            Need::LastPieceInDebt => i128::from(n - at_once.min(n)),
+            Need::All => i128::from(n),
+        };
         let mut wait_ns: u128 = 0;
         for &x in &path {
             let Ok(limits) = tree.limits(x) else { continue };
             for (i, t) in limits.tiers().iter().enumerate() {
                 if t.is_paused() {
-                    return None;
+                    return Outlook {
+                        now,
+                        wait: None,
+                        at_once,
+                        stale,
+                    };
                 }
                 // at most 2^55 ns (MAX_PERIOD)
                 let period = t.period().as_nanos();
                 let amount = u128::from(t.amount());
+                if t.is_window() {
+                    // A window lends no piece of debt: all `n` must fit. More than its `N`
+                    // takes a whole window per further `N` at least.
+                    let fit = n.min(t.amount());
+                    let more = u128::from((n - fit).div_ceil(t.amount())) * period;
+                    if let Ok(Some(at)) = tree.window_ready_at(x, fit) {
+                        let ns = at.as_nanos().saturating_sub(tree_now.as_nanos());
+                        wait_ns = wait_ns.max(u128::from(ns) + more);
+                    }
+                    continue;
+                }
                 // level at the tree's clock, then refilled up to our `now`, capped at the burst
                 let level = tree.tokens(x, i).unwrap_or(0);
                 let earned = (u128::from(since) * amount / period).min(u128::from(u64::MAX));
@@ -144,8 +280,15 @@ pub(crate) fn estimate(node: &Node, n: u64) -> Option<Instant> {
                 }
             }
         }
-        let wait = u64::try_from(wait_ns).unwrap_or(u64::MAX);
-        Some(tree_now.saturating_add_nanos(wait))
+        // counted from the tree's clock, which may be ahead of ours
+        let ahead = u128::from(tree_now.as_nanos() - now.as_nanos());
+        let wait = u64::try_from(wait_ns + ahead).unwrap_or(u64::MAX);
+        Outlook {
+            now,
+            wait: Some(Duration::from_nanos(wait)),
+            at_once,
+            stale,
+        }
     })
 }
 
@@ -208,10 +351,9 @@ mod tests {
         assert!(poll(&mut leaf.acquire_before(20, now + Duration::from_secs(2))).is_pending());
         // ...and 100 more cannot make 2 s at 10/s
         let r = poll(&mut leaf.acquire_before(100, now + Duration::from_secs(2)));
-        let Poll::Ready(Err(AcquireError::Deadline { earliest: Some(e) })) = r else {
+        let Poll::Ready(Err(AcquireError::Deadline { wait: Some(away) })) = r else {
             panic!("{r:?}")
         };
-        let away = e.saturating_duration_since(now);
         assert!(
             away > Duration::from_secs(8) && away < Duration::from_secs(12),
             "{away:?}"
@@ -219,10 +361,9 @@ mod tests {
         assert_eq!(leaf.node().stats().waiting, 0);
         // 1000 more: 99 s at 10/s, but 300/min (5/s once its stock of ~290 is gone) binds
         let r = poll(&mut leaf.acquire_before(1000, now + Duration::from_secs(30)));
-        let Poll::Ready(Err(AcquireError::Deadline { earliest: Some(e) })) = r else {
+        let Poll::Ready(Err(AcquireError::Deadline { wait: Some(away) })) = r else {
             panic!("{r:?}")
         };
-        let away = e.saturating_duration_since(now);
         assert!(
             away > Duration::from_secs(130) && away < Duration::from_secs(150),
             "{away:?}"

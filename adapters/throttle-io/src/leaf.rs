@@ -79,6 +79,10 @@ impl Leaf {
         }
     }
 
+    pub(crate) fn id(&self) -> LeafId {
+        self.id
+    }
+
     /// The control handle (limits, weight, statistics). Holding a clone keeps the leaf in the
     /// tree after this `Leaf` is dropped.
     pub fn node(&self) -> &Node {
@@ -221,9 +225,12 @@ impl Leaf {
         crate::Acquire::new(self, n, None)
     }
 
-    /// Like [`Leaf::acquire`], but fails at once with [`AcquireError::Deadline`] (carrying the
-    /// estimated earliest completion) when the limits cannot allow `n` tokens by `deadline`,
-    /// instead of sleeping first. Checked once, before anything is reserved.
+    /// Like [`Leaf::acquire`], but fails at once with [`AcquireError::Deadline`] (carrying how
+    /// long after the call the request could complete at the earliest) when the limits cannot
+    /// allow `n` tokens by `deadline`, instead of sleeping first. Checked once, before anything
+    /// is reserved. A request the path can grant right away is never refused, even with a
+    /// deadline of `Instant::now()` or one already past. To take tokens only if they are
+    /// there now, without a future, use [`Leaf::try_acquire`].
     pub fn acquire_before(&mut self, n: u64, deadline: std::time::Instant) -> crate::Acquire<'_> {
         crate::Acquire::new(self, n, Some(deadline))
     }

@@ -52,8 +52,11 @@
 //! # Requests, not bytes
 //!
 //! [`Leaf::acquire`] waits for `n` tokens of any unit ("10 requests/s AND 300/min" is a node
-//! with two [`Tier`]s); [`Leaf::acquire_before`] fails at once with the estimated earliest
-//! time when a deadline cannot be met.
+//! with two [`Tier`]s); [`Leaf::try_acquire`] takes them only if they are there now;
+//! [`Leaf::acquire_before`] fails at once with the estimated earliest
+//! time when a deadline cannot be met. Tiers are token buckets, which refill continuously
+//! ("300 per minute" can let ~600 through in the first minute); [`Tier::window`] counts in a
+//! sliding window instead: at most `n` in any window.
 //!
 //! # Features
 //! - `futures-io`: `AsyncRead`/`AsyncWrite` for [`Throttled`].
@@ -76,7 +79,7 @@ mod time;
 
 pub use acquire::Acquire;
 pub use connection::{Connection, Server};
-pub use error::AcquireError;
+pub use error::{AcquireError, TryAcquireError};
 pub use leaf::Leaf;
 pub use limiter::{Limiter, Node, SharedTree};
 #[cfg(feature = "async-io")]

@@ -37,6 +37,7 @@ pub use time::Tokio;
 pub use throttle_io::{
     Acquire, AcquireError, Config, Connection, InsertError, Instant, Leaf, Limiter, Limits,
     LimitsError, Node, NodeId, NodeStats, Server, SetLimitError, StaleHandle, Tier, TierError,
+    TryAcquireError,
 };
 
 /// A limiter on tokio's clock with the default [`Config`].

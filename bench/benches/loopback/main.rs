@@ -8,18 +8,21 @@
 //! `target/throttle-bench.json` (or `--json PATH`).
 //!
 //! `--only` takes a comma-separated subset of
-//! `accuracy,fairness,overhead,change,perconn,manyconn` (`manyconn`: 1 000, 5 000 and
-//! 10 000 streams sharing 50 MiB/s, or `--manyconn-limit MIB`; readers in a child process);
-//! `--peers` a subset of `throttle,async-speed-limit,leaky-bucket` (the others print
-//! "skipped").
+//! `accuracy,fairness,overhead,change,perconn,weighted,requests,manyconn` (`manyconn`: 1 000,
+//! 5 000 and 10 000 streams sharing 50 MiB/s, or `--manyconn-limit MIB`; readers in a child
+//! process; `weighted`: two `tokio::io::copy` writers weighted 4:1, 1:3, 10:1 at 6, 60 and
+//! 600 MiB/s; `requests`: request limiting against governor); `--peers` a subset of
+//! `throttle,async-speed-limit,leaky-bucket,governor` (the others print "skipped").
 
 extern crate alloc;
 
 mod manyconn;
 mod peers;
 mod report;
+mod requests;
 mod scenarios;
 mod throttle_peer;
+mod weighted;
 
 use std::process::ExitCode;
 
@@ -35,6 +38,8 @@ struct Plan {
     change_trials: usize,
     perconn_secs: u32,
     manyconn_secs: u32,
+    weighted_secs: u32,
+    requests_secs: u32,
 }
 
 impl Plan {
@@ -46,6 +51,8 @@ impl Plan {
         change_trials: 5,
         perconn_secs: 10,
         manyconn_secs: 10,
+        weighted_secs: 3,
+        requests_secs: 5,
     };
     const LONG: Plan = Plan {
         accuracy_secs: 30,
@@ -55,6 +62,8 @@ impl Plan {
         change_trials: 10,
         perconn_secs: 30,
         manyconn_secs: 30,
+        weighted_secs: 10,
+        requests_secs: 10,
     };
     const QUICK: Plan = Plan {
         accuracy_secs: 2,
@@ -64,17 +73,19 @@ impl Plan {
         change_trials: 2,
         perconn_secs: 2,
         manyconn_secs: 2,
+        weighted_secs: 2,
+        requests_secs: 2,
     };
 }
 
-const SECTIONS: [&str; 6] = [
-    "accuracy", "fairness", "overhead", "change", "perconn", "manyconn",
+const SECTIONS: [&str; 8] = [
+    "accuracy", "fairness", "overhead", "change", "perconn", "weighted", "requests", "manyconn",
 ];
 
 fn usage() -> ExitCode {
     eprintln!(
         "usage: cargo bench -p throttle-bench --bench loopback -- [--quick | --long] \
-         [--only {}] [--peers throttle,async-speed-limit,leaky-bucket] [--manyconn-limit MIB] \
+         [--only {}] [--peers throttle,async-speed-limit,leaky-bucket,governor] [--manyconn-limit MIB] \
          [--json PATH]",
         SECTIONS.join(",")
     );
@@ -214,6 +225,12 @@ async fn run(plan: Plan, only: &[String], report: &mut Report) -> std::io::Resul
     }
     if on("perconn") {
         report.perconn(plan.perconn_secs).await?;
+    }
+    if on("weighted") {
+        report.weighted(plan.weighted_secs).await?;
+    }
+    if on("requests") {
+        report.requests(plan.requests_secs).await?;
     }
     Ok(())
 }

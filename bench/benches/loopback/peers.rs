@@ -14,11 +14,21 @@
 //!   before each write the writer acquires as many tokens as the chunk it writes, the chunk
 //!   being `rate × 10 ms` clamped to 1–64 KiB. It cannot change its rate at runtime. A
 //!   per-stream limit under a shared one: acquire from the stream's limiter, then the shared.
+//! - **governor** 0.10 (GCRA), byte mode: a direct `RateLimiter` (shared through an `Arc`)
+//!   whose cells are bytes (KiB when the rate does not fit a `u32`, i.e. above 4 GiB/s), quota
+//!   `per_second(rate)` with a burst of `rate × 10 ms` (throttle's automatic burst; governor's
+//!   own default, one second's worth, would let a stream run a whole second ahead); before each
+//!   write the writer awaits `until_n_ready(chunk)`, chunks as for leaky-bucket. It cannot
+//!   change its quota at runtime. A per-stream limit under a shared one: its own limiter, then
+//!   the shared one.
 
 use alloc::sync::Arc;
 use core::time::Duration;
 
+use core::num::NonZeroU32;
+
 use async_speed_limit::Limiter;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter as Gcra};
 use leaky_bucket::RateLimiter;
 use throttle_bench::{net, KIB, WRITE_CHUNK};
 use tokio::io::AsyncWriteExt;
@@ -38,11 +48,13 @@ pub(crate) enum Peer {
     Asl,
     /// leaky-bucket.
     Lb,
+    /// governor.
+    Gov,
 }
 
 impl Peer {
     /// The limiters compared side by side, in column order.
-    pub(crate) const COMPARED: [Peer; 3] = [Peer::Throttle, Peer::Asl, Peer::Lb];
+    pub(crate) const COMPARED: [Peer; 4] = [Peer::Throttle, Peer::Asl, Peer::Lb, Peer::Gov];
 
     pub(crate) fn name(self) -> &'static str {
         match self {
@@ -50,6 +62,7 @@ impl Peer {
             Peer::Throttle => "throttle",
             Peer::Asl => "async-speed-limit",
             Peer::Lb => "leaky-bucket",
+            Peer::Gov => "governor",
         }
     }
 
@@ -59,6 +72,7 @@ impl Peer {
             Peer::Throttle => "throttle",
             Peer::Asl => "async_speed_limit",
             Peer::Lb => "leaky_bucket",
+            Peer::Gov => "governor",
         }
     }
 }
@@ -76,6 +90,32 @@ pub(crate) enum Shaper {
         per_stream: Option<u64>,
         chunk: usize,
     },
+    Gov {
+        shared: Option<Arc<DefaultDirectRateLimiter>>,
+        per_stream: Option<u64>,
+        chunk: usize,
+        /// Bytes per governor cell.
+        unit: u64,
+    },
+}
+
+/// Bytes per cell so that `rate` cells per second fit governor's `u32`.
+fn gcra_unit(rate: u64) -> u64 {
+    if rate <= u64::from(u32::MAX) {
+        1
+    } else {
+        KIB
+    }
+}
+
+/// A governor limiter of `rate` bytes/s in cells of `unit` bytes, burst `rate × 10 ms` (at least
+/// one `chunk`, so that `until_n_ready(chunk)` can ever succeed).
+fn gcra(rate: u64, unit: u64, chunk: usize) -> Arc<DefaultDirectRateLimiter> {
+    let cells = |b: u64| NonZeroU32::new(u32::try_from(b / unit).unwrap_or(u32::MAX).max(1));
+    let burst = (rate / 100).max(chunk as u64);
+    let quota = Quota::per_second(cells(rate).unwrap_or(NonZeroU32::MIN))
+        .allow_burst(cells(burst).unwrap_or(NonZeroU32::MIN));
+    Arc::new(Gcra::direct(quota))
 }
 
 fn bucket(rate: u64) -> Arc<RateLimiter> {
@@ -104,6 +144,18 @@ impl Shaper {
                     shared: shared.map(bucket),
                     per_stream,
                     chunk: ((smallest / 100) as usize).clamp(KIB as usize, WRITE_CHUNK),
+                }
+            }
+            Peer::Gov => {
+                let smallest = shared.into_iter().chain(per_stream).min()?;
+                let largest = shared.into_iter().chain(per_stream).max()?;
+                let unit = gcra_unit(largest);
+                let chunk = ((smallest / 100) as usize).clamp(KIB as usize, WRITE_CHUNK);
+                Shaper::Gov {
+                    shared: shared.map(|r| gcra(r, unit, chunk)),
+                    per_stream,
+                    chunk,
+                    unit,
                 }
             }
         })
@@ -151,6 +203,33 @@ impl Shaper {
                     }
                 })
             }
+            Shaper::Gov {
+                shared,
+                per_stream,
+                chunk,
+                unit,
+            } => {
+                let shared = shared.clone();
+                let (chunk, unit) = (*chunk, *unit);
+                let own = per_stream.map(|r| gcra(r, unit, chunk));
+                let cells = NonZeroU32::new(u32::try_from(chunk as u64 / unit).unwrap_or(1).max(1))
+                    .unwrap_or(NonZeroU32::MIN);
+                tokio::spawn(async move {
+                    let mut stream = stream;
+                    let buf = vec![0x5a_u8; chunk];
+                    let mut total = 0u64;
+                    loop {
+                        for l in own.iter().chain(&shared) {
+                            // (the burst is at least one chunk: never InsufficientCapacity)
+                            let _ = l.until_n_ready(cells).await;
+                        }
+                        if stream.write_all(&buf).await.is_err() {
+                            break total;
+                        }
+                        total += chunk as u64;
+                    }
+                })
+            }
         }
     }
 
@@ -158,7 +237,7 @@ impl Shaper {
     /// peer cannot.
     pub(crate) fn set_shared(&self, rate: u64) -> bool {
         match self {
-            Shaper::Raw | Shaper::Lb { .. } => false,
+            Shaper::Raw | Shaper::Lb { .. } | Shaper::Gov { .. } => false,
             Shaper::Throttle(t) => t.set_shared(rate),
             Shaper::Asl { shared, .. } => match shared {
                 Some(l) => {

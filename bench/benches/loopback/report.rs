@@ -72,7 +72,11 @@ impl Report {
         self.load_after = loadavg();
     }
 
-    fn progress(what: &str) {
+    pub(crate) fn has_peer(&self, peer: Peer) -> bool {
+        self.peers.contains(&peer)
+    }
+
+    pub(crate) fn progress(what: &str) {
         eprintln!("  running: {what}");
     }
 
@@ -180,7 +184,7 @@ impl Report {
             vec![
                 "target: Jain ≥ 0.99 for 100 streams, aggregate within ±1 %".into(),
                 "async-speed-limit: one Limiter cloned into every stream (clones share one queue); \
-                 leaky-bucket: one RateLimiter behind an Arc"
+                 leaky-bucket and governor: one limiter behind an Arc"
                     .into(),
             ],
             Json::Arr(js),
@@ -196,8 +200,9 @@ impl Report {
             ("throttle, no limit", Peer::Throttle, None),
             ("async-speed-limit", Peer::Asl, Some(huge)),
             ("leaky-bucket", Peer::Lb, Some(huge)),
+            ("governor", Peer::Gov, Some(huge)),
         ];
-        let mut runs: [Vec<scenarios::Speed>; 5] = Default::default();
+        let mut runs: [Vec<scenarios::Speed>; 6] = Default::default();
         // The first loopback run of a process is consistently about half as fast (seen
         // 1.2 GiB/s then 2.9 GiB/s for the same raw run): warm up, discard.
         Self::progress("overhead warm-up (raw TCP, discarded)");
@@ -403,7 +408,7 @@ impl Report {
             vec![
                 "target: ≤ 10 ms; 64 KiB would take 64 s at the old rate, so it marks the new rate"
                     .into(),
-                "leaky-bucket cannot change its rate (n/a); async-speed-limit: set_speed_limit"
+                "leaky-bucket and governor cannot change their rate (n/a); async-speed-limit: set_speed_limit"
                     .into(),
             ],
             Json::Arr(js),
@@ -459,7 +464,7 @@ impl Report {
             t,
             vec![
                 "peers have no hierarchy: composed by hand (async-speed-limit: a per-stream \
-                 Limiter nested inside the shared one; leaky-bucket: acquire from the stream's \
+                 Limiter nested inside the shared one; leaky-bucket and governor: acquire from the stream's \
                  bucket, then the shared one)"
                     .into(),
             ],
@@ -561,7 +566,7 @@ impl Report {
         Ok(())
     }
 
-    fn add(&mut self, key: &str, table: Table, notes: Vec<String>, json: Json) {
+    pub(crate) fn add(&mut self, key: &str, table: Table, notes: Vec<String>, json: Json) {
         self.sections.push((key.to_owned(), table, notes));
         self.json.push((key.to_owned(), json));
     }

@@ -312,6 +312,22 @@ pub(crate) fn sink_cost(peer: Peer, limited: bool) -> io::Result<Option<f64>> {
                     w.write_all(&buf).await?;
                 }
             }
+            Peer::Gov => {
+                use core::num::NonZeroU32;
+                // cells of 1 KiB (saturating at 4 TiB/s): 8 PiB/s does not fit governor's u32
+                let kib = |b: u64| {
+                    NonZeroU32::new(u32::try_from(b >> 10).unwrap_or(u32::MAX))
+                        .unwrap_or(NonZeroU32::MIN)
+                };
+                let quota = governor::Quota::per_second(kib(rate)).allow_burst(kib(rate / 100));
+                let g = governor::RateLimiter::direct(quota);
+                let cells = kib(buf.len() as u64);
+                let mut w = tokio::io::sink();
+                for _ in 0..WRITES {
+                    let _ = g.until_n_ready(cells).await;
+                    w.write_all(&buf).await?;
+                }
+            }
         }
         Ok(Some(t0.elapsed().as_secs_f64() * 1e9 / f64::from(WRITES)))
     })

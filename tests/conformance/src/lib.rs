@@ -11,6 +11,8 @@
 
 pub mod runtimes;
 pub mod scenarios;
+pub mod weighted;
+pub mod window;
 
 use core::future::Future;
 use core::net::SocketAddr;
@@ -103,6 +105,9 @@ macro_rules! suite {
             unlimited_skips_tree,
             acquire_before_deadline_fails_fast,
             requests_from_many_tasks_share_node,
+            weighted_one_leaf_groups_8k_writes_at_60_mib,
+            weighted_groups_of_three_8k_writes_at_60_mib,
+            window_tier_admits_at_most_n_in_any_window,
         );
     };
     (@tests $rt:ty; $($name:ident,)*) => {

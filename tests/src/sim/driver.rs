@@ -280,9 +280,10 @@ impl<'a> Sim<'a> {
             }
             let ev_t = self.queue.peek().map(|Reverse(k)| (k >> 64) as u64);
             let timer = match self.sc.driver {
-                DriverStyle::OneTimer => {
-                    self.tree.poll_timeout().map(|t| t.as_nanos().max(self.now))
-                }
+                DriverStyle::OneTimer => self
+                    .tree
+                    .poll_timeout()
+                    .map(|t| self.on_grid(t.as_nanos()).max(self.now)),
                 DriverStyle::PerWaiter => None,
             };
             let next = match (ev_t, timer) {
@@ -378,6 +379,38 @@ impl<'a> Sim<'a> {
         self.push(self.now.saturating_add(d), Ev::Toggle { leaf });
     }
 
+    /// When a timer set for `t` fires under the scenario's runtime (the grid rounds up).
+    fn on_grid(&self, t: u64) -> u64 {
+        let grid = ns(self.sc.runtime.timer_grid);
+        if grid == 0 {
+            return t;
+        }
+        t.div_ceil(grid).saturating_mul(grid)
+    }
+
+    /// How long a woken task takes to run (seeded, per leaf).
+    fn latency(&mut self, leaf: usize) -> u64 {
+        let (lo, hi) = self.sc.runtime.wake_latency;
+        let (lo, hi) = (ns(lo), ns(hi));
+        if hi <= lo {
+            return lo;
+        }
+        self.leaves[leaf].rng.range(lo, hi)
+    }
+
+    /// A stall before a re-ask, if this one stalls (seeded, per leaf).
+    fn stall(&mut self, leaf: usize) -> u64 {
+        let (per_mille, lo, hi) = self.sc.runtime.stalls;
+        if per_mille == 0 || !self.leaves[leaf].rng.chance(per_mille) {
+            return 0;
+        }
+        let (lo, hi) = (ns(lo), ns(hi));
+        if hi <= lo {
+            return lo;
+        }
+        self.leaves[leaf].rng.range(lo, hi)
+    }
+
     fn schedule_ask(&mut self, leaf: usize, at: u64) {
         self.leaves[leaf].state = State::Asking;
         self.wake_at(leaf, at);
@@ -408,7 +441,8 @@ impl<'a> Sim<'a> {
             }
             self.leaves[k].ready = Some((self.clock(), self.op));
             self.mix(&[self.op, 2, k as u64]);
-            self.schedule_ask(k, self.now);
+            let at = self.now.saturating_add(self.latency(k));
+            self.schedule_ask(k, at);
         }
         if self.sc.driver == DriverStyle::PerWaiter {
             let g = self.tree.generation();
@@ -416,7 +450,8 @@ impl<'a> Sim<'a> {
                 self.last_gen = g;
                 for k in 0..self.leaves.len() {
                     if matches!(self.leaves[k].state, State::Waiting(_)) {
-                        self.schedule_ask(k, self.now);
+                        let at = self.now.saturating_add(self.latency(k));
+                        self.schedule_ask(k, at);
                     }
                 }
             }
@@ -500,7 +535,11 @@ impl<'a> Sim<'a> {
                 if l.backlog == 0 {
                     l.state = State::Idle;
                 } else {
-                    self.schedule_ask(k, now.saturating_add(ns(spec.io_delay)));
+                    let stall = self.stall(k);
+                    self.schedule_ask(
+                        k,
+                        now.saturating_add(ns(spec.io_delay)).saturating_add(stall),
+                    );
                 }
                 self.after_op();
             }
@@ -526,7 +565,9 @@ impl<'a> Sim<'a> {
                     });
                 }
                 if self.sc.driver == DriverStyle::PerWaiter {
-                    self.wake_at(k, until.max(self.now));
+                    let at = self.on_grid(until).max(self.now);
+                    let at = at.saturating_add(self.latency(k));
+                    self.wake_at(k, at);
                 }
                 self.after_op();
             }

@@ -141,6 +141,57 @@ pub enum Action {
     },
 }
 
+/// How a real runtime drives the core, as opposed to the exact timers the simulator has by
+/// default: timers that fire on a grid, tasks that run a while after they were woken, and
+/// tasks that stall now and then.
+///
+/// `Runtime::EXACT` (the default) fires every timer at its instant and runs every woken task
+/// at once. [`Runtime::tokio`] is what `tokio::time` and a busy executor give: timers rounded
+/// up to the next millisecond, and a wake-up latency.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Runtime {
+    /// Timers fire at the first multiple of this after their deadline (zero: exactly).
+    pub timer_grid: Duration,
+    /// A woken task (by a timer or by `poll_ready`) runs after a delay uniform in
+    /// `[min, max]` (seeded), as a task queued behind others on an executor.
+    pub wake_latency: (Duration, Duration),
+    /// Share (per mille) of re-asks after a grant that are delayed by a stall uniform in
+    /// `[min, max]`: a task descheduled by a loaded CPU, a long poll elsewhere.
+    pub stalls: (u32, Duration, Duration),
+}
+
+impl Runtime {
+    /// Exact timers, no latency, no stalls.
+    pub const EXACT: Runtime = Runtime {
+        timer_grid: Duration::ZERO,
+        wake_latency: (Duration::ZERO, Duration::ZERO),
+        stalls: (0, Duration::ZERO, Duration::ZERO),
+    };
+
+    /// tokio's timer wheel: deadlines rounded up to the next 1 ms, plus a wake-up latency
+    /// uniform in `[0, max_latency]`.
+    pub const fn tokio(max_latency: Duration) -> Runtime {
+        Runtime {
+            timer_grid: Duration::from_millis(1),
+            wake_latency: (Duration::ZERO, max_latency),
+            stalls: (0, Duration::ZERO, Duration::ZERO),
+        }
+    }
+
+    /// The same with stalls: `per_mille` of re-asks delayed by `[min, max]`.
+    #[must_use]
+    pub const fn with_stalls(mut self, per_mille: u32, min: Duration, max: Duration) -> Runtime {
+        self.stalls = (per_mille, min, max);
+        self
+    }
+}
+
+impl Default for Runtime {
+    fn default() -> Self {
+        Runtime::EXACT
+    }
+}
+
 /// Hostile timestamps: some calls are given a `now` earlier than the true virtual time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Backwards {
@@ -177,6 +228,8 @@ pub struct Scenario {
     /// Hostile timestamps for `acquire`, `settle`, `cancel`, `remove` and `set_limit`
     /// (`handle_timeout` always gets the true time).
     pub backwards: Option<Backwards>,
+    /// How timers fire and tasks run (default: exactly, at once).
+    pub runtime: Runtime,
     /// Stop after this many tree operations (guards against scenarios where an unlimited
     /// path grants forever at one instant); the report then says `truncated`.
     pub max_ops: u64,
@@ -198,6 +251,7 @@ impl Scenario {
             seed: 0,
             short_writes: 0,
             backwards: None,
+            runtime: Runtime::EXACT,
             max_ops: 20_000_000,
             trace: false,
         }
@@ -350,10 +404,11 @@ impl core::fmt::Display for Scenario {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         writeln!(
             f,
-            "scenario {} ({:?}, {:?}, seed {}, short writes {}‰, backwards {:?}, {:?})",
+            "scenario {} ({:?}, {:?}, {:?}, seed {}, short writes {}‰, backwards {:?}, {:?})",
             self.name,
             self.duration,
             self.driver,
+            self.runtime,
             self.seed,
             self.short_writes,
             self.backwards,

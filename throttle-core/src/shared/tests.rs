@@ -31,7 +31,10 @@ fn ms(n: u64) -> Instant {
 }
 
 fn shared() -> S {
-    Shared::new(VecTree::new(Config::DEFAULT))
+    // mechanics of the sharing layer, with bursts below the default minimum on purpose
+    Shared::new(VecTree::new(
+        Config::DEFAULT.with_min_burst(core::time::Duration::ZERO),
+    ))
 }
 
 #[test]
