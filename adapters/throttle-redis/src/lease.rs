@@ -343,7 +343,8 @@ impl LeaseState {
         }
         self.target = grant.target;
         self.idle = grant.share == 0 && self.sent_demand == 0;
-        let lease = Duration::from_millis(grant.lease_ms);
+        // Never longer than asked for (a corrupt reply must not stretch it, nor overflow).
+        let lease = Duration::from_millis(grant.lease_ms).min(self.cfg.lease);
         self.lease_start = Some(sent_at);
         self.lease_until = Some(sent_at + lease);
         // Renew at 3/4 of the lease; a member still waiting for its target asks twice as

@@ -107,7 +107,7 @@ impl LocalRedis {
 
     /// A client for this server.
     pub fn client(&self) -> redis::Client {
-        // The URL is well-formed by construction; `open` only parses it.
+        // `redis://127.0.0.1:<port>/` always parses (`open` only parses, no I/O).
         redis::Client::open(self.url()).expect("a local redis URL parses")
     }
 
@@ -191,8 +191,14 @@ impl LocalRedis {
         let client = self.client();
         let mut c = client.get_connection_with_timeout(Duration::from_secs(2))?;
         c.set_read_timeout(Some(Duration::from_secs(5)))?;
-        let mut cmd = redis::cmd(args[0]);
-        for a in &args[1..] {
+        let Some((name, rest)) = args.split_first() else {
+            return Err(redis::RedisError::from((
+                redis::ErrorKind::Client,
+                "an empty command",
+            )));
+        };
+        let mut cmd = redis::cmd(name);
+        for a in rest {
             cmd.arg(*a);
         }
         cmd.query(&mut c)

@@ -284,12 +284,16 @@ fn decode(v: &[i64], sent: Instant, received: Instant) -> Result<Option<Permit>,
     let u = |x: i64| u64::try_from(x).map_err(|_| CallError::Reply);
     let (wait, valid_at, expires_at, now) = (u(wait)?, u(valid_at)?, u(expires_at)?, u(now)?);
     let time_to_wait = Duration::from_millis(wait);
+    let local_valid = received.checked_add(time_to_wait).ok_or(CallError::Reply)?;
+    let local_expires = sent
+        .checked_add(Duration::from_millis(expires_at.saturating_sub(now)))
+        .ok_or(CallError::Reply)?;
     Ok(Some(Permit {
         time_to_wait,
         valid_at,
         expires_at,
-        local_valid: received + time_to_wait,
-        local_expires: sent + Duration::from_millis(expires_at.saturating_sub(now)),
+        local_valid,
+        local_expires,
     }))
 }
 
