@@ -59,6 +59,7 @@ pub struct LeaseConfig {
     pub(crate) rate: u64,
     pub(crate) weight: u16,
     pub(crate) lease: Duration,
+    pub(crate) max_lease: Duration,
     pub(crate) policy: OutagePolicy,
     pub(crate) response_timeout: Duration,
     pub(crate) connect_timeout: Duration,
@@ -113,6 +114,7 @@ impl LeaseConfig {
             rate,
             weight: 1,
             lease: Duration::from_millis(200),
+            max_lease: Duration::from_millis(200),
             policy: OutagePolicy::default(),
             response_timeout: Duration::from_millis(150),
             connect_timeout: Duration::from_millis(200),
@@ -129,14 +131,29 @@ impl LeaseConfig {
     }
 
     /// The lease period T (20 ms ..= 10 s): a busy process calls Redis about `1/(0.75 T)`
-    /// times per second; shares move within about 2 T. Timeouts longer than T are cut to T.
+    /// times per second; shares move within about 2 T. Timeouts longer than T are cut to T;
+    /// the adaptive maximum ([`LeaseConfig::with_max_lease`]) is raised to T if below.
     pub fn with_lease(mut self, lease: Duration) -> Result<LeaseConfig, ConfigError> {
         if lease < Duration::from_millis(20) || lease > Duration::from_secs(10) {
             return Err(ConfigError::Lease);
         }
         self.lease = lease;
+        self.max_lease = self.max_lease.max(lease);
         self.response_timeout = self.response_timeout.min(lease);
         self.connect_timeout = self.connect_timeout.min(lease);
+        Ok(self)
+    }
+
+    /// Adaptive lease size (off by default: `max` = the lease period): while this process's
+    /// share stays the same from one grant to the next, and it is not waiting for more, each
+    /// lease doubles, up to `max` (lease ..= 10 s); any change brings it back to the lease
+    /// period. Fewer calls for a steady fleet (about 1/(0.75 max) per second), at a price:
+    /// a newcomer, a rate change or an outage policy is seen up to 0.75 `max` later.
+    pub fn with_max_lease(mut self, max: Duration) -> Result<LeaseConfig, ConfigError> {
+        if max < self.lease || max > Duration::from_secs(10) {
+            return Err(ConfigError::Lease);
+        }
+        self.max_lease = max;
         Ok(self)
     }
 

@@ -124,6 +124,8 @@ pub struct LeaseStats {
 #[derive(Debug)]
 pub struct LeaseState {
     cfg: LeaseConfig,
+    /// The lease asked for now: `cfg.lease`, doubled while the share is steady (adaptive).
+    cur_lease: Duration,
     seq: u64,
     in_flight: bool,
     share: u64,
@@ -164,6 +166,7 @@ impl LeaseState {
     pub fn new(cfg: LeaseConfig, now: Instant) -> LeaseState {
         LeaseState {
             cfg,
+            cur_lease: cfg.lease,
             seq: 1,
             in_flight: false,
             share: 0,
@@ -220,7 +223,13 @@ impl LeaseState {
         } else if self.idle {
             usage.waiting || used > 0
         } else {
+            // Renewal time, or nothing went through for a whole base lease period and nobody
+            // waits: give the share back now rather than at the end of a long lease.
             self.renew_at.is_none_or(|r| now >= r)
+                || (self.share > 0
+                    && used == 0
+                    && !usage.waiting
+                    && now.saturating_duration_since(self.report_at) >= self.cfg.lease)
         };
         if !due {
             return None;
@@ -236,7 +245,7 @@ impl LeaseState {
             used,
             last_share: self.claim,
             weight: self.cfg.weight,
-            lease_ms: millis(self.cfg.lease),
+            lease_ms: millis(self.cur_lease),
             hold_ms: millis(self.cfg.policy.reserve()),
             rate: self.rate,
             version: self.version,
@@ -337,6 +346,15 @@ impl LeaseState {
             self.rate = grant.rate;
             self.version = grant.version;
         }
+        let steady = grant.share == self.share
+            && grant.share >= grant.target
+            && !grant.learning
+            && self.sent_demand != 0;
+        self.cur_lease = if steady {
+            (self.cur_lease * 2).min(self.cfg.max_lease)
+        } else {
+            self.cfg.lease
+        };
         self.share = grant.share;
         if !grant.learning {
             self.claim = grant.share;
@@ -344,7 +362,7 @@ impl LeaseState {
         self.target = grant.target;
         self.idle = grant.share == 0 && self.sent_demand == 0;
         // Never longer than asked for (a corrupt reply must not stretch it, nor overflow).
-        let lease = Duration::from_millis(grant.lease_ms).min(self.cfg.lease);
+        let lease = Duration::from_millis(grant.lease_ms).min(self.cfg.max_lease);
         self.lease_start = Some(sent_at);
         self.lease_until = Some(sent_at + lease);
         // Renew at 3/4 of the lease; a member still waiting for its target asks twice as
@@ -604,6 +622,52 @@ mod tests {
         // 15 tokens in 150 ms (100/s) under an 800/s share: demand 400, not 126.
         let c = s.poll_call(t0 + T * 3 / 4, quiet(15)).unwrap();
         assert_eq!(c.demand, 400);
+    }
+
+    #[test]
+    fn steady_share_doubles_the_lease_up_to_max_and_a_change_resets_it() {
+        let t0 = Instant::now();
+        let c = cfg(OutagePolicy::FailClosed)
+            .with_max_lease(Duration::from_millis(800))
+            .unwrap();
+        let mut s = LeaseState::new(c, t0);
+        let mut now = t0;
+        let mut asked = Vec::new();
+        let mut granted = 0;
+        for share in [500, 500, 500, 500, 500, 300, 300] {
+            let call = loop {
+                granted += 10;
+                if let Some(c) = s.poll_call(now, busy(granted)) {
+                    break c;
+                }
+                now += Duration::from_millis(10);
+            };
+            asked.push(call.lease_ms);
+            let mut g = grant(share, share, 1);
+            g.lease_ms = call.lease_ms;
+            s.on_reply(now, now, g);
+        }
+        assert_eq!(asked, [200, 200, 400, 800, 800, 800, 200]);
+    }
+
+    #[test]
+    fn long_lease_nothing_spent_gives_the_share_back_early() {
+        let t0 = Instant::now();
+        let c = cfg(OutagePolicy::FailClosed)
+            .with_max_lease(Duration::from_secs(2))
+            .unwrap();
+        let mut s = LeaseState::new(c, t0);
+        s.poll_call(t0, busy(0)).unwrap();
+        let mut g = grant(500, 500, 1);
+        g.lease_ms = 2000;
+        s.on_reply(t0, t0, g);
+        let quiet = Usage {
+            granted: 0,
+            waiting: false,
+        };
+        assert_eq!(s.poll_call(t0 + T / 2, quiet), None);
+        let c = s.poll_call(t0 + T, quiet).unwrap();
+        assert_eq!(c.demand, 0);
     }
 
     #[test]

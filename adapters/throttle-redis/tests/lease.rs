@@ -393,3 +393,29 @@ async fn member_dropped_gives_its_share_back() {
         throttle_tokio::Limits::per_second(0)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adaptive_lease_cuts_calls_of_a_steady_member() {
+    let Some(redis) = server() else { return };
+    let c = cfg().with_max_lease(Duration::from_secs(1)).unwrap();
+    let a = Member::spawn(&redis, "adaptive", c, None, CHUNK);
+    let b = Member::spawn(&redis, "adaptive", c, None, CHUNK);
+    let half = |m: &Member| m.share().abs_diff(RATE / 2) <= RATE / 10;
+    assert!(eventually(Duration::from_secs(10), || half(&a) && half(&b))
+        .await
+        .is_some());
+    tokio::time::sleep(Duration::from_secs(2)).await; // leases grow to 1 s
+    let calls = a.shared.stats().calls;
+    let g0 = a.granted() + b.granted();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let made = a.shared.stats().calls - calls;
+    // 3 s at one call per 0.75 s ≈ 4 (15 at the fixed 200 ms lease).
+    assert!(made <= 7, "{made} calls in 3 s");
+    let spent = a.granted() + b.granted() - g0;
+    assert!(spent <= RATE * 3 * 103 / 100, "{spent} in 3 s at {RATE}/s");
+    // b leaves: a gets everything back within about one long lease.
+    b.busy.store(false, Ordering::Relaxed);
+    assert!(eventually(Duration::from_secs(3), || a.share() == RATE)
+        .await
+        .is_some());
+}
