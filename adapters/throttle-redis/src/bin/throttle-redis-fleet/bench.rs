@@ -40,7 +40,8 @@ pub(crate) fn bench(args: &Args) -> Result<(), String> {
         idle()?;
     }
     if run("calls") {
-        calls_per_process()?;
+        calls_per_process(None)?;
+        calls_per_process(Some(1000))?;
     }
     if run("outage") {
         for policy in ["closed", "last", "open"] {
@@ -197,41 +198,35 @@ fn idle() -> Result<(), String> {
     Ok(())
 }
 
-fn calls_per_process() -> Result<(), String> {
+fn calls_per_process(max_lease_ms: Option<u64>) -> Result<(), String> {
     let redis = start_redis()?;
     let url = redis.url();
-    let procs = vec![worker_args(
-        &url,
-        "calls",
-        10 << 20,
-        10,
-        &["--idle-from", "5", "--idle-to", "100"],
-    )];
+    let max = max_lease_ms.map(|m| m.to_string());
+    let mut extra = vec!["--idle-from", "6", "--idle-to", "100"];
+    if let Some(m) = &max {
+        extra.extend(["--max-lease-ms", m.as_str()]);
+    }
+    let procs = vec![worker_args(&url, "calls", 10 << 20, 11, &extra)];
     let t0 = now_ms();
     let mut fleet = Fleet::start(&procs)?;
-    sleep_until_ms(t0 + 4500);
+    // Busy from 2 to 5 s (leases grown by then), idle from 7 to 10 s.
+    sleep_until_ms(t0 + 2000);
     let c0 = redis.script_calls();
     sleep_until_ms(t0 + 5000);
     let busy = redis.script_calls() - c0;
-    sleep_until_ms(t0 + 6500);
+    sleep_until_ms(t0 + 7000);
     let c1 = redis.script_calls();
-    sleep_until_ms(t0 + 9500);
+    sleep_until_ms(t0 + 10_000);
     let idle = redis.script_calls() - c1;
     fleet.pump();
-    let _ = c0;
-    let busy_rate = {
-        // Over 2..5 s from the worker's own counter (INFO agrees: printed below).
-        let (a, b) = (fleet.at(0, t0 + 2000), fleet.at(0, t0 + 5000));
-        match (a, b) {
-            (Some(a), Some(b)) => (b.calls - a.calls) as f64 / 3.0,
-            _ => f64::NAN,
-        }
-    };
+    let rate = fleet.spent(0, t0 + 2000, t0 + 5000) as f64 / 3.0 / MIB;
     println!(
-        "## Redis calls per process (10 MiB/s, T = 200 ms)\n\n\
-         busy: {busy_rate:.1} calls/s (worker counter), {:.1}/s (INFO commandstats over \
-         0.5 s); idle: {idle} calls in 3 s (INFO commandstats)\n",
-        busy as f64 / 0.5
+        "## Redis calls per process (10 MiB/s, T = 200 ms, {})\n\n\
+         busy: {:.1} calls/s at {rate:.2} MiB/s; idle: {idle} calls in 3 s (INFO commandstats)\n",
+        max_lease_ms.map_or("fixed lease".to_owned(), |m| format!(
+            "adaptive up to {m} ms"
+        )),
+        busy as f64 / 3.0
     );
     Ok(())
 }

@@ -7,7 +7,7 @@
 //!                            [--change-at 20] [--new-rate 20971520]
 //! throttle-redis-fleet bench [--quick 1] [--only steady,weighted,idle,calls,outage,asleep,seed003]
 //! throttle-redis-fleet worker --url U --name N --rate R [--weight W] [--cap C]
-//!                            [--policy P] [--hold-ms H] [--lease-ms T] [--secs S]
+//!                            [--policy P] [--hold-ms H] [--lease-ms T] [--max-lease-ms M] [--secs S]
 //!                            [--idle-from S --idle-to S] [--conns 4]
 //! throttle-redis-fleet permits --url U --name N [--workers 3] [--interval-ms 3000]
 //!                            [--max 2] [--secs 60] [--window-ms W] [--retry-ms 1000]

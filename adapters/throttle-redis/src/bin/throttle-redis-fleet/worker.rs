@@ -47,6 +47,12 @@ pub(crate) fn worker(args: &Args) -> Result<(), String> {
         .and_then(|c| c.with_lease(lease))
         .and_then(|c| c.with_policy(pol))
         .map_err(|e| e.to_string())?;
+    let cfg = match args.opt("max-lease-ms")? {
+        Some(ms) => cfg
+            .with_max_lease(Duration::from_millis(ms))
+            .map_err(|e| e.to_string())?,
+        None => cfg,
+    };
     let secs = args.num("secs", 30)?;
     let cap = args.opt("cap")?;
     let idle = (args.opt("idle-from")?, args.opt("idle-to")?);
