@@ -53,6 +53,7 @@ const LATE_MEMORY_ROUNDS: u32 = 10;
 impl<S: Storage> Tree<S> {
     /// A leaf started waiting: count it busy on its whole path and re-evaluate each node.
     pub(crate) fn add_busy(&mut self, leaf: u32) {
+        self.pending = self.pending.saturating_add(1);
         let mut i = leaf;
         while i != NIL {
             self.m(i).busy += 1;
@@ -62,6 +63,7 @@ impl<S: Storage> Tree<S> {
     }
 
     fn sub_busy(&mut self, leaf: u32) {
+        self.pending = self.pending.saturating_sub(1);
         let mut i = leaf;
         while i != NIL {
             let s = self.m(i);
@@ -333,6 +335,9 @@ impl<S: Storage> Tree<S> {
     /// fair queue; `waited`: the piece was waiting (counted busy) for that long.
     fn spend_path(&mut self, leaf: u32, piece: u64, waited: Option<u64>) {
         let now = self.clock;
+        if waited.is_some() {
+            self.pending = self.pending.saturating_sub(1);
+        }
         let mut child = NIL;
         let mut i = leaf;
         while i != NIL {
@@ -364,8 +369,8 @@ impl<S: Storage> Tree<S> {
         }
     }
 
-    /// The fast path of a leaf that holds its turn and asks again: when nobody waits under its
-    /// root, it is the first in the fair queue at every level of its path (what the scheduler
+    /// The fast path of a leaf that holds its turn and asks again: when no leaf waits anywhere,
+    /// it is the first in the fair queue at every level of its path (what the scheduler
     /// would pick) and the path has credit, grant it at once — the outcome of queueing it and running the scheduler,
     /// without either. `None`: not its turn; nothing changed.
     pub(crate) fn try_grant_held(&mut self, leaf: u32, want: u64) -> Option<u64> {
@@ -385,9 +390,9 @@ impl<S: Storage> Tree<S> {
             }
             i = p;
         }
-        if self.n(i).busy > 0 || self.linked_roots > 1 {
-            // others wait under this root, or another root is eligible: the scheduler must run
-            // (a grant due elsewhere, the next held turn's deadline), so take the ordinary path
+        if self.pending > 0 {
+            // others wait (under this root or another): the scheduler must run (a grant due,
+            // the next held turn's deadline), so take the ordinary path
             return None;
         }
         // the path's root is linked, so this only sizes the piece

@@ -37,6 +37,8 @@ pub struct Tree<S: Storage> {
     pub(crate) fq_seq: u64,
     /// Roots in the roots' list (eligible roots).
     pub(crate) linked_roots: u32,
+    /// Leaves with a piece waiting, in the whole tree.
+    pub(crate) pending: u32,
 }
 
 /// A tree in fixed storage for `N` nodes.
@@ -76,6 +78,7 @@ impl<S: Storage> Tree<S> {
             generation: 0,
             fq_seq: 0,
             linked_roots: 0,
+            pending: 0,
         }
     }
 
