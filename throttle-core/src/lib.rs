@@ -62,13 +62,13 @@
 //! # Storage and cost
 //!
 //! [`FixedTree<N>`] keeps `N` nodes inline (no allocator; `const`-constructible for a `static`
-//! via [`Tree::with_storage`]); [`VecTree`] (feature `alloc`) grows. Each operation costs
+//! via [`Tree::with_storage`]); `VecTree` (feature `alloc`) grows. Each operation costs
 //! O(depth), plus O(log n) when a node's timer moves in the one timer heap of the tree.
 //!
 //! # Features
-//! - `alloc`: [`Growable`] storage and [`VecTree`].
-//! - `std`: implies `alloc`; adds [`StdLock`] (a std mutex for [`Shared`]).
-//! - `critical-section`: adds [`CsLock`] (a critical section for [`Shared`] on MCUs,
+//! - `alloc`: `Growable` storage and `VecTree`.
+//! - `std`: implies `alloc`; adds `StdLock` (a std mutex for [`Shared`]).
+//! - `critical-section`: adds `CsLock` (a critical section for [`Shared`] on MCUs,
 //!   `const`-constructible for a `static`).
 //!
 //! # Sharing

@@ -308,8 +308,8 @@ impl<S: Storage> State<S> {
 /// A [`Tree`] shared between tasks or threads: every method takes `&self`, locks, runs the
 /// tree operation and wakes whoever it concerns (see the [module docs](self)).
 ///
-/// `L` is the lock: [`StdLock`](crate::StdLock) (feature `std`),
-/// [`CsLock`](crate::CsLock) (feature `critical-section`; `const`, for a `static`), or an
+/// `L` is the lock: `StdLock` (feature `std`),
+/// `CsLock` (feature `critical-section`; `const`, for a `static`), or an
 /// adapter's own (embassy-sync's mutex). `Shared` is `Sync` whenever the lock is.
 #[derive(Debug)]
 pub struct Shared<S: Storage, L> {

@@ -5,7 +5,7 @@
 use crate::node::Slot;
 
 /// Node storage for a [`Tree`](crate::Tree): [`Fixed`] or, with the `alloc` feature,
-/// [`Growable`]. Sealed: the tree relies on its exact behaviour.
+/// `Growable`. Sealed: the tree relies on its exact behaviour.
 pub trait Storage: sealed::Sealed {
     /// The matching per-slot waiter table of [`Shared`](crate::shared::Shared).
     #[doc(hidden)]
