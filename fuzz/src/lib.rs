@@ -1,7 +1,7 @@
 //! The `ops` fuzz target: random sequences of [`throttle_core`] operations, checked after every
 //! step against a straightforward reference model kept beside the tree.
 //!
-//! Oracles (see `shared/DESIGN.md`, "Contracts"):
+//! Oracles (the contracts of `throttle_core`'s crate docs, "Contracts"):
 //! - **totality**: nothing panics or hangs (debug assertions are on in fuzz builds);
 //! - **determinism**: a second tree fed the same calls gives the same answers;
 //! - **grants**: every `Grant(n)` has `1 ≤ n ≤ want`, `n ≤ max_piece`, and follows the piece

@@ -1,6 +1,8 @@
 //! The fairness oracle: long-run rates under hierarchical weighted max-min sharing.
 //!
-//! A Rust port of `shared/model/ideal.py` (HTB-like semantics): each node splits what it gets
+//! The project's reference model of fair shares, complete here (HTB-like semantics; it was
+//! first written as a small Python program kept outside this repository, whose output
+//! `tests/ideal_python.rs` pins): each node splits what it gets
 //! among its busy children in proportion to their weights (water-filling); a child never gets
 //! more than its own cap or than its subtree can use, and what it cannot use goes to its
 //! siblings. Leaves have unbounded demand unless capped (give a leaf cap `0.0` to mark it

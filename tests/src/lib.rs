@@ -3,7 +3,7 @@
 //! and the built-in scenarios the `simulate` binary prints.
 //!
 //! - [`sim`]: scenarios, the driver, reports and the exact conformance check;
-//! - [`ideal`]: hierarchical weighted max-min shares (port of `shared/model/ideal.py`);
+//! - [`ideal`]: hierarchical weighted max-min shares (the reference model);
 //! - [`scenarios`]: the named scenarios of the design and issue documents;
 //! - [`rng`]: a seeded SplitMix64, so runs never depend on a crate's RNG.
 

@@ -145,7 +145,8 @@ pub fn tenants_1_vs_50() -> Scenario {
     sc
 }
 
-/// The case `shared/model/hfq.py` misses: under a 60 MiB/s server, tenant T1 (weight 2)
+/// The case a design with a bounded number of pieces in flight per node misses (a group whose
+/// only busy child is one connection can hold only one of them): under a 60 MiB/s server, tenant T1 (weight 2)
 /// holds group X (one connection) and group Y (three connections) of equal weight, tenant
 /// T2 (weight 1) two connections; 5 s. Ideal: X 20, Y 20 (6.67 each), T2 20 (10 each).
 pub fn weighted_groups() -> Scenario {

@@ -1,5 +1,6 @@
 //! A deterministic discrete-event simulator that drives a real [`throttle_core::VecTree`] in
-//! virtual time and checks the contracts of `shared/DESIGN.md` on what it decided.
+//! virtual time and checks the contracts of `throttle_core` (crate docs, "Contracts") on what it
+//! decided.
 //!
 //! Describe a [`Scenario`] — a tree of limits, what each leaf wants to send ([`Demand`]),
 //! io delays, short writes, timed [`Action`]s (limit changes, cancels, removals), hostile

@@ -1,4 +1,5 @@
-//! Cross-check of the Rust `ideal()` port against `shared/model/ideal.py` on the scenario
+//! Cross-check of the Rust `ideal()` against the project's first model of it, a small Python
+//! program (`ideal.py`, kept outside this repository), on the scenario
 //! files in `tests/scenarios/`, and of the simulator against both.
 //!
 //! The expected numbers below are the Python model's output, regenerated with
@@ -9,7 +10,9 @@
 //!     three_level.json weighted_groups.json multi_tier.json deep_caps.json
 //! ```
 //!
-//! (`shared/` sits beside the repository: `/work/shared/model/ideal.py` on the dev machines.)
+//! The numbers are pinned below, so this test needs neither Python nor that file; the
+//! command only regenerates them where the model is available (beside the repository on the
+//! project's machines).
 
 extern crate alloc;
 

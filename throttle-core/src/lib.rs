@@ -6,16 +6,27 @@
 //! path, never panics and uses integer arithmetic only. Adapters (tokio, smol, embassy, …) own
 //! the clocks, the sleeping and the sockets.
 //!
-//! What it guarantees, per node and per tier (checked as properties by the simulator in
-//! `tests/`):
-//! - **conformance**: over any interval `[s, t]`, tokens granted ≤ `rate·(t−s) + burst + one
-//!   piece`;
-//! - **fairness at every level**: a node shares what it gets among its busy children in
-//!   proportion to their weights, recursively; a child capped below its share keeps its cap and
-//!   its siblings take the rest (weighted max-min, as Linux HTB between classes);
-//! - **runtime changes**: [`Tree::set_limit`] re-evaluates every waiter at once;
-//! - **exact accounting**: [`Tree::settle`], [`Tree::cancel`] and [`Tree::remove`] give back
-//!   exactly what was not used; a request larger than any burst is served in pieces.
+//! # Contracts
+//!
+//! What it guarantees, per node and per tier. Each is a property of the simulator in `tests/`
+//! (under exact timers and under a runtime's: a 1 ms timer grid, wake-up latency, stalls) and
+//! an oracle of the fuzzer in `fuzz/`; the numbers are the ones tests and notes refer to.
+//! 1. **Conformance**: over any interval `[s, t]`, tokens granted ≤ `rate·(t−s) + burst + one
+//!    piece`, per tier.
+//! 2. **Utilization**: under saturating demand a bottleneck node grants at least
+//!    `rate·T − burst − one piece` over `T`.
+//! 3. **Fairness at every level**: a node shares what it gets among its busy children in
+//!    proportion to their weights, recursively; a child capped below its share keeps its cap and
+//!    its siblings take the rest (hierarchical weighted max-min, as Linux HTB between classes;
+//!    the oracle is `throttle_tests::ideal`).
+//! 4. **Runtime changes**: [`Tree::set_limit`] re-evaluates every waiter at once; conformance to
+//!    the new limit holds from one piece after the change.
+//! 5. **Exact accounting**: tokens are never minted; [`Tree::settle`], [`Tree::cancel`] and
+//!    [`Tree::remove`] give back exactly what was not used; a request larger than any burst is
+//!    served in pieces.
+//! 6. **Totality**: any sequence of calls (hostile timestamps, `u64::MAX` rates, zero rates,
+//!    stale handles) neither panics nor overflows.
+//! 7. **Determinism**: the same inputs give the same outputs.
 //!
 //! # The run loop
 //!

@@ -12,7 +12,7 @@
 //!   is still waiting elsewhere: the problem bottom-up reservations solve does not arise);
 //! - each node shares what it gets among its eligible children by weight, recursively, and a
 //!   child capped by its own tiers drops out of the queue, leaving its share to its siblings:
-//!   hierarchical weighted max-min, as `shared/model/ideal.py` computes it;
+//!   hierarchical weighted max-min, as the oracle `throttle_tests::ideal` computes it;
 //! - a child that drops out for a moment (its leaf is being served; its own small burst is
 //!   in debt for a moment) keeps its tag and loses nothing.
 //!

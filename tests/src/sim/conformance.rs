@@ -4,8 +4,8 @@
 //! is `used(s..t) − amount·(t−s)/period − b`. Its maximum over all windows is reached with
 //! `s` and `t` at ledger entries, and a Lindley recursion finds it in one pass:
 //! `Q_k = n_k + max(0, Q_{k−1} − amount·(t_k − t_{k−1}))` (in tokens × period, so integers
-//! stay exact) is the worst window *ending* at entry `k`. This is `worst_slack` of
-//! `shared/model/sim.py` in O(k) with integer math; entries may be negative (refunds).
+//! stay exact) is the worst window *ending* at entry `k`: one pass, O(k), integer math;
+//! entries may be negative (refunds).
 
 use throttle_core::Tier;
 
