@@ -245,6 +245,35 @@ pub fn slow_1mib() -> Scenario {
     sc
 }
 
+/// Issue 9's weighted pair: two saturating copy loops asking `want` tokens at a time, weighted
+/// `w` under a root limited to `rate`, as two leaves of the root or (`groups`) as the only leaf
+/// of two weighted, unlimited groups. Leaves are named `a` and `b`; 3 s, measured after 0.2 s.
+/// Not in [`all`]: it is run over a matrix (`tests/runtime_like.rs`, `simulate --weights`).
+pub fn weighted_pair(rate: u64, w: (u16, u16), want: u64, groups: bool) -> Scenario {
+    let mut sc = Scenario::new(
+        format!(
+            "weights {}:{} at {} MiB/s, want {want}",
+            w.0,
+            w.1,
+            rate / MIB
+        ),
+        Config::DEFAULT,
+    );
+    let root = sc.node("root", None, Limits::per_second(rate), 1);
+    for (name, weight) in [("a", w.0), ("b", w.1)] {
+        let spec = LeafSpec::new(Demand::Saturating).want(want);
+        if groups {
+            let g = sc.node(format!("g{name}"), Some(root), Limits::UNLIMITED, weight);
+            sc.leaf(name, Some(g), Limits::UNLIMITED, 1, spec);
+        } else {
+            sc.leaf(name, Some(root), Limits::UNLIMITED, weight, spec);
+        }
+    }
+    sc.duration = Duration::from_secs(3);
+    sc.warmup = Duration::from_millis(200);
+    sc
+}
+
 /// Every named scenario, in the order the `simulate` binary prints them.
 pub fn all() -> Vec<Scenario> {
     vec![

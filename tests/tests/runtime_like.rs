@@ -20,29 +20,10 @@ fn weighted(
     runtime: Runtime,
     driver: DriverStyle,
 ) -> throttle_tests::sim::Report {
-    let mut sc = Scenario::new(
-        format!(
-            "weights {}:{} at {} MiB/s, want {want}",
-            w.0,
-            w.1,
-            rate / MIB
-        ),
-        Config::DEFAULT,
-    );
-    let root = sc.node("root", None, Limits::per_second(rate), 1);
-    for (name, weight) in [("a", w.0), ("b", w.1)] {
-        let spec = LeafSpec::new(Demand::Saturating).want(want);
-        if groups {
-            let g = sc.node(format!("g{name}"), Some(root), Limits::UNLIMITED, weight);
-            sc.leaf(name, Some(g), Limits::UNLIMITED, 1, spec);
-        } else {
-            sc.leaf(name, Some(root), Limits::UNLIMITED, weight, spec);
-        }
-    }
+    let mut sc = throttle_tests::scenarios::weighted_pair(rate, w, want, groups);
     sc.runtime = runtime;
     sc.driver = driver;
     sc.duration = secs();
-    sc.warmup = Duration::from_millis(200);
     sc.run()
 }
 

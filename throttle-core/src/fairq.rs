@@ -44,14 +44,20 @@ impl<S: Storage> Tree<S> {
         s.ftag.max(self.n(p).vtime.saturating_sub(s.last_charge))
     }
 
-    /// Makes child `c` of `p` eligible: start tag [`Tree::fq_start`], into `p`'s heap.
-    pub(crate) fn fq_insert(&mut self, p: u32, c: u32) {
+    /// Gives child `c` of `p` its start tag ([`Tree::fq_start`]) and its arrival number.
+    fn fq_stamp(&mut self, p: u32, c: u32) {
         let start = self.fq_start(p, c);
         let seq = self.fq_seq;
         self.fq_seq = seq.wrapping_add(1);
         let s = self.m(c);
         s.stag = start;
         s.seq = seq;
+    }
+
+    /// Makes child `c` of `p` eligible: start tag [`Tree::fq_start`], into `p`'s heap.
+    pub(crate) fn fq_insert(&mut self, p: u32, c: u32) {
+        self.fq_stamp(p, c);
+        let s = self.m(c);
         s.hchild = NIL;
         s.hnext = NIL;
         s.hprev = NIL;
@@ -64,12 +70,7 @@ impl<S: Storage> Tree<S> {
     /// only child in the heap simply takes its new tag.
     pub(crate) fn fq_requeue(&mut self, p: u32, c: u32) {
         if self.n(p).hroot == c && self.n(c).hchild == NIL {
-            let start = self.fq_start(p, c);
-            let seq = self.fq_seq;
-            self.fq_seq = seq.wrapping_add(1);
-            let s = self.m(c);
-            s.stag = start;
-            s.seq = seq;
+            self.fq_stamp(p, c);
             return;
         }
         self.fq_remove(p, c);

@@ -13,9 +13,8 @@ use core::time::Duration;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use throttle_core::{Config, Limits};
 use throttle_tests::scenarios;
-use throttle_tests::sim::{Demand, DriverStyle, LeafSpec, Runtime, Scenario};
+use throttle_tests::sim::{DriverStyle, Runtime};
 
 const MIB: u64 = 1 << 20;
 
@@ -30,25 +29,8 @@ fn weights_table() -> ExitCode {
                 let mut worst: f64 = 0.0;
                 for w in [(4u16, 1u16), (1, 3), (10, 1)] {
                     for groups in [false, true] {
-                        let mut sc = Scenario::new("weights", Config::DEFAULT);
-                        let root = sc.node("root", None, Limits::per_second(rate), 1);
-                        for (name, weight) in [("a", w.0), ("b", w.1)] {
-                            let spec = LeafSpec::new(Demand::Saturating).want(want);
-                            if groups {
-                                let g = sc.node(
-                                    format!("g{name}"),
-                                    Some(root),
-                                    Limits::UNLIMITED,
-                                    weight,
-                                );
-                                sc.leaf(name, Some(g), Limits::UNLIMITED, 1, spec);
-                            } else {
-                                sc.leaf(name, Some(root), Limits::UNLIMITED, weight, spec);
-                            }
-                        }
+                        let mut sc = scenarios::weighted_pair(rate, w, want, groups);
                         sc.runtime = Runtime::tokio(Duration::from_micros(lat_us));
-                        sc.duration = Duration::from_secs(3);
-                        sc.warmup = Duration::from_millis(200);
                         let r = sc.run();
                         let e = (r.leaf("a").rate / r.leaf("b").rate)
                             / (f64::from(w.0) / f64::from(w.1))
