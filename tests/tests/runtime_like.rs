@@ -85,23 +85,40 @@ fn weights_hold_under_1ms_timer_grid() {
     weights_hold(Runtime::tokio(Duration::ZERO), DriverStyle::OneTimer);
 }
 
-/// The same with up to 200 µs of wake-up latency on every wake-up (a busy tokio worker).
-/// Longer latencies still bend the weights with small pieces: see `tests/README.md`.
+/// Wake-up latencies to hold the weights under: every wake-up late by a seeded amount up to
+/// this (a busy tokio worker; 2 ms is a loaded machine). Release checks them all over 3 s.
+/// Debug builds (the workspace run) check only 200 µs: their 1 s window is too short, since
+/// with 1–2 ms of lateness at 600 MiB/s the share swings over ~200 ms periods (late turns are
+/// repaid in bulk, see `tests/README.md`) and a 1 s window can be 6 % off.
+fn latencies() -> &'static [Duration] {
+    const ALL: [Duration; 3] = [
+        Duration::from_micros(200),
+        Duration::from_millis(1),
+        Duration::from_millis(2),
+    ];
+    if cfg!(debug_assertions) {
+        &ALL[..1]
+    } else {
+        &ALL
+    }
+}
+
+/// The same with wake-up latency on every wake-up, up to 2 ms. Up to 27 % off with 1 ms
+/// before a root in debt with only held turns below got its recovery timer (see
+/// `tests/README.md`).
 #[test]
 fn weights_hold_under_1ms_timer_grid_and_wake_latency() {
-    weights_hold(
-        Runtime::tokio(Duration::from_micros(200)),
-        DriverStyle::OneTimer,
-    );
+    for &lat in latencies() {
+        weights_hold(Runtime::tokio(lat), DriverStyle::OneTimer);
+    }
 }
 
 /// The same with one timer per waiter (each task sleeps until its own `Wait { until }`).
 #[test]
 fn weights_hold_with_per_waiter_timers_on_a_1ms_grid() {
-    weights_hold(
-        Runtime::tokio(Duration::from_micros(200)),
-        DriverStyle::PerWaiter,
-    );
+    for &lat in latencies() {
+        weights_hold(Runtime::tokio(lat), DriverStyle::PerWaiter);
+    }
 }
 
 /// Issue 9, item 2: a node capped at `rate` with an explicit `burst` (a leaf, or a group with
