@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# API docs build without a warning (broken or private intra-doc links, bad code blocks, …).
+# Run by .ci/run as `bash -euo pipefail .ci/steps/70-docs.sh`; fails on the first warning.
+#  1. the workspace with its default features (features unified across members, as
+#     `cargo doc --workspace` builds it for a contributor);
+#  2. the workspace with every feature (what docs.rs builds: `all-features = true` in each
+#     published crate's [package.metadata.docs.rs]). nostd-check is left out: its
+#     `panic-handler` feature is its own std-leak proof and fails next to std on purpose;
+#  3. each published library alone with its own default features: a link to an item behind a
+#     feature that only another member turns on breaks there and nowhere else.
+# `--no-deps`: the dependencies' docs are theirs. About a minute after the test build.
+cd "$(dirname "$0")/../.."
+export RUSTDOCFLAGS="-D warnings"
+
+echo "-- cargo doc --workspace --no-deps (default features)"
+cargo doc -q --workspace --no-deps
+echo "-- cargo doc --workspace --no-deps --all-features (without nostd-check)"
+cargo doc -q --workspace --exclude nostd-check --no-deps --all-features
+for crate in throttle-core throttle-io throttle-tokio throttle-smol throttle-async-std \
+    throttle-embassy throttle-spec throttle-redis; do
+    echo "-- cargo doc -p $crate --no-deps (its default features alone)"
+    cargo doc -q -p "$crate" --no-deps
+done
+echo "docs: no warnings"
