@@ -7,7 +7,9 @@
 #     published crate's [package.metadata.docs.rs]). nostd-check is left out: its
 #     `panic-handler` feature is its own std-leak proof and fails next to std on purpose;
 #  3. each published library alone with its own default features: a link to an item behind a
-#     feature that only another member turns on breaks there and nowhere else.
+#     feature that only another member turns on breaks there and nowhere else;
+#  4. no tracked file points outside the repository (a clone has nothing beside it): no
+#     `../shared/` path, no absolute path of a development machine's work tree.
 # `--no-deps`: the dependencies' docs are theirs. About a minute after the test build.
 cd "$(dirname "$0")/../.."
 export RUSTDOCFLAGS="-D warnings"
@@ -21,4 +23,9 @@ for crate in throttle-core throttle-io throttle-tokio throttle-smol throttle-asy
     echo "-- cargo doc -p $crate --no-deps (its default features alone)"
     cargo doc -q -p "$crate" --no-deps
 done
-echo "docs: no warnings"
+echo "-- no tracked file points outside the repository"
+if git grep -nIE '\.\./shared/|/work/(shared|main|wt-)' -- . ':!.ci/steps/70-docs.sh'; then
+    echo "FAIL: the lines above point outside the repository; say it in the repository instead"
+    exit 1
+fi
+echo "docs: no warnings, no pointer outside the repository"
