@@ -9,8 +9,10 @@
 #    counted), and the same with the sharing layer (`Shared` + `CsLock`, every operation);
 #  - RAM per node: the size of a `static FixedTree<N>` (and of the `Shared` around it) on the
 #    target, divided by N (fixed overhead included, so small N pay more per node);
-# and for examples/firmware (8 connections, executor included): programmed flash, `.data`
-# (what costs flash *and* RAM: the issue's target is ≤ 512 B) and RAM.
+# the same two flash figures for N = 8 in a linked image (examples/firmware's size probes,
+# src/bin/size_*.rs: what the design's "≤ 8 KiB for a small tree, linked image, every
+# operation used" refers to); and for examples/firmware (8 connections, executor included):
+# programmed flash, `.data` (what costs flash *and* RAM: the issue's target is ≤ 512 B) and RAM.
 #
 # Every figure is compared with .ci/size-baseline.txt; the step fails when one is more than
 # 5 % above its baseline (and more than 32 B: a figure near 0 may move by an alignment), when
@@ -118,10 +120,22 @@ for n in "${NODE_COUNTS[@]}"; do
     record "shared_ram_per_node_n$n" $(((shared + n - 1) / n)) "RAM per node with the sharing layer: static Shared<FixedTree<$n>> = $shared B / $n"
 done
 
-# The example firmware (its own workspace and target dir; target and linker script come from
-# its .cargo/config.toml). Default features: the QEMU report (feature `qemu`) is not counted.
+# The example firmware and its size probes (its own workspace and target dir; target and
+# linker script come from its .cargo/config.toml). Default features: the QEMU report (feature
+# `qemu`) is not counted.
 (cd examples/firmware && cargo build -q --release)
-elf=examples/firmware/target/$TARGET/release/throttle-firmware
+bins=examples/firmware/target/$TARGET/release
+
+# Linked images (the firmware's profile: opt-level "s", LTO, one codegen unit): the same
+# `exercise` functions as above in a binary, minus an empty one with the same start-up. Unlike
+# the rlib figures this counts what a firmware really pays: non-generic code of the core,
+# compiler-builtins (u64/u128 division, memcpy), and nothing that LTO can drop.
+elf_text() { "$SIZE_TOOL" -A "$1" | awk '$1 == ".text" { print $2 + 0 }'; }
+empty=$(elf_text "$bins/size_empty")
+record core_linked_text_n8 $(($(elf_text "$bins/size_core") - empty)) "flash: core, every operation of FixedTree<8>, linked (opt-level s, LTO; .text minus an empty firmware)"
+record shared_linked_text_n8 $(($(elf_text "$bins/size_shared") - empty)) "flash: core + sharing layer, every operation, N = 8, linked (as above)"
+
+elf=$bins/throttle-firmware
 read -r vt text ro data bss < <("$SIZE_TOOL" -A "$elf" | awk '
     $1 == ".vector_table" { vt = $2 } $1 == ".text" { text = $2 } $1 == ".rodata" { ro = $2 }
     $1 == ".data" { data = $2 } $1 == ".bss" { bss = $2 }
