@@ -22,7 +22,7 @@ cargo doc -q --workspace --no-deps
 echo "-- cargo doc --workspace --no-deps --all-features (without nostd-check)"
 cargo doc -q --workspace --exclude nostd-check --no-deps --all-features
 for crate in throttle-core throttle-io throttle-tokio throttle-smol throttle-async-std \
-    throttle-embassy throttle-spec throttle-redis; do
+    throttle-embassy throttle-spec throttle-redis throttle-tower; do
     echo "-- cargo doc -p $crate --no-deps (its default features alone)"
     cargo doc -q -p "$crate" --no-deps
 done
@@ -34,6 +34,7 @@ fi
 echo "-- cargo package --no-verify (published libraries)"
 cargo package -q --no-verify --allow-dirty -p throttle-core -p throttle-io -p throttle-tokio \
     -p throttle-smol -p throttle-async-std -p throttle-embassy -p throttle-spec -p throttle-redis \
+    -p throttle-tower \
     2>&1 | { grep -v -e 'manifest has no documentation, homepage or repository' -e '^ *|$' \
     -e 'note: see https://doc.rust-lang.org/cargo/reference/manifest.html#package-metadata' || true; }
 echo "docs: no warnings, no pointer outside the repository; the libraries package"

@@ -35,7 +35,7 @@ fi
 echo "-- Rust $workspace_msrv ($(rustc +"$workspace_msrv" -V)): published crates, every feature"
 cargo +"$workspace_msrv" check --locked --target-dir target/msrv \
     -p throttle-core -p throttle-io -p throttle-tokio -p throttle-smol -p throttle-async-std \
-    -p throttle-embassy -p throttle-spec -p throttle-cli --all-features
+    -p throttle-embassy -p throttle-spec -p throttle-cli -p throttle-tower --all-features
 echo "-- Rust $workspace_msrv: throttle-core without features (no_std, no alloc)"
 cargo +"$workspace_msrv" check --locked --target-dir target/msrv -p throttle-core --no-default-features
 
