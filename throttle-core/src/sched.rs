@@ -509,9 +509,7 @@ impl<S: Storage> Tree<S> {
             i = s.parent;
         }
         self.m(leaf).hold = HOLD_NONE;
-        // a deadline beyond ~4 s is kept as 4 s: the turn only ends sooner
-        let left = u32::try_from(until.saturating_sub(self.clock)).unwrap_or(u32::MAX);
-        self.lent[usize::from(self.lent_len)] = (leaf, left);
+        self.lent[usize::from(self.lent_len)] = (leaf, until);
         self.lent_len += 1;
         self.refresh_up(leaf);
         false
@@ -522,8 +520,7 @@ impl<S: Storage> Tree<S> {
     pub(crate) fn restore_lent(&mut self) {
         while self.lent_len > 0 {
             self.lent_len -= 1;
-            let (leaf, left) = self.lent[usize::from(self.lent_len)];
-            let until = self.clock.saturating_add(u64::from(left));
+            let (leaf, until) = self.lent[usize::from(self.lent_len)];
             if until > self.clock && self.n(leaf).hold == HOLD_NONE {
                 self.m(leaf).hold = until;
                 self.refresh_up(leaf);

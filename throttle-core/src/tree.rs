@@ -39,10 +39,9 @@ pub struct Tree<S: Storage> {
     pub(crate) linked_roots: u32,
     /// Leaves with a piece waiting, in the whole tree.
     pub(crate) pending: u32,
-    /// Held turns lent for one grant (leaf, its hold deadline in ns after the lending, at
-    /// most `u32::MAX`): out of the queues until the next grant or the end of the run (see
-    /// `sched`, "Held turns"). The clock does not move within a run.
-    pub(crate) lent: [(u32, u32); crate::sched::LEND_MAX],
+    /// Held turns lent for one grant (leaf, its hold deadline): out of the queues until the
+    /// next grant or the end of the run (see `sched`, "Held turns").
+    pub(crate) lent: [(u32, u64); crate::sched::LEND_MAX],
     pub(crate) lent_len: u8,
 }
 
