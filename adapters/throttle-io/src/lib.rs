@@ -68,6 +68,7 @@ mod acquire;
 mod connection;
 mod driver;
 mod error;
+mod keyed;
 mod leaf;
 mod limiter;
 mod runtime;
@@ -80,6 +81,7 @@ mod time;
 pub use acquire::Acquire;
 pub use connection::{Connection, Server};
 pub use error::{AcquireError, TryAcquireError};
+pub use keyed::{KeyedConfig, KeyedError, KeyedNode, KeyedNodes, WhenFull};
 pub use leaf::Leaf;
 pub use limiter::{Limiter, Node, SharedTree};
 #[cfg(feature = "async-io")]
