@@ -15,7 +15,7 @@
 
 use core::convert::Infallible;
 use core::net::{IpAddr, SocketAddr};
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicU64, Ordering};
 use core::time::Duration;
 use std::sync::Arc;
 
@@ -229,13 +229,13 @@ async fn mutation(p: &Arc<Proxy>, req: Request<Incoming>, path: &str) -> Result<
     }
 }
 
-fn dir_json(node: &throttle_tokio::Node) -> serde_json::Value {
+fn dir_json(node: &throttle_tokio::Node, bytes: &AtomicU64) -> serde_json::Value {
     let s = node.stats();
     let limit = node.limits().ok().and_then(|l| l.rate_per_second());
     json!({
         "limit": limit,
         "rate": s.rate.round(),
-        "bytes": s.granted,
+        "bytes": bytes.load(Ordering::Relaxed),
         "waiting": s.waiting,
         "wait_seconds": s.waited.as_secs_f64(),
     })
@@ -260,8 +260,8 @@ fn group_json(_p: &Proxy, g: &super::state::Group) -> serde_json::Value {
             "up": s.schedule_up.is_some(),
             "down": s.schedule_down.is_some(),
         },
-        "up": dir_json(&g.dir(Dir::Up).node),
-        "down": dir_json(&g.dir(Dir::Down).node),
+        "up": dir_json(&g.dir(Dir::Up).node, &g.bytes[0]),
+        "down": dir_json(&g.dir(Dir::Down).node, &g.bytes[1]),
     })
 }
 
@@ -275,7 +275,10 @@ pub(crate) fn stats(p: &Proxy) -> serde_json::Value {
         "draining": p.draining.load(Ordering::Acquire),
         "connections": p.active.load(Ordering::Acquire),
         "rejected": p.rejected.load(Ordering::Relaxed),
-        "server": { "up": dir_json(&p.tree.up), "down": dir_json(&p.tree.down) },
+        "server": {
+            "up": dir_json(&p.tree.up, &p.tree.bytes[0]),
+            "down": dir_json(&p.tree.down, &p.tree.bytes[1]),
+        },
         "listeners": plan.listeners.iter().map(|l| json!({
             "name": l.name,
             "listen": bound.get(&l.listen).unwrap_or(&l.listen).to_string(),

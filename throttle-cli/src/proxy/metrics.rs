@@ -55,7 +55,9 @@ pub(crate) fn render(p: &Proxy) -> String {
                 group: g.name.clone(),
                 direction: d.label().into(),
             };
-            bytes.get_or_create(&l).inc_by(s.granted);
+            bytes
+                .get_or_create(&l)
+                .inc_by(g.bytes[d.index()].load(Ordering::Relaxed));
             wait.get_or_create(&l).inc_by(s.waited.as_secs_f64());
             rate.get_or_create(&l).set(s.rate);
             waiters.get_or_create(&l).set(i64::from(s.waiting));
@@ -80,7 +82,9 @@ pub(crate) fn render(p: &Proxy) -> String {
         let l = DirOnly {
             direction: d.label().into(),
         };
-        server_bytes.get_or_create(&l).inc_by(s.granted);
+        server_bytes
+            .get_or_create(&l)
+            .inc_by(p.tree.bytes[d.index()].load(Ordering::Relaxed));
         server_rate.get_or_create(&l).set(s.rate);
         if let Some(r) = node.limits().ok().and_then(|x| x.rate_per_second()) {
             server_limit

@@ -241,7 +241,7 @@ impl Proxy {
         let mut fresh = Vec::new();
         let running: Vec<SocketAddr> = self.listener_map().keys().copied().collect();
         for l in &plan.listeners {
-            if l.listen.port() == 0 || !running.contains(&l.listen) {
+            if !running.contains(&l.listen) {
                 let sock = TcpListener::bind(l.listen).await.map_err(|e| {
                     format!(
                         "listener {:?}: cannot listen on {}: {}",
@@ -266,7 +266,7 @@ impl Proxy {
         {
             let mut running = self.listener_map();
             running.retain(|addr, (_, stop)| {
-                let kept = keep.contains(addr) && addr.port() != 0;
+                let kept = keep.contains(addr);
                 if !kept {
                     let _ = stop.send(true);
                 }
@@ -300,7 +300,7 @@ impl Proxy {
         let bound = sock.local_addr().unwrap_or(configured);
         let (stop_tx, stop_rx) = watch::channel(false);
         self.listener_map().insert(configured, (bound, stop_tx));
-        tracing::info!(listen = %bound, "listening");
+        tracing::info!("proxy listening on {bound}");
         tokio::spawn(accept_loop(self.clone(), configured, sock, stop_rx));
     }
 }
@@ -399,6 +399,7 @@ async fn serve_conn(proxy: &Proxy, listener: &str, upstream: &str, client: TcpSt
         up,
         down,
         traffic.clone(),
+        [&placement.group.bytes, &proxy.tree.bytes],
         plan.server.idle_timeout,
         waiting,
     )
@@ -501,8 +502,9 @@ async fn serve(args: ProxyArgs, plan: Plan) -> Result<(), Failure> {
         proxy.start_listener(addr, s);
     }
     if let Some(s) = admin_sock {
-        let addr = s.local_addr().ok();
-        tracing::info!(admin = ?addr, "admin API listening");
+        if let Ok(addr) = s.local_addr() {
+            tracing::info!("admin API listening on {addr}");
+        }
         tokio::spawn(admin::serve(proxy.clone(), s));
     }
     let housekeeping = {

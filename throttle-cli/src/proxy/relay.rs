@@ -47,12 +47,12 @@ pub(crate) enum End {
 }
 
 /// Moves bytes from `src` to `dst`, each read sized by a grant of `leaf`; on EOF shuts down
-/// `dst`'s write side. Returns the bytes moved.
+/// `dst`'s write side. Counts what it wrote in each of `moved` (connection, group, proxy).
 async fn pump(
     src: &mut OwnedReadHalf,
     dst: &mut OwnedWriteHalf,
     leaf: &mut Leaf,
-    moved: &AtomicU64,
+    moved: &[&AtomicU64; 3],
     traffic: &Traffic,
     opened: tokio::time::Instant,
 ) -> io::Result<()> {
@@ -75,14 +75,16 @@ async fn pump(
             return Ok(());
         }
         dst.write_all(&buf[..n]).await?;
-        moved.fetch_add(n as u64, Ordering::Relaxed);
+        for m in moved {
+            m.fetch_add(n as u64, Ordering::Relaxed);
+        }
         let ms = u64::try_from(opened.elapsed().as_millis()).unwrap_or(u64::MAX);
         traffic.last_ms.store(ms, Ordering::Relaxed);
     }
 }
 
 /// Relays between `client` and `upstream` until both directions end, an error, or the idle
-/// timeout (a direction waiting for its limit is not idle: `waiting` says whether either
+/// timeout, counting bytes `[up, down]` in the connection's `traffic` and in each of `totals` (a direction waiting for its limit is not idle: `waiting` says whether either
 /// leaf waits in the tree).
 pub(crate) async fn relay(
     client: TcpStream,
@@ -90,6 +92,7 @@ pub(crate) async fn relay(
     mut up: Leaf,
     mut down: Leaf,
     traffic: Arc<Traffic>,
+    totals: [&[AtomicU64; 2]; 2],
     idle: Option<Duration>,
     waiting: impl Fn() -> bool,
 ) -> End {
@@ -98,10 +101,12 @@ pub(crate) async fn relay(
     let _ = upstream.set_nodelay(true);
     let (mut cr, mut cw) = client.into_split();
     let (mut ur, mut uw) = upstream.into_split();
+    let up_counters = [&traffic.up, &totals[0][0], &totals[1][0]];
+    let down_counters = [&traffic.down, &totals[0][1], &totals[1][1]];
     let both = async {
         tokio::try_join!(
-            pump(&mut cr, &mut uw, &mut up, &traffic.up, &traffic, opened),
-            pump(&mut ur, &mut cw, &mut down, &traffic.down, &traffic, opened),
+            pump(&mut cr, &mut uw, &mut up, &up_counters, &traffic, opened),
+            pump(&mut ur, &mut cw, &mut down, &down_counters, &traffic, opened),
         )
     };
     let idle_watch = async {

@@ -33,6 +33,11 @@ pub(crate) enum Dir {
 impl Dir {
     pub(crate) const BOTH: [Dir; 2] = [Dir::Up, Dir::Down];
 
+    /// 0 for up, 1 for down (index into `[up, down]` arrays).
+    pub(crate) fn index(self) -> usize {
+        self.pick(0, 1)
+    }
+
     pub(crate) fn label(self) -> &'static str {
         match self {
             Dir::Up => "up",
@@ -72,6 +77,8 @@ pub(crate) struct Group {
     /// entry is removed when its connection ends (so the leaves leave the tree).
     conns: Mutex<HashMap<u64, [Node; 2]>>,
     pub(crate) accepted: AtomicU64,
+    /// Bytes moved `[up, down]`, counted by the relays (exact: what was written).
+    pub(crate) bytes: [AtomicU64; 2],
 }
 
 impl Group {
@@ -137,6 +144,8 @@ impl Drop for Placement {
 
 /// The tree, the groups in match order, and the plan in force.
 pub(crate) struct Tree {
+    /// Bytes moved `[up, down]` by every connection.
+    pub(crate) bytes: [AtomicU64; 2],
     pub(crate) up: Node,
     pub(crate) down: Node,
     live: RwLock<Live>,
@@ -168,6 +177,7 @@ impl Tree {
             .node(plan.server.down.to_limits(), 1)
             .unwrap_or_else(|_| unreachable_root(&limiter));
         let tree = Arc::new(Tree {
+            bytes: [AtomicU64::new(0), AtomicU64::new(0)],
             up,
             down,
             live: RwLock::new(Live {
@@ -260,6 +270,7 @@ impl Tree {
             settings: Mutex::new(Settings { plan: gp.clone() }),
             conns: Mutex::new(HashMap::new()),
             accepted: AtomicU64::new(0),
+            bytes: [AtomicU64::new(0), AtomicU64::new(0)],
         })
     }
 
