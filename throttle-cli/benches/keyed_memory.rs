@@ -22,7 +22,9 @@ fn status(field: &str) -> u64 {
 }
 
 fn key(i: u64) -> IpAddr {
-    IpAddr::V6(Ipv6Addr::from(0x2001_0db8_0000_0000_0000_0000_0000_0000u128 | u128::from(i)))
+    IpAddr::V6(Ipv6Addr::from(
+        0x2001_0db8_0000_0000_0000_0000_0000_0000u128 | u128::from(i),
+    ))
 }
 
 fn run(n: u64, cap: usize, idle: Duration, hold: bool) {
@@ -69,7 +71,9 @@ fn run(n: u64, cap: usize, idle: Duration, hold: bool) {
 fn main() {
     println!(
         "keyed_memory; load (1/5/15 min): {}",
-        std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim()
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
     );
     run(1_000_000, 10_000, Duration::ZERO, false);
     run(1_000_000, 100_000, Duration::from_millis(1), false);

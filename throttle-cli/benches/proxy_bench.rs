@@ -11,14 +11,18 @@
 //!    byte (median and worst over 5 rounds).
 //! 4. No limit: one iperf3 stream direct, through `throttle proxy` and through nginx's stream
 //!    proxy (Debian's nginx + libnginx-mod-stream, one process); throughput, and CPU seconds per
-//!    GiB of each proxy process (user + system from /proc).
+//!    GiB of each proxy process (user + system from /proc). `--only-throughput`: this part only.
 
+extern crate alloc;
+
+use alloc::sync::Arc;
+use core::net::SocketAddr;
 use core::time::Duration;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::thread;
 use std::time::Instant;
 
@@ -34,7 +38,11 @@ fn throttle_bin() -> PathBuf {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn scratch() -> PathBuf {
@@ -47,7 +55,10 @@ fn scratch() -> PathBuf {
 fn wait_port(port: u16) {
     let t0 = Instant::now();
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(t0.elapsed() < Duration::from_secs(20), "nothing listens on {port}");
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "nothing listens on {port}"
+        );
         thread::sleep(Duration::from_millis(20));
     }
 }
@@ -89,15 +100,29 @@ fn iperf_server(port: u16) -> Killed {
     Killed(c)
 }
 
-fn iperf_client(port: u16, streams: u32, secs: u64, bind: Option<&str>, omit: u64) -> serde_json::Value {
+fn iperf_client(
+    port: u16,
+    streams: u32,
+    secs: u64,
+    bind: Option<&str>,
+    omit: u64,
+) -> serde_json::Value {
     let mut cmd = Command::new("iperf3");
-    cmd.args(["-c", "127.0.0.1", "-p", &port.to_string(), "-P", &streams.to_string()])
-        .args(["-t", &secs.to_string(), "-O", &omit.to_string(), "-J"]);
+    cmd.args([
+        "-c",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "-P",
+        &streams.to_string(),
+    ])
+    .args(["-t", &secs.to_string(), "-O", &omit.to_string(), "-J"]);
     if let Some(b) = bind {
         cmd.args(["-B", b]);
     }
     let out = cmd.output().unwrap();
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("iperf3: {e}: {}", String::from_utf8_lossy(&out.stdout)))
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("iperf3: {e}: {}", String::from_utf8_lossy(&out.stdout)))
 }
 
 fn stream_rates(v: &serde_json::Value) -> Vec<f64> {
@@ -120,12 +145,19 @@ fn cpu_secs(pid: u32) -> f64 {
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
     let f: Vec<&str> = rest.split_whitespace().collect();
     // after the comm: state is field 3, utime 14, stime 15 (1-based in proc(5))
-    let ticks = |i: usize| f.get(i - 3).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |i: usize| {
+        f.get(i - 3)
+            .and_then(|x| x.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     (ticks(14) + ticks(15)) / 100.0
 }
 
 fn uptime() -> String {
-    std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim().to_string()
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .trim()
+        .to_string()
 }
 
 fn main() {
@@ -137,14 +169,18 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(10);
     let skip_nginx = args.iter().any(|a| a == "--skip-nginx");
+    let only_throughput = args.iter().any(|a| a == "--only-throughput");
     let dir = scratch();
-    println!("throttle proxy bench, {secs} s per iperf3 run; load (1/5/15 min): {}", uptime());
+    println!(
+        "throttle proxy bench, {secs} s per iperf3 run; load (1/5/15 min): {}",
+        uptime()
+    );
 
     // 1. eight streams through 100 Mbit/s
     let up = free_port();
     let listen = free_port();
     let _srv = iperf_server(up);
-    {
+    if !only_throughput {
         let _p = proxy(
             &dir,
             &format!("[server]\nup = \"100Mbit/s\"\n[[listener]]\nname = \"a\"\nlisten = \"127.0.0.1:{listen}\"\nupstream = \"127.0.0.1:{up}\"\n"),
@@ -163,7 +199,7 @@ fn main() {
     }
 
     // 2. weights 3:1, 4 streams vs 1
-    {
+    if !only_throughput {
         let up2 = free_port();
         let _srv2 = iperf_server(up2);
         let (la, lb) = (free_port(), free_port());
@@ -195,17 +231,26 @@ fn main() {
     }
 
     // 3. PATCH latency at the clients
-    patch_latency(&dir);
+    if !only_throughput {
+        patch_latency(&dir);
+    }
 
     // 4. no limit: direct, throttle, nginx
     let direct = iperf_client(up, 1, secs, None, 0);
-    let direct_bps = direct["end"]["sum_received"]["bits_per_second"].as_f64().unwrap_or(0.0);
-    println!("4. no limit, one stream, {secs} s: direct {:.2} Gbit/s", direct_bps / 1e9);
+    let direct_bps = direct["end"]["sum_received"]["bits_per_second"]
+        .as_f64()
+        .unwrap_or(0.0);
+    println!(
+        "4. no limit, one stream, {secs} s: direct {:.2} Gbit/s",
+        direct_bps / 1e9
+    );
     let through = |name: &str, port: u16, pid: u32| {
         let c0 = cpu_secs(pid);
         let v = iperf_client(port, 1, secs, None, 0);
         let cpu = cpu_secs(pid) - c0;
-        let bps = v["end"]["sum_received"]["bits_per_second"].as_f64().unwrap_or(0.0);
+        let bps = v["end"]["sum_received"]["bits_per_second"]
+            .as_f64()
+            .unwrap_or(0.0);
         let gib = v["end"]["sum_received"]["bytes"].as_f64().unwrap_or(0.0) / (1u64 << 30) as f64;
         println!(
             "   {name}: {:.2} Gbit/s ({:.1} % of direct), {:.3} CPU s per GiB ({cpu:.2} s for {gib:.2} GiB)",
@@ -228,6 +273,9 @@ fn main() {
         println!("   nginx: SKIPPED (--skip-nginx, or nginx + libnginx-mod-stream not installed)");
         return;
     }
+    // a fresh iperf3 server: the last one may still be closing the previous test
+    let up = free_port();
+    let _srv3 = iperf_server(up);
     let l = free_port();
     let conf = dir.join("nginx.conf");
     std::fs::write(
@@ -256,7 +304,10 @@ fn main() {
     );
     wait_port(l);
     let nginx_cpu = through("nginx stream proxy", l, nginx.0.id());
-    println!("   CPU per GiB, throttle ÷ nginx: {:.2}×", throttle_cpu / nginx_cpu);
+    println!(
+        "   CPU per GiB, throttle ÷ nginx: {:.2}×",
+        throttle_cpu / nginx_cpu
+    );
 }
 
 /// 20 connections read from an endless source through a group; a PATCH pauses the group,
@@ -326,7 +377,10 @@ fn patch_latency(dir: &Path) {
             if v.iter().all(|t| t.is_some_and(|t| t > t0)) || Instant::now() > deadline {
                 break v
                     .iter()
-                    .map(|t| t.filter(|t| *t > t0).map_or(f64::INFINITY, |t| (t - t0).as_secs_f64() * 1e3))
+                    .map(|t| {
+                        t.filter(|t| *t > t0)
+                            .map_or(f64::INFINITY, |t| (t - t0).as_secs_f64() * 1e3)
+                    })
                     .collect();
             }
             thread::sleep(Duration::from_micros(200));

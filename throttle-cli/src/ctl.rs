@@ -68,7 +68,13 @@ fn token(args: &CtlArgs) -> Result<Option<String>, Failure> {
     match &args.token_file {
         Some(p) => std::fs::read_to_string(p)
             .map(|t| Some(t.trim().to_string()))
-            .map_err(|e| Failure::new(format!("cannot read {}: {}", p.display(), crate::os_msg(&e)))),
+            .map_err(|e| {
+                Failure::new(format!(
+                    "cannot read {}: {}",
+                    p.display(),
+                    crate::os_msg(&e)
+                ))
+            }),
         None => Ok(std::env::var(TOKEN_ENV).ok()),
     }
 }
@@ -128,7 +134,10 @@ pub(crate) fn run(args: CtlArgs) -> Result<(), Failure> {
         .map_err(|e| Failure::new(crate::os_msg(&e)))?;
     let (status, text) = rt.block_on(request(&args.admin, method, &path, token, body))?;
     if !(200..300).contains(&status) {
-        return Err(Failure::new(format!("{method} {path}: {status} {}", text.trim())));
+        return Err(Failure::new(format!(
+            "{method} {path}: {status} {}",
+            text.trim()
+        )));
     }
     match &args.cmd {
         CtlCmd::Stats { json: false } => {
@@ -154,10 +163,16 @@ async fn request(
         .trim_end_matches('/');
     let stream = tokio::net::TcpStream::connect(authority)
         .await
-        .map_err(|e| Failure::new(format!("cannot reach the admin API at {admin}: {}", crate::os_msg(&e))))?;
-    let (mut send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-        .await
-        .map_err(|e| Failure::new(format!("{admin}: {e}")))?;
+        .map_err(|e| {
+            Failure::new(format!(
+                "cannot reach the admin API at {admin}: {}",
+                crate::os_msg(&e)
+            ))
+        })?;
+    let (mut send, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| Failure::new(format!("{admin}: {e}")))?;
     tokio::spawn(conn);
     let mut req = Request::builder()
         .method(method)
@@ -190,9 +205,11 @@ async fn request(
     Ok((status, String::from_utf8_lossy(&body).into_owned()))
 }
 
-fn rate(v: &Value) -> String {
+/// A limit (`null`: none, 0: paused) or a measured rate, as pv writes rates.
+fn rate(v: &Value, is_limit: bool) -> String {
     match v.as_f64() {
         None => "-".into(),
+        Some(r) if r < 1.0 && !is_limit => "0 B/s".into(),
         Some(r) => format!("{:.2}", throttle_spec::Rate::PerSecond(r as u64)),
     }
 }
@@ -209,13 +226,18 @@ fn table(v: &Value) -> String {
             name,
             weight,
             conns,
-            rate(&x["down"]["rate"]),
-            rate(&x["down"]["limit"]),
-            rate(&x["up"]["rate"]),
-            rate(&x["up"]["limit"]),
+            rate(&x["down"]["rate"], false),
+            rate(&x["down"]["limit"], true),
+            rate(&x["up"]["rate"], false),
+            rate(&x["up"]["limit"], true),
         )
     };
-    out += &line("server", String::new(), v["connections"].to_string(), &v["server"]);
+    out += &line(
+        "server",
+        String::new(),
+        v["connections"].to_string(),
+        &v["server"],
+    );
     for g in v["groups"].as_array().into_iter().flatten() {
         out += &line(
             &format!("  {}", g["name"].as_str().unwrap_or("?")),

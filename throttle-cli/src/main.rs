@@ -36,7 +36,7 @@ enum Command {
     /// per-connection limits, an admin API (`throttle proxy -c throttle.toml`).
     Proxy(Box<proxy::ProxyArgs>),
     /// Talk to a running proxy's admin API (stats, set, pause, reload, drain).
-    Ctl(ctl::CtlArgs),
+    Ctl(Box<ctl::CtlArgs>),
     /// Validate a proxy config file without applying it (like `nginx -t`).
     Check {
         /// The config file.
@@ -118,7 +118,7 @@ fn main() -> ExitCode {
         Command::Pipe(args) => pipe::run(*args),
         Command::Set(args) => control::set(args),
         Command::Proxy(args) => proxy::run(*args),
-        Command::Ctl(args) => ctl::run(args),
+        Command::Ctl(args) => ctl::run(*args),
         Command::Check { config } => proxy::check(&config),
         Command::Demo { args } => return throttle_demo::main_with(args),
     };

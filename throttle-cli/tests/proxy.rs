@@ -2,13 +2,15 @@
 //! this process. Bounds are generous (a busy 2-core machine must not make them flake); the
 //! precise figures come from `benches/proxy_bench.sh`.
 
+extern crate alloc;
+
 mod proxy_util;
 
+use alloc::sync::Arc;
+use core::sync::atomic::{AtomicU64, Ordering};
 use core::time::Duration;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::thread;
 use std::time::Instant;
 
@@ -26,10 +28,18 @@ fn proxy_half_close_reply_after_client_fin_arrives_whole() {
     c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     c.read_to_end(&mut reply).unwrap();
     let head = format!("{}\n", data.len());
-    assert!(reply.starts_with(head.as_bytes()), "reply head {:?}", &reply[..reply.len().min(20)]);
+    assert!(
+        reply.starts_with(head.as_bytes()),
+        "reply head {:?}",
+        &reply[..reply.len().min(20)]
+    );
     let mut rev = data.clone();
     rev.reverse();
-    assert_eq!(&reply[head.len()..], &rev[..], "the reply after the half-close is complete");
+    assert_eq!(
+        &reply[head.len()..],
+        &rev[..],
+        "the reply after the half-close is complete"
+    );
     // one line per connection with bytes and duration
     let t0 = Instant::now();
     while !p.log_text().contains("close conn=") && t0.elapsed() < Duration::from_secs(5) {
@@ -38,7 +48,10 @@ fn proxy_half_close_reply_after_client_fin_arrives_whole() {
     let log = p.log_text();
     assert!(log.contains("open conn=1"), "{log}");
     assert!(log.contains(&format!("up_bytes={}", data.len())), "{log}");
-    assert!(log.contains(&format!("down_bytes={}", reply.len())), "{log}");
+    assert!(
+        log.contains(&format!("down_bytes={}", reply.len())),
+        "{log}"
+    );
     assert!(log.contains("secs="), "{log}");
 }
 
@@ -50,7 +63,10 @@ fn proxy_server_down_limit_paces_the_download() {
     let (n, t) = drain(&mut c);
     assert_eq!(n, 3 << 20);
     // ideal 1.5 s; the upper bound only catches "not throttled" vs "stuck"
-    assert!(t >= Duration::from_millis(1200) && t <= Duration::from_secs(15), "{t:?}");
+    assert!(
+        t >= Duration::from_millis(1200) && t <= Duration::from_secs(15),
+        "{t:?}"
+    );
     let g = p.group("default");
     assert_eq!(g["down"]["bytes"], 3 << 20);
 }
@@ -77,11 +93,20 @@ fn proxy_slow_reader_makes_the_sender_wait_not_the_proxy_buffer() {
     let rss_kib = std::fs::read_to_string(format!("/proc/{}/status", p.pid()))
         .unwrap()
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:").map(|v| v.trim().trim_end_matches(" kB").parse::<u64>().unwrap()))
+        .find_map(|l| {
+            l.strip_prefix("VmRSS:")
+                .map(|v| v.trim().trim_end_matches(" kB").parse::<u64>().unwrap())
+        })
         .unwrap();
     println!("upstream wrote {at_1500} B by 1.5 s, {at_2500} B by 2.5 s; proxy RSS {rss_kib} KiB");
-    assert!(at_2500 < 64 << 20, "{at_2500} B went somewhere: the proxy buffers");
-    assert!(at_2500 - at_1500 < 1 << 20, "still flowing into the proxy: {at_1500} → {at_2500}");
+    assert!(
+        at_2500 < 64 << 20,
+        "{at_2500} B went somewhere: the proxy buffers"
+    );
+    assert!(
+        at_2500 - at_1500 < 1 << 20,
+        "still flowing into the proxy: {at_1500} → {at_2500}"
+    );
     assert!(rss_kib < 64 * 1024, "proxy RSS {rss_kib} KiB");
     drop(c);
 }
@@ -98,12 +123,20 @@ fn proxy_idle_connection_closed_after_idle_timeout() {
     let t0 = Instant::now();
     let n = c.read(&mut b).unwrap_or(0);
     assert_eq!(n, 0, "closed by the proxy");
-    assert!(t0.elapsed() >= Duration::from_millis(700), "{:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() >= Duration::from_millis(700),
+        "{:?}",
+        t0.elapsed()
+    );
     let t0 = Instant::now();
     while !p.log_text().contains("idle timeout") && t0.elapsed() < Duration::from_secs(5) {
         thread::sleep(Duration::from_millis(20));
     }
-    assert!(p.log_text().contains("end=\"idle timeout\""), "{}", p.log_text());
+    assert!(
+        p.log_text().contains("end=\"idle timeout\""),
+        "{}",
+        p.log_text()
+    );
 }
 
 #[test]
@@ -119,7 +152,9 @@ fn proxy_caps_refuse_connections_over_the_per_client_cap() {
         open.push(c);
     }
     let mut third = TcpStream::connect(p.listen).unwrap();
-    third.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    third
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let _ = third.write_all(b"x");
     let mut b = [0u8; 1];
     assert_eq!(third.read(&mut b).unwrap_or(0), 0, "the third is closed");
@@ -142,7 +177,8 @@ fn read_for(s: &mut TcpStream, d: Duration) -> usize {
     let mut buf = vec![0u8; 64 * 1024];
     let mut n = 0;
     while t0.elapsed() < d {
-        s.set_read_timeout(Some((d - t0.elapsed()).max(Duration::from_millis(1)))).unwrap();
+        s.set_read_timeout(Some((d - t0.elapsed()).max(Duration::from_millis(1))))
+            .unwrap();
         match s.read(&mut buf) {
             Ok(0) => break,
             Ok(k) => n += k,
@@ -160,8 +196,13 @@ fn admin_patch_reaches_live_connections_at_once() {
         up,
         "[[group]]\nname = \"g\"\nper_conn = { down = \"64K\" }\n",
     );
-    let mut conns: Vec<TcpStream> = (0..3).map(|_| TcpStream::connect(p.listen).unwrap()).collect();
-    let slow: usize = conns.iter_mut().map(|c| read_for(c, Duration::from_millis(300))).sum();
+    let mut conns: Vec<TcpStream> = (0..3)
+        .map(|_| TcpStream::connect(p.listen).unwrap())
+        .collect();
+    let slow: usize = conns
+        .iter_mut()
+        .map(|c| read_for(c, Duration::from_millis(300)))
+        .sum();
     let before = p.group("g");
     assert_eq!(before["connections"], 3);
     let (status, body) = p.send("PATCH", "/v1/groups/g", r#"{"per_conn": {"down": "8M"}}"#);
@@ -171,7 +212,10 @@ fn admin_patch_reaches_live_connections_at_once() {
     // every live connection now reads far faster than 64 KiB/s
     for c in &mut conns {
         let n = read_for(c, Duration::from_millis(500));
-        assert!(n > 512 << 10, "{n} B in 0.5 s after the change (before: {slow} B in 0.9 s for 3)");
+        assert!(
+            n > 512 << 10,
+            "{n} B in 0.5 s after the change (before: {slow} B in 0.9 s for 3)"
+        );
     }
     // and a pause reaches them too
     let (status, _) = p.send("PATCH", "/v1/groups/g", r#"{"down": "pause"}"#);
@@ -179,19 +223,32 @@ fn admin_patch_reaches_live_connections_at_once() {
     for c in &mut conns {
         let _ = read_for(c, Duration::from_millis(300)); // what was in flight
     }
-    let n: usize = conns.iter_mut().map(|c| read_for(c, Duration::from_millis(500))).sum();
+    let n: usize = conns
+        .iter_mut()
+        .map(|c| read_for(c, Duration::from_millis(500)))
+        .sum();
     assert!(n < 1 << 20, "{n} B while paused");
 }
 
 /// The fields of a group that a request may change.
 fn settings(g: &serde_json::Value) -> serde_json::Value {
-    serde_json::json!([g["weight"], g["up"]["limit"], g["down"]["limit"], g["per_client"], g["per_conn"]])
+    serde_json::json!([
+        g["weight"],
+        g["up"]["limit"],
+        g["down"]["limit"],
+        g["per_client"],
+        g["per_conn"]
+    ])
 }
 
 #[test]
 fn admin_bad_requests_rejected_with_one_line_and_nothing_changed() {
     let up = echo();
-    let p = Proxy::start("badadmin", up, "[[group]]\nname = \"g\"\ndown = \"10M\"\nweight = 2\n");
+    let p = Proxy::start(
+        "badadmin",
+        up,
+        "[[group]]\nname = \"g\"\ndown = \"10M\"\nweight = 2\n",
+    );
     let before = settings(&p.group("g"));
     let a = p.admin;
     let good = r#"{"down": "1M"}"#;
@@ -235,7 +292,10 @@ fn admin_bad_requests_rejected_with_one_line_and_nothing_changed() {
     ];
     for (what, (status, body), want) in cases {
         assert_eq!(status, want, "{what}: {body}");
-        assert!(body.trim().lines().count() == 1 && !body.trim().is_empty(), "{what}: one line, got {body:?}");
+        assert!(
+            body.trim().lines().count() == 1 && !body.trim().is_empty(),
+            "{what}: one line, got {body:?}"
+        );
     }
     assert_eq!(settings(&p.group("g")), before, "nothing changed");
     // and the good request does change it
@@ -253,10 +313,19 @@ fn admin_metrics_have_group_and_direction_labels_only() {
     thread::sleep(Duration::from_millis(200));
     let (status, text) = p.get("/metrics");
     assert_eq!(status, 200);
-    assert!(text.contains(r#"throttle_bytes_total{group="g",direction="down"} 100000"#), "{text}");
-    assert!(text.contains(r#"throttle_limit_bytes_per_second{group="g",direction="down"} 10485760"#), "{text}");
+    assert!(
+        text.contains(r#"throttle_bytes_total{group="g",direction="down"} 100000"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"throttle_limit_bytes_per_second{group="g",direction="down"} 10485760"#),
+        "{text}"
+    );
     for line in text.lines().filter(|l| !l.starts_with('#')) {
-        assert!(!line.contains("127.0.0.1") && !line.contains("conn="), "{line}");
+        assert!(
+            !line.contains("127.0.0.1") && !line.contains("conn="),
+            "{line}"
+        );
     }
     let (status, html) = p.get("/");
     assert_eq!(status, 200);
@@ -267,22 +336,38 @@ fn admin_metrics_have_group_and_direction_labels_only() {
 fn reload_bad_config_keeps_old_good_config_applies_while_100_connections_stream() {
     let up = source(1 << 30);
     let p = Proxy::start("reload", up, "[[group]]\nname = \"g\"\ndown = \"20M\"\n");
-    let mut conns: Vec<TcpStream> = (0..100).map(|_| TcpStream::connect(p.listen).unwrap()).collect();
+    let mut conns: Vec<TcpStream> = (0..100)
+        .map(|_| TcpStream::connect(p.listen).unwrap())
+        .collect();
     for c in &mut conns {
-        assert!(read_for(c, Duration::from_millis(5)) > 0 || read_for(c, Duration::from_millis(500)) > 0);
+        assert!(
+            read_for(c, Duration::from_millis(5)) > 0
+                || read_for(c, Duration::from_millis(500)) > 0
+        );
     }
     let text = std::fs::read_to_string(&p.config).unwrap();
     // a bad file: SIGHUP and POST /v1/reload both keep the old config and say why
-    std::fs::write(&p.config, text.replace("down = \"20M\"", "down = \"20 furlongs\"")).unwrap();
+    std::fs::write(
+        &p.config,
+        text.replace("down = \"20M\"", "down = \"20 furlongs\""),
+    )
+    .unwrap();
     p.signal("HUP");
     let (status, body) = p.send("POST", "/v1/reload", "{}");
     assert_eq!(status, 422, "{body}");
-    assert!(body.contains("old config stays") && body.contains("unknown unit"), "{body}");
+    assert!(
+        body.contains("old config stays") && body.contains("unknown unit"),
+        "{body}"
+    );
     let t0 = Instant::now();
     while !p.log_text().contains("reload failed") && t0.elapsed() < Duration::from_secs(10) {
         thread::sleep(Duration::from_millis(20));
     }
-    assert!(p.log_text().contains("reload failed, the old config stays"), "{}", p.log_text());
+    assert!(
+        p.log_text().contains("reload failed, the old config stays"),
+        "{}",
+        p.log_text()
+    );
     assert_eq!(p.group("g")["down"]["limit"], 20 << 20);
     // a good file with a new limit and a new group
     let good = text.replace("down = \"20M\"", "down = \"5M\"")
@@ -292,9 +377,17 @@ fn reload_bad_config_keeps_old_good_config_applies_while_100_connections_stream(
     assert_eq!(status, 200, "{body}");
     assert_eq!(p.group("g")["down"]["limit"], 5 << 20);
     assert_eq!(p.group("h")["weight"], 2);
-    assert_eq!(p.group("g")["connections"], 100, "every connection survived");
+    assert_eq!(
+        p.group("g")["connections"],
+        100,
+        "every connection survived"
+    );
     // and they still flow
-    let n: usize = conns.iter_mut().take(10).map(|c| read_for(c, Duration::from_millis(200))).sum();
+    let n: usize = conns
+        .iter_mut()
+        .take(10)
+        .map(|c| read_for(c, Duration::from_millis(200)))
+        .sum();
     assert!(n > 0);
 }
 
@@ -338,7 +431,10 @@ fn sigterm_drains_then_exits_within_drain_timeout() {
     p.signal("TERM");
     thread::sleep(Duration::from_millis(300));
     // no new connections; the open one still works
-    assert!(TcpStream::connect(p.listen).is_err(), "still accepting while draining");
+    assert!(
+        TcpStream::connect(p.listen).is_err(),
+        "still accepting while draining"
+    );
     c.write_all(b"b").unwrap();
     c.read_exact(&mut b).unwrap();
     assert_eq!(&b, b"b");
@@ -359,7 +455,11 @@ fn sigterm_drains_then_exits_within_drain_timeout() {
 fn check_command_validates_whole_file() {
     let dir = scratch("check");
     let good = dir.join("good.toml");
-    std::fs::write(&good, "[[listener]]\nname='a'\nlisten='127.0.0.1:1'\nupstream='127.0.0.1:2'\n").unwrap();
+    std::fs::write(
+        &good,
+        "[[listener]]\nname='a'\nlisten='127.0.0.1:1'\nupstream='127.0.0.1:2'\n",
+    )
+    .unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_throttle"))
         .args(["check", "-c"])
         .arg(&good)
@@ -377,7 +477,10 @@ fn check_command_validates_whole_file() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains("match.listener \"nope\" is not a listener"), "{err}");
+    assert!(
+        err.contains("match.listener \"nope\" is not a listener"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -396,21 +499,45 @@ fn ctl_stats_set_and_reload_through_the_admin_api() {
             .unwrap()
     };
     let out = ctl(&["set", "g", "--down", "3M", "--weight", "4"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let g = p.group("g");
-    assert_eq!((g["down"]["limit"].clone(), g["weight"].clone()), (serde_json::json!(3 << 20), serde_json::json!(4)));
+    assert_eq!(
+        (g["down"]["limit"].clone(), g["weight"].clone()),
+        (serde_json::json!(3 << 20), serde_json::json!(4))
+    );
     let out = ctl(&["stats"]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("  g ") && text.contains("3.00 MiB/s"), "{text}");
+    assert!(
+        text.contains("  g ") && text.contains("3.00 MiB/s"),
+        "{text}"
+    );
     let out = ctl(&["pause", "g"]);
     assert!(out.status.success());
     assert_eq!(p.group("g")["down"]["limit"], 0);
     let out = ctl(&["reload"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(p.group("g")["down"]["limit"], serde_json::Value::Null, "the file's limits back");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        p.group("g")["down"]["limit"],
+        serde_json::Value::Null,
+        "the file's limits back"
+    );
     // a bad token: a clear error, exit 1
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_throttle"))
-        .args(["ctl", "--admin", &format!("http://{}", p.admin), "pause", "g"])
+        .args([
+            "ctl",
+            "--admin",
+            &format!("http://{}", p.admin),
+            "pause",
+            "g",
+        ])
         .env("THROTTLE_ADMIN_TOKEN", "wrong-token-wrong-token")
         .output()
         .unwrap();

@@ -37,14 +37,25 @@ fn iperf3_eight_streams_share_the_limit_fairly() {
     // 100 Mbit/s client → upstream (iperf3 sends from the client by default)
     let p = Proxy::start("iperf3", upstream, "[server]\nup = \"100Mbit/s\"\n");
     let out = Command::new("iperf3")
-        .args(["-c", "127.0.0.1", "-p", &p.listen.port().to_string(), "-P", "8", "-t", "3", "-O", "1", "-J"])
+        .args([
+            "-c",
+            "127.0.0.1",
+            "-p",
+            &p.listen.port().to_string(),
+            "-P",
+            "8",
+            "-t",
+            "3",
+            "-O",
+            "1",
+            "-J",
+        ])
         .output()
         .unwrap();
     let _ = server.kill();
     let _ = server.wait();
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!("iperf3 -J: {e}: {}", String::from_utf8_lossy(&out.stdout))
-    });
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("iperf3 -J: {e}: {}", String::from_utf8_lossy(&out.stdout)));
     let rates: Vec<f64> = v["end"]["streams"]
         .as_array()
         .unwrap_or_else(|| panic!("no streams: {v}"))
@@ -54,14 +65,20 @@ fn iperf3_eight_streams_share_the_limit_fairly() {
     assert_eq!(rates.len(), 8);
     let total: f64 = rates.iter().sum();
     let j = jain(&rates);
-    println!("iperf3 -P 8 through 100 Mbit/s: {:.2} Mbit/s, Jain {j:.4}", total / 1e6);
+    println!(
+        "iperf3 -P 8 through 100 Mbit/s: {:.2} Mbit/s, Jain {j:.4}",
+        total / 1e6
+    );
     assert!((total / 100e6 - 1.0).abs() < 0.15, "{total} bit/s");
     assert!(j > 0.95, "Jain {j}: {rates:?}");
 }
 
 #[test]
 fn curl_downloads_from_an_http_server_behind_the_proxy() {
-    if !have("curl", "curl_downloads_from_an_http_server_behind_the_proxy") {
+    if !have(
+        "curl",
+        "curl_downloads_from_an_http_server_behind_the_proxy",
+    ) {
         return;
     }
     const SIZE: usize = 3 << 20;
@@ -73,7 +90,10 @@ fn curl_downloads_from_an_http_server_behind_the_proxy() {
         }
         let mut s = s;
         let body: Vec<u8> = (0..SIZE).map(|i| (i % 251) as u8).collect();
-        let _ = write!(s, "HTTP/1.1 200 OK\r\nContent-Length: {SIZE}\r\nConnection: close\r\n\r\n");
+        let _ = write!(
+            s,
+            "HTTP/1.1 200 OK\r\nContent-Length: {SIZE}\r\nConnection: close\r\n\r\n"
+        );
         let _ = s.write_all(&body);
     });
     let p = Proxy::start("curl", up, "[server]\ndown = \"2M\"\n");
@@ -86,19 +106,29 @@ fn curl_downloads_from_an_http_server_behind_the_proxy() {
         .output()
         .unwrap();
     let t = t0.elapsed();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let got = std::fs::read(&file).unwrap();
     assert_eq!(got.len(), SIZE);
     assert!(got.iter().enumerate().all(|(i, b)| *b == (i % 251) as u8));
     println!("curl: 3 MiB through 2 MiB/s in {t:?} (ideal 1.5 s)");
-    assert!(t >= Duration::from_millis(1200) && t < Duration::from_secs(30), "{t:?}");
+    assert!(
+        t >= Duration::from_millis(1200) && t < Duration::from_secs(30),
+        "{t:?}"
+    );
 }
 
 fn half_close_with(tool: &str, args: &[String]) {
     let up = reverser();
     let p = Proxy::start(&format!("halfclose-{tool}"), up, "");
     let data: Vec<u8> = (0..200_000u32).map(|i| b'a' + (i % 26) as u8).collect();
-    let args: Vec<String> = args.iter().map(|a| a.replace("PORT", &p.listen.port().to_string())).collect();
+    let args: Vec<String> = args
+        .iter()
+        .map(|a| a.replace("PORT", &p.listen.port().to_string()))
+        .collect();
     let mut child = Command::new(tool)
         .args(&args)
         .stdin(Stdio::piped())
@@ -113,21 +143,42 @@ fn half_close_with(tool: &str, args: &[String]) {
         // stdin closes here: the tool sends FIN, keeps reading the reply
     });
     let mut reply = Vec::new();
-    child.stdout.take().unwrap().read_to_end(&mut reply).unwrap();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_end(&mut reply)
+        .unwrap();
     feeder.join().unwrap();
     let status = child.wait().unwrap();
     assert!(status.success(), "{tool}: {status}");
     let head = format!("{}\n", data.len());
-    assert!(reply.starts_with(head.as_bytes()), "{tool}: {:?}", String::from_utf8_lossy(&reply[..reply.len().min(40)]));
+    assert!(
+        reply.starts_with(head.as_bytes()),
+        "{tool}: {:?}",
+        String::from_utf8_lossy(&reply[..reply.len().min(40)])
+    );
     let mut rev = data;
     rev.reverse();
-    assert_eq!(&reply[head.len()..], &rev[..], "{tool}: the whole reply after the half-close");
+    assert_eq!(
+        &reply[head.len()..],
+        &rev[..],
+        "{tool}: the whole reply after the half-close"
+    );
 }
 
 #[test]
 fn socat_half_close_gets_the_whole_reply() {
     if have("socat", "socat_half_close_gets_the_whole_reply") {
-        half_close_with("socat", &["-t".into(), "30".into(), "-".into(), "TCP:127.0.0.1:PORT".into()]);
+        half_close_with(
+            "socat",
+            &[
+                "-t".into(),
+                "30".into(),
+                "-".into(),
+                "TCP:127.0.0.1:PORT".into(),
+            ],
+        );
     }
 }
 
@@ -140,8 +191,10 @@ fn nc_half_close_gets_the_whole_reply() {
 
 #[test]
 fn status_page_renders_groups_in_headless_chromium() {
-    if !have("chromium", "status_page_renders_groups_in_headless_chromium")
-        || !have("socat", "status_page_renders_groups_in_headless_chromium")
+    if !have(
+        "chromium",
+        "status_page_renders_groups_in_headless_chromium",
+    ) || !have("socat", "status_page_renders_groups_in_headless_chromium")
     {
         return;
     }
@@ -166,7 +219,13 @@ fn status_page_renders_groups_in_headless_chromium() {
     let profile = p.dir.join("chromium-profile");
     let chromium = |extra: &[&str]| {
         Command::new("chromium")
-            .args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--hide-scrollbars"])
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--hide-scrollbars",
+            ])
             .arg(format!("--user-data-dir={}", profile.display()))
             .args(["--virtual-time-budget=6000", "--window-size=1180,760"])
             .args(extra)
@@ -183,17 +242,31 @@ fn status_page_renders_groups_in_headless_chromium() {
         let _ = r.wait();
     }
     // the page's script ran: rows for every group, filled from /v1/stats
-    assert!(html.contains(r#"data-loaded="yes""#), "the script did not render: {html}");
+    assert!(
+        html.contains(r#"data-loaded="yes""#),
+        "the script did not render: {html}"
+    );
     for g in ["gold", "bronze", "default"] {
-        assert!(html.contains(&format!(r#"data-group="{g}""#)), "no row for {g}: {html}");
+        assert!(
+            html.contains(&format!(r#"data-group="{g}""#)),
+            "no row for {g}: {html}"
+        );
     }
     assert!(html.contains("MiB/s"), "rates shown: {html}");
     let png = std::fs::read(&shot).unwrap_or_else(|e| {
-        panic!("no screenshot ({e}): {}", String::from_utf8_lossy(&out.stderr))
+        panic!(
+            "no screenshot ({e}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
     });
-    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 10_000, "{} B", png.len());
+    assert!(
+        png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 10_000,
+        "{} B",
+        png.len()
+    );
     if std::env::var_os("THROTTLE_SAVE_SCREENSHOT").is_some() {
-        let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/proxy-status.png");
+        let docs =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/proxy-status.png");
         std::fs::write(&docs, &png).unwrap();
         println!("saved {}", docs.display());
     }

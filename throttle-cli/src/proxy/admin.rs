@@ -17,7 +17,8 @@ use core::convert::Infallible;
 use core::net::{IpAddr, SocketAddr};
 use core::sync::atomic::{AtomicU64, Ordering};
 use core::time::Duration;
-use std::sync::Arc;
+
+use alloc::sync::Arc;
 
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
@@ -170,7 +171,10 @@ async fn mutation(p: &Arc<Proxy>, req: Request<Incoming>, path: &str) -> Result<
         .and_then(|h| h.strip_prefix("Bearer "))
         .unwrap_or("");
     if !bool::from(given.as_bytes().ct_eq(token.as_bytes())) {
-        return Err(refuse(StatusCode::UNAUTHORIZED, "missing or wrong bearer token"));
+        return Err(refuse(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong bearer token",
+        ));
     }
     let ct = req
         .headers()
@@ -294,10 +298,22 @@ mod tests {
 
     #[test]
     fn host_loopback_names_pass_others_fail() {
-        for h in ["127.0.0.1:9901", "localhost:1", "LOCALHOST", "[::1]:9901", "127.0.0.2"] {
+        for h in [
+            "127.0.0.1:9901",
+            "localhost:1",
+            "LOCALHOST",
+            "[::1]:9901",
+            "127.0.0.2",
+        ] {
             assert!(host_allowed(h, None), "{h}");
         }
-        for h in ["", "evil.example:9901", "10.0.0.1:9901", "[::2]:1", "127.0.0.1.nip.io"] {
+        for h in [
+            "",
+            "evil.example:9901",
+            "10.0.0.1:9901",
+            "[::2]:1",
+            "127.0.0.1.nip.io",
+        ] {
             assert!(!host_allowed(h, None), "{h}");
         }
         let own: SocketAddr = "10.0.0.1:9901".parse().unwrap();

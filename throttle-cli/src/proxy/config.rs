@@ -262,12 +262,18 @@ pub(crate) fn parse(text: &str) -> Result<File, ConfigError> {
 
 fn parse_addr(what: &str, s: &str) -> Result<SocketAddr, ConfigError> {
     s.parse()
-        .or_else(|_| if let Some(rest) = s.strip_prefix("localhost:") {
-            format!("127.0.0.1:{rest}").parse()
-        } else {
-            s.parse()
+        .or_else(|_| {
+            if let Some(rest) = s.strip_prefix("localhost:") {
+                format!("127.0.0.1:{rest}").parse()
+            } else {
+                s.parse()
+            }
         })
-        .map_err(|_| ConfigError(format!("{what}: {s:?} is not an address like 127.0.0.1:8080")))
+        .map_err(|_| {
+            ConfigError(format!(
+                "{what}: {s:?} is not an address like 127.0.0.1:8080"
+            ))
+        })
 }
 
 fn check_upstream(what: &str, s: &str) -> Result<(), ConfigError> {
@@ -315,7 +321,10 @@ pub(crate) fn validate(file: File, dir: Option<&Path>) -> Result<Plan, ConfigErr
     let admin = match file.admin {
         None => None,
         Some(a) => {
-            let listen = parse_addr("admin.listen", a.listen.as_deref().unwrap_or("127.0.0.1:9901"))?;
+            let listen = parse_addr(
+                "admin.listen",
+                a.listen.as_deref().unwrap_or("127.0.0.1:9901"),
+            )?;
             let token = match a.token_file {
                 Some(p) => {
                     let p = match dir {
@@ -324,7 +333,9 @@ pub(crate) fn validate(file: File, dir: Option<&Path>) -> Result<Plan, ConfigErr
                     };
                     Some(read_token(&p)?)
                 }
-                None => std::env::var(TOKEN_ENV).ok().filter(|t| !t.trim().is_empty()),
+                None => std::env::var(TOKEN_ENV)
+                    .ok()
+                    .filter(|t| !t.trim().is_empty()),
             };
             Some(AdminPlan { listen, token })
         }
@@ -391,20 +402,36 @@ pub(crate) fn validate(file: File, dir: Option<&Path>) -> Result<Plan, ConfigErr
             .map(|c| {
                 c.parse::<IpNet>()
                     .or_else(|_| c.parse::<IpAddr>().map(IpNet::from))
-                    .map_err(|_| ConfigError(format!("{what}: match.client {c:?} is not a network like 10.1.0.0/16")))
+                    .map_err(|_| {
+                        ConfigError(format!(
+                            "{what}: match.client {c:?} is not a network like 10.1.0.0/16"
+                        ))
+                    })
             })
             .collect::<Result<Vec<_>, _>>()?;
         if g.name == DEFAULT_GROUP {
             if !clients.is_empty() || !g.matches.listener.is_empty() {
-                return err(format!("{what}: the default group matches everything: no `match`"));
+                return err(format!(
+                    "{what}: the default group matches everything: no `match`"
+                ));
             }
             has_default = true;
         }
         let (schedule_up, schedule_down) = match g.schedule {
             None => (None, None),
             Some(sf) => (
-                zoned(&format!("{what}: schedule.up"), sf.up, g.up.rate, sf.zone.as_deref())?,
-                zoned(&format!("{what}: schedule.down"), sf.down, g.down.rate, sf.zone.as_deref())?,
+                zoned(
+                    &format!("{what}: schedule.up"),
+                    sf.up,
+                    g.up.rate,
+                    sf.zone.as_deref(),
+                )?,
+                zoned(
+                    &format!("{what}: schedule.down"),
+                    sf.down,
+                    g.down.rate,
+                    sf.zone.as_deref(),
+                )?,
             ),
         };
         groups.push(GroupPlan {
@@ -484,10 +511,26 @@ fn dry_run(plan: &Plan) -> Result<(), ConfigError> {
         let w = format!("group {:?}", g.name);
         let gu = check(&format!("{w}: up"), g.up.to_limits(), Some(&up))?;
         let gd = check(&format!("{w}: down"), g.down.to_limits(), Some(&down))?;
-        check(&format!("{w}: per_client.up"), g.per_client.up.to_limits(), Some(&gu))?;
-        check(&format!("{w}: per_client.down"), g.per_client.down.to_limits(), Some(&gd))?;
-        check(&format!("{w}: per_conn.up"), g.per_conn.up.to_limits(), Some(&gu))?;
-        check(&format!("{w}: per_conn.down"), g.per_conn.down.to_limits(), Some(&gd))?;
+        check(
+            &format!("{w}: per_client.up"),
+            g.per_client.up.to_limits(),
+            Some(&gu),
+        )?;
+        check(
+            &format!("{w}: per_client.down"),
+            g.per_client.down.to_limits(),
+            Some(&gd),
+        )?;
+        check(
+            &format!("{w}: per_conn.up"),
+            g.per_conn.up.to_limits(),
+            Some(&gu),
+        )?;
+        check(
+            &format!("{w}: per_conn.down"),
+            g.per_conn.down.to_limits(),
+            Some(&gd),
+        )?;
     }
     Ok(())
 }
@@ -533,7 +576,11 @@ schedule = { down = "20M Mon-Fri 09:00-17:00", zone = "UTC" }
         assert_eq!(p.groups[1].name, DEFAULT_GROUP);
         let a = &p.groups[0];
         assert_eq!(a.weight, 3);
-        assert_eq!(a.per_conn.down, "50MiB/s".parse().unwrap(), "server's per_conn inherited");
+        assert_eq!(
+            a.per_conn.down,
+            "50MiB/s".parse().unwrap(),
+            "server's per_conn inherited"
+        );
         assert!(a.matches("db", "10.1.2.3".parse().unwrap()));
         assert!(a.matches("db", "192.168.1.7".parse().unwrap()));
         assert!(!a.matches("db", "10.2.0.1".parse().unwrap()));

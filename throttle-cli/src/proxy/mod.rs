@@ -21,7 +21,9 @@ use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use core::time::Duration;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Mutex, RwLock};
+
+use alloc::sync::Arc;
 
 use clap::Args;
 use throttle_spec::Limit;
@@ -40,10 +42,20 @@ pub(crate) struct ProxyArgs {
     #[arg(short = 'c', long = "config", value_name = "FILE", conflicts_with_all = ["listen", "upstream"])]
     pub(crate) config: Option<PathBuf>,
     /// Listen address (without -c), e.g. 127.0.0.1:8080.
-    #[arg(short = 'l', long = "listen", value_name = "ADDR", requires = "upstream")]
+    #[arg(
+        short = 'l',
+        long = "listen",
+        value_name = "ADDR",
+        requires = "upstream"
+    )]
     pub(crate) listen: Option<String>,
     /// Upstream HOST:PORT (without -c).
-    #[arg(short = 'u', long = "upstream", value_name = "ADDR", requires = "listen")]
+    #[arg(
+        short = 'u',
+        long = "upstream",
+        value_name = "ADDR",
+        requires = "listen"
+    )]
     pub(crate) upstream: Option<String>,
     /// Limit for the whole process: UP[:DOWN] (one value: both directions), e.g. 10M:100M.
     #[arg(long = "rate", value_name = "UP[:DOWN]")]
@@ -89,8 +101,13 @@ fn pair(flag: &str, s: &str) -> Result<Pair, Failure> {
 pub(crate) fn plan_from(args: &ProxyArgs) -> Result<Plan, Failure> {
     let mut file = match &args.config {
         Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .map_err(|e| Failure::new(format!("cannot read {}: {}", p.display(), crate::os_msg(&e))))?;
+            let text = std::fs::read_to_string(p).map_err(|e| {
+                Failure::new(format!(
+                    "cannot read {}: {}",
+                    p.display(),
+                    crate::os_msg(&e)
+                ))
+            })?;
             config::parse(&text).map_err(|e| Failure::new(format!("{}: {e}", p.display())))?
         }
         None => {
@@ -258,11 +275,15 @@ impl Proxy {
             plan.listeners.len(),
             plan.groups.len()
         );
-        *self.token.write().unwrap_or_else(std::sync::PoisonError::into_inner) =
+        *self
+            .token
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
             plan.admin.as_ref().and_then(|a| a.token.clone());
         let keep: Vec<SocketAddr> = plan.listeners.iter().map(|l| l.listen).collect();
         self.tree.apply(plan);
-        self.tree.drive_schedules(throttle_spec::jiff::Timestamp::now());
+        self.tree
+            .drive_schedules(throttle_spec::jiff::Timestamp::now());
         {
             let mut running = self.listener_map();
             running.retain(|addr, (_, stop)| {
@@ -365,7 +386,13 @@ fn admit(proxy: &Arc<Proxy>, configured: SocketAddr, client: TcpStream, peer: So
     });
 }
 
-async fn serve_conn(proxy: &Proxy, listener: &str, upstream: &str, client: TcpStream, peer: SocketAddr) {
+async fn serve_conn(
+    proxy: &Proxy,
+    listener: &str,
+    upstream: &str,
+    client: TcpStream,
+    peer: SocketAddr,
+) {
     let plan = proxy.tree.plan();
     let (placement, up, down) = match proxy.tree.place(listener, peer.ip()) {
         Ok(p) => p,
@@ -377,7 +404,8 @@ async fn serve_conn(proxy: &Proxy, listener: &str, upstream: &str, client: TcpSt
     let group = placement.group.name.clone();
     let id = placement.id;
     let t0 = std::time::Instant::now();
-    let connect = tokio::time::timeout(plan.server.connect_timeout, TcpStream::connect(upstream)).await;
+    let connect =
+        tokio::time::timeout(plan.server.connect_timeout, TcpStream::connect(upstream)).await;
     let upstream_sock = match connect {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
@@ -396,8 +424,7 @@ async fn serve_conn(proxy: &Proxy, listener: &str, upstream: &str, client: TcpSt
     let end = relay::relay(
         client,
         upstream_sock,
-        up,
-        down,
+        [up, down],
         traffic.clone(),
         [&placement.group.bytes, &proxy.tree.bytes],
         plan.server.idle_timeout,
@@ -432,7 +459,11 @@ pub(crate) fn check(path: &std::path::Path) -> Result<(), Failure> {
         path.display(),
         plan.listeners.len(),
         plan.groups.len(),
-        if plan.admin.is_some() { ", admin API" } else { "" }
+        if plan.admin.is_some() {
+            ", admin API"
+        } else {
+            ""
+        }
     );
     Ok(())
 }
@@ -461,7 +492,9 @@ pub(crate) fn run(args: ProxyArgs) -> Result<(), Failure> {
 
 async fn serve(args: ProxyArgs, plan: Plan) -> Result<(), Failure> {
     use tokio::signal::unix::{signal, SignalKind};
-    let sig = |k| signal(k).map_err(|e| Failure::new(format!("cannot handle signals: {}", crate::os_msg(&e))));
+    let sig = |k| {
+        signal(k).map_err(|e| Failure::new(format!("cannot handle signals: {}", crate::os_msg(&e))))
+    };
     let (mut term, mut int, mut hup) = (
         sig(SignalKind::terminate())?,
         sig(SignalKind::interrupt())?,
@@ -471,13 +504,22 @@ async fn serve(args: ProxyArgs, plan: Plan) -> Result<(), Failure> {
     let mut socks = Vec::new();
     for l in &plan.listeners {
         let s = TcpListener::bind(l.listen).await.map_err(|e| {
-            Failure::new(format!("listener {:?}: cannot listen on {}: {}", l.name, l.listen, crate::os_msg(&e)))
+            Failure::new(format!(
+                "listener {:?}: cannot listen on {}: {}",
+                l.name,
+                l.listen,
+                crate::os_msg(&e)
+            ))
         })?;
         socks.push((l.listen, s));
     }
     let admin_sock = match &plan.admin {
         Some(a) => Some(TcpListener::bind(a.listen).await.map_err(|e| {
-            Failure::new(format!("admin: cannot listen on {}: {}", a.listen, crate::os_msg(&e)))
+            Failure::new(format!(
+                "admin: cannot listen on {}: {}",
+                a.listen,
+                crate::os_msg(&e)
+            ))
         })?),
         None => None,
     };
@@ -497,7 +539,9 @@ async fn serve(args: ProxyArgs, plan: Plan) -> Result<(), Failure> {
         listeners: Mutex::new(HashMap::new()),
         reload_lock: tokio::sync::Mutex::new(()),
     });
-    proxy.tree.drive_schedules(throttle_spec::jiff::Timestamp::now());
+    proxy
+        .tree
+        .drive_schedules(throttle_spec::jiff::Timestamp::now());
     for (addr, s) in socks {
         proxy.start_listener(addr, s);
     }
@@ -541,7 +585,10 @@ async fn serve(args: ProxyArgs, plan: Plan) -> Result<(), Failure> {
     housekeeping.abort();
     let left = proxy.active.load(Ordering::Acquire);
     if left > 0 {
-        tracing::warn!(connections = left, "drain timeout: closing the connections left");
+        tracing::warn!(
+            connections = left,
+            "drain timeout: closing the connections left"
+        );
     } else {
         tracing::info!("drained: every connection finished");
     }

@@ -16,7 +16,8 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use core::task::Poll;
 use core::time::Duration;
 use std::io;
-use std::sync::Arc;
+
+use alloc::sync::Arc;
 
 use throttle_tokio::Leaf;
 use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
@@ -83,14 +84,13 @@ async fn pump(
     }
 }
 
-/// Relays between `client` and `upstream` until both directions end, an error, or the idle
+/// Relays between `client` and `upstream` (reads charged to the leaves `[up, down]`) until both directions end, an error, or the idle
 /// timeout, counting bytes `[up, down]` in the connection's `traffic` and in each of `totals` (a direction waiting for its limit is not idle: `waiting` says whether either
 /// leaf waits in the tree).
 pub(crate) async fn relay(
     client: TcpStream,
     upstream: TcpStream,
-    mut up: Leaf,
-    mut down: Leaf,
+    [mut up, mut down]: [Leaf; 2],
     traffic: Arc<Traffic>,
     totals: [&[AtomicU64; 2]; 2],
     idle: Option<Duration>,
@@ -106,7 +106,14 @@ pub(crate) async fn relay(
     let both = async {
         tokio::try_join!(
             pump(&mut cr, &mut uw, &mut up, &up_counters, &traffic, opened),
-            pump(&mut ur, &mut cw, &mut down, &down_counters, &traffic, opened),
+            pump(
+                &mut ur,
+                &mut cw,
+                &mut down,
+                &down_counters,
+                &traffic,
+                opened
+            ),
         )
     };
     let idle_watch = async {

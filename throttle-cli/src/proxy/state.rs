@@ -15,10 +15,12 @@
 use core::net::IpAddr;
 use core::sync::atomic::{AtomicU64, Ordering};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Mutex, RwLock};
 
-use throttle_spec::{Limit, Rate, ScheduleDriver};
+use alloc::sync::Arc;
+
 use throttle_io::{KeyedConfig, KeyedNode, KeyedNodes, WhenFull};
+use throttle_spec::{Limit, Rate, ScheduleDriver};
 use throttle_tokio::{Limiter, Node};
 
 use super::config::{GroupPlan, Pair, Plan};
@@ -249,7 +251,10 @@ impl Tree {
             // Limits and weight passed the plan's dry run.
             let node = root
                 .child(d.pick(gp.up, gp.down).to_limits(), gp.weight)
-                .unwrap_or_else(|_| root.child(throttle_tokio::Limits::UNLIMITED, 1).expect("an unlimited child of a live root"));
+                .unwrap_or_else(|_| {
+                    root.child(throttle_tokio::Limits::UNLIMITED, 1)
+                        .expect("an unlimited child of a live root")
+                });
             GroupDir {
                 clients: KeyedNodes::new(
                     node.clone(),

@@ -4,9 +4,10 @@
 
 #![allow(dead_code, unreachable_pub)] // each test file uses a part
 
+use core::net::SocketAddr;
 use core::time::Duration;
 use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::thread;
@@ -25,7 +26,8 @@ pub fn free_port() -> u16 {
 
 /// A fresh private directory.
 pub fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("throttle-proxy-test-{}-{name}", std::process::id()));
+    let dir =
+        std::env::temp_dir().join(format!("throttle-proxy-test-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -49,7 +51,12 @@ impl Drop for Proxy {
 }
 
 /// `[admin]` and one `[[listener]]` named "main" to `upstream`, then `rest` (TOML).
-pub fn config_text(admin: SocketAddr, listen: SocketAddr, upstream: SocketAddr, rest: &str) -> String {
+pub fn config_text(
+    admin: SocketAddr,
+    listen: SocketAddr,
+    upstream: SocketAddr,
+    rest: &str,
+) -> String {
     format!(
         "[admin]\nlisten = \"{admin}\"\ntoken_file = \"token\"\n\n[[listener]]\nname = \"main\"\nlisten = \"{listen}\"\nupstream = \"{upstream}\"\n\n{rest}"
     )
@@ -94,15 +101,23 @@ impl Proxy {
             let text = p.log_text();
             let find = |key: &str| {
                 text.lines()
-                    .find_map(|l| l.split_once(key).map(|(_, a)| a.trim().parse::<SocketAddr>()))
+                    .find_map(|l| {
+                        l.split_once(key)
+                            .map(|(_, a)| a.trim().parse::<SocketAddr>())
+                    })
                     .and_then(Result::ok)
             };
-            if let (Some(a), Some(l)) = (find("admin API listening on "), find("proxy listening on ")) {
+            if let (Some(a), Some(l)) =
+                (find("admin API listening on "), find("proxy listening on "))
+            {
                 p.admin = a;
                 p.listen = l;
                 break;
             }
-            assert!(t0.elapsed() < Duration::from_secs(20), "proxy did not start: {text}");
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "proxy did not start: {text}"
+            );
             thread::sleep(Duration::from_millis(20));
         }
         p
@@ -135,7 +150,10 @@ impl Proxy {
     }
 
     pub fn get(&self, path: &str) -> (u16, String) {
-        http(self.admin, &format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"))
+        http(
+            self.admin,
+            &format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"),
+        )
     }
 
     /// An authorized JSON request.
@@ -174,7 +192,10 @@ pub fn http(addr: SocketAddr, raw: &str) -> (u16, String) {
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_string();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
     (status, body)
 }
 
