@@ -544,3 +544,102 @@ fn ctl_stats_set_and_reload_through_the_admin_api() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
 }
+
+#[test]
+fn schedule_sets_the_group_limit_and_a_patch_overrides_it() {
+    let up = echo();
+    let p = Proxy::start(
+        "schedule",
+        up,
+        "[[group]]\nname = \"g\"\ndown = \"50M\"\nschedule = { down = \"1M daily\", zone = \"UTC\" }\n",
+    );
+    let g = p.group("g");
+    assert_eq!(
+        g["down"]["limit"],
+        1 << 20,
+        "the schedule's rate, not the static 50M"
+    );
+    assert_eq!(g["scheduled"]["down"], true);
+    let (status, body) = p.send("PATCH", "/v1/groups/g", r#"{"down": "7M"}"#);
+    assert_eq!(status, 200, "{body}");
+    // the manual change holds (until the schedule's next boundary: never, for "daily")
+    thread::sleep(Duration::from_millis(1500));
+    assert_eq!(p.group("g")["down"]["limit"], 7 << 20);
+}
+
+#[test]
+fn out_of_descriptors_accept_backs_off_and_recovers() {
+    // The proxy under a 48-descriptor limit: connections past it fail with EMFILE; the
+    // accept loop must back off (not spin at 100 % CPU) and serve again once they close.
+    let up = echo();
+    let dir = scratch("emfile");
+    std::fs::write(dir.join("token"), TOKEN).unwrap();
+    let any: core::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let cfg = dir.join("t.toml");
+    std::fs::write(&cfg, config_text(any, any, up, "")).unwrap();
+    let log = dir.join("log");
+    let mut child = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -n 48 && exec {} proxy -c {}",
+            env!("CARGO_BIN_EXE_throttle"),
+            cfg.display()
+        ))
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    let listen = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if let Some(a) = text.lines().find_map(|l| {
+            l.split_once("proxy listening on ")
+                .map(|(_, a)| a.trim().to_string())
+        }) {
+            break a;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(20), "{text}");
+        thread::sleep(Duration::from_millis(20));
+    };
+    let mut conns: Vec<TcpStream> = (0..60)
+        .filter_map(|_| TcpStream::connect(&listen).ok())
+        .collect();
+    thread::sleep(Duration::from_millis(500));
+    let cpu = |pid: u32| {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let f: Vec<u64> = stat
+            .rsplit_once(')')
+            .unwrap()
+            .1
+            .split_whitespace()
+            .skip(11)
+            .take(2)
+            .map(|x| x.parse().unwrap())
+            .collect();
+        f[0] + f[1]
+    };
+    let c0 = cpu(child.id());
+    thread::sleep(Duration::from_secs(1));
+    let ticks = cpu(child.id()) - c0;
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("out of resources, backing off"), "{text}");
+    assert!(
+        ticks < 50,
+        "{ticks} ticks of CPU in 1 s while out of descriptors: spinning"
+    );
+    // the first connections were served
+    let mut b = [0u8; 2];
+    conns[0].write_all(b"hi").unwrap();
+    conns[0]
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    conns[0].read_exact(&mut b).unwrap();
+    conns.clear();
+    thread::sleep(Duration::from_millis(1500));
+    let mut c = TcpStream::connect(&listen).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.write_all(b"ok").unwrap();
+    c.read_exact(&mut b).unwrap();
+    assert_eq!(&b, b"ok", "serving again");
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -218,9 +218,6 @@ impl Proxy {
         let n = m.entry(ip).or_insert(0);
         let per = plan.server.max_conns_per_client;
         if per > 0 && *n >= per {
-            if *n == 0 {
-                m.remove(&ip);
-            }
             return Err("max_conns_per_client");
         }
         *n += 1;
@@ -483,6 +480,12 @@ fn init_logs() {
 pub(crate) fn run(args: ProxyArgs) -> Result<(), Failure> {
     init_logs();
     let plan = plan_from(&args)?;
+    // Two descriptors per connection: take what the hard limit allows (as nginx's
+    // worker_rlimit_nofile); past it, accept backs off (EMFILE) instead of spinning.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => tracing::debug!(open_files = n, "open-files limit"),
+        Err(e) => tracing::warn!("cannot raise the open-files limit: {}", crate::os_msg(&e)),
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
