@@ -13,8 +13,8 @@
 //! **Idle**: a key is idle when no [`KeyedNode`] guard for it is alive and nothing else holds
 //! its node (no child, no clone). Idle keys older than the idle time are removed by
 //! [`KeyedNodes::sweep`] (call it periodically, e.g. once per idle time) and, when the map is
-//! full, by `get` itself (at most once per eighth of the idle time, so a flood of new keys
-//! costs O(1) amortized per call, not a scan each).
+//! full, by `get` itself (a scan at most every 100 ms and every `cap / 8` new keys, so a flood
+//! of new keys costs O(1) amortized per call, not a scan each).
 //!
 //! **Full** (`len == cap` and nothing idle enough to evict): [`WhenFull::Reject`] fails with
 //! [`KeyedError::Full`]; [`WhenFull::Overflow`] hands out one shared overflow node (created
@@ -108,9 +108,16 @@ struct Inner<K> {
 struct State<K> {
     map: HashMap<K, Entry>,
     overflow: Option<Entry>,
-    /// No eviction scan from `get` before this (ns on the limiter's clock).
+    /// No time-triggered eviction scan from `get` before this (ns on the limiter's clock).
     next_full_sweep: u64,
+    /// New keys asked for while full since the last scan.
+    full_gets: usize,
 }
+
+/// A full map is scanned for idle keys by `get` at most this often, plus once per `cap / 8`
+/// new keys: O(1) amortized per call under a flood of new keys, and an idle key frees its
+/// place within 100 ms of its idle time.
+const FULL_SWEEP_EVERY_NS: u64 = 100_000_000;
 
 #[derive(Clone)]
 struct Entry {
@@ -203,6 +210,7 @@ impl<K: Hash + Eq + Clone> KeyedNodes<K> {
                 map: HashMap::new(),
                 overflow: None,
                 next_full_sweep: 0,
+                full_gets: 0,
             }),
         }))
     }
@@ -225,9 +233,10 @@ impl<K: Hash + Eq + Clone> KeyedNodes<K> {
         let cfg = self.0.config;
         if st.map.len() >= cfg.cap {
             let now = self.0.parent.limiter().now().as_nanos();
-            if now >= st.next_full_sweep {
-                let eighth = u64::try_from((cfg.idle / 8).as_nanos()).unwrap_or(u64::MAX);
-                st.next_full_sweep = now.saturating_add(eighth.max(1_000_000));
+            st.full_gets = st.full_gets.saturating_add(1);
+            if now >= st.next_full_sweep || st.full_gets > cfg.cap / 8 {
+                st.next_full_sweep = now.saturating_add(FULL_SWEEP_EVERY_NS);
+                st.full_gets = 0;
                 Self::evict(&mut st, now, cfg.idle);
             }
         }
@@ -235,13 +244,13 @@ impl<K: Hash + Eq + Clone> KeyedNodes<K> {
             return match cfg.when_full {
                 WhenFull::Reject => Err(KeyedError::Full { cap: cfg.cap }),
                 WhenFull::Overflow => {
-                    if st.overflow.is_none() {
-                        st.overflow = Some(self.entry(limits, weight)?);
-                    }
-                    Ok(st.overflow.as_ref().map(|e| e.lease(true)).ok_or(
-                        // unreachable: set just above
-                        KeyedError::Full { cap: cfg.cap },
-                    )?)
+                    let e = match st.overflow.take() {
+                        Some(e) => e,
+                        None => self.entry(limits, weight)?,
+                    };
+                    let guard = e.lease(true);
+                    st.overflow = Some(e);
+                    Ok(guard)
                 }
             };
         }
@@ -464,8 +473,8 @@ mod tests {
             assert!(keyed.len() <= 500);
             assert!(limiter.len() <= 502, "parent + cap + overflow");
         }
-        // the full-map scan runs at most once per ms here: a few keys in between overflow
-        assert!(overflowed < 50_000 / 2, "{overflowed}");
+        // a full map is scanned once per cap / 8 new keys: the keys in between overflow
+        assert!(overflowed < 50_000 / 4, "{overflowed}");
         clock.advance(Duration::from_millis(5));
         keyed.sweep();
         assert!(keyed.is_empty());

@@ -366,7 +366,8 @@ fn admit(proxy: &Arc<Proxy>, configured: SocketAddr, client: TcpStream, peer: So
     let Some(l) = plan.listeners.iter().find(|l| l.listen == configured) else {
         return; // removed by a reload a moment ago
     };
-    let slot = match proxy.take_slot(peer.ip()) {
+    // `::ffff:10.1.2.3` on a dual-stack listener is the IPv4 client 10.1.2.3 (caps, matches).
+    let slot = match proxy.take_slot(peer.ip().to_canonical()) {
         Ok(s) => s,
         Err(cap) => {
             proxy.rejected.fetch_add(1, Ordering::Relaxed);
@@ -391,7 +392,7 @@ async fn serve_conn(
     peer: SocketAddr,
 ) {
     let plan = proxy.tree.plan();
-    let (placement, up, down) = match proxy.tree.place(listener, peer.ip()) {
+    let (placement, up, down) = match proxy.tree.place(listener, peer.ip().to_canonical()) {
         Ok(p) => p,
         Err(state::PlaceError::Tree(e)) => {
             tracing::warn!(client = %peer, "connection refused: {e}");
