@@ -61,6 +61,9 @@ fn wait_port(port: u16) {
         );
         thread::sleep(Duration::from_millis(20));
     }
+    // Through a proxy the probe reached an iperf3 server, which takes it for a test: give it
+    // time to drop it before the real client comes.
+    thread::sleep(Duration::from_millis(1500));
 }
 
 struct Killed(Child);
@@ -96,7 +99,8 @@ fn iperf_server(port: u16) -> Killed {
         .stderr(Stdio::null())
         .spawn()
         .expect("iperf3");
-    wait_port(port);
+    // No probe connection: iperf3 would take it for a test and be busy for a moment.
+    thread::sleep(Duration::from_millis(500));
     Killed(c)
 }
 
@@ -261,6 +265,9 @@ fn main() {
         cpu / gib
     };
     let throttle_cpu = {
+        // a fresh iperf3 server each time: the last one may still be closing its test
+        let up = free_port();
+        let _srv = iperf_server(up);
         let l = free_port();
         let p = proxy(
             &dir,
@@ -273,7 +280,6 @@ fn main() {
         println!("   nginx: SKIPPED (--skip-nginx, or nginx + libnginx-mod-stream not installed)");
         return;
     }
-    // a fresh iperf3 server: the last one may still be closing the previous test
     let up = free_port();
     let _srv3 = iperf_server(up);
     let l = free_port();
