@@ -202,7 +202,7 @@ fn status_page_renders_groups_in_headless_chromium() {
     let p = Proxy::start(
         "chromium",
         up,
-        "[server]\ndown = \"40M\"\n\n[[group]]\nname = \"gold\"\nweight = 3\nmatch = { client = [\"127.0.0.2/32\"] }\nper_client = { down = \"20M\" }\n\n[[group]]\nname = \"bronze\"\nmatch = { client = [\"127.0.0.3/32\"] }\n",
+        "[server]\ndown = \"40M\"\n\n[[group]]\nname = \"gold\"\nweight = 3\nmatch = { client = [\"127.0.0.2/32\"] }\ndown = \"32M\"\nper_client = { down = \"100M\" }\n\n[[group]]\nname = \"bronze\"\nmatch = { client = [\"127.0.0.3/32\"] }\n",
     );
     // readers from two client addresses, so that both groups carry traffic
     let mut readers = Vec::new();
@@ -214,7 +214,8 @@ fn status_page_renders_groups_in_headless_chromium() {
                 .unwrap(),
         );
     }
-    thread::sleep(Duration::from_millis(1500));
+    // the rates are 1 s averages since each node's start: let them settle for the picture
+    thread::sleep(Duration::from_millis(4000));
     let url = format!("http://{}/", p.admin);
     let profile = p.dir.join("chromium-profile");
     let chromium = |extra: &[&str]| {
