@@ -15,6 +15,8 @@
 
 extern crate alloc;
 
+mod bench_util;
+
 use alloc::sync::Arc;
 use core::net::SocketAddr;
 use core::time::Duration;
@@ -26,16 +28,9 @@ use std::sync::Mutex;
 use std::thread;
 use std::time::Instant;
 
-const TOKEN: &str = "bench-token-0123456789abcdef";
+use bench_util::throttle_bin;
 
-fn throttle_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("current exe");
-    exe.parent()
-        .and_then(Path::parent)
-        .map(|d| d.join("throttle"))
-        .filter(|p| p.exists())
-        .expect("build the binary first: cargo build --release -p throttle-cli")
-}
+const TOKEN: &str = "bench-token-0123456789abcdef";
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
