@@ -73,6 +73,90 @@ fn iperf3_eight_streams_share_the_limit_fairly() {
     assert!(j > 0.95, "Jain {j}: {rates:?}");
 }
 
+/// One-shot iperf3 server on a port of its own.
+fn iperf_server() -> (std::process::Child, u16) {
+    let port = free_port();
+    let child = Command::new("iperf3")
+        .args(["-s", "-1", "-B", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    thread::sleep(Duration::from_millis(300));
+    (child, port)
+}
+
+#[test]
+fn iperf3_groups_weighted_3_to_1_by_client_network() {
+    if !have("iperf3", "iperf3_groups_weighted_3_to_1_by_client_network") {
+        return;
+    }
+    // two listeners (iperf3 serves one test at a time), groups by client address
+    let (mut s1, p1) = iperf_server();
+    let (mut s2, p2) = iperf_server();
+    let any = "127.0.0.1:0";
+    let rest = format!(
+        "[server]\nup = \"100Mbit/s\"\n\n[[listener]]\nname = \"second\"\nlisten = \"{any}\"\nupstream = \"127.0.0.1:{p2}\"\n\n\
+         [[group]]\nname = \"gold\"\nweight = 3\nmatch = {{ client = [\"127.0.0.2/32\"] }}\n\n\
+         [[group]]\nname = \"bronze\"\nmatch = {{ client = [\"127.0.0.3/32\"] }}\n"
+    );
+    let p = Proxy::start(
+        "iperf3-weights",
+        format!("127.0.0.1:{p1}").parse().unwrap(),
+        &rest,
+    );
+    // the second listener's address, from the stats
+    let second = p.stats()["listeners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["name"] == "second")
+        .map(|l| l["listen"].as_str().unwrap().to_string())
+        .unwrap();
+    let second_port = second.rsplit_once(':').unwrap().1.to_string();
+    let run = |port: String, bind: &'static str, streams: &'static str| {
+        thread::spawn(move || {
+            let out = Command::new("iperf3")
+                .args([
+                    "-c",
+                    "127.0.0.1",
+                    "-p",
+                    &port,
+                    "-B",
+                    bind,
+                    "-P",
+                    streams,
+                    "-t",
+                    "4",
+                    "-O",
+                    "1",
+                    "-J",
+                ])
+                .output()
+                .unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            v["end"]["sum_received"]["bits_per_second"]
+                .as_f64()
+                .unwrap_or(0.0)
+        })
+    };
+    let gold = run(p.listen.port().to_string(), "127.0.0.2", "4");
+    let bronze = run(second_port, "127.0.0.3", "1");
+    let (g, b) = (gold.join().unwrap(), bronze.join().unwrap());
+    for s in [&mut s1, &mut s2] {
+        let _ = s.kill();
+        let _ = s.wait();
+    }
+    let share = g / (g + b);
+    println!(
+        "weights 3:1, 4 streams vs 1: gold {:.2} %, total {:.2} Mbit/s",
+        share * 100.0,
+        (g + b) / 1e6
+    );
+    assert!((share - 0.75).abs() < 0.06, "gold's share {share}");
+    assert!(((g + b) / 100e6 - 1.0).abs() < 0.15, "total {}", g + b);
+}
+
 #[test]
 fn curl_downloads_from_an_http_server_behind_the_proxy() {
     if !have(

@@ -285,7 +285,7 @@ pub(crate) fn stats(p: &Proxy) -> serde_json::Value {
         },
         "listeners": plan.listeners.iter().map(|l| json!({
             "name": l.name,
-            "listen": bound.get(&l.listen).unwrap_or(&l.listen).to_string(),
+            "listen": bound.get(&super::ListenKey::of(l)).unwrap_or(&l.listen).to_string(),
             "upstream": l.upstream,
         })).collect::<Vec<_>>(),
         "groups": p.tree.groups().iter().map(|g| group_json(p, g)).collect::<Vec<_>>(),

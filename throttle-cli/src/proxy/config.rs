@@ -367,7 +367,8 @@ pub(crate) fn validate(file: File, dir: Option<&Path>) -> Result<Plan, ConfigErr
             return err(format!("{what}: the name {:?} is used twice", l.name));
         }
         let listen = parse_addr(&format!("listener {:?}: listen", l.name), &l.listen)?;
-        if !addrs.insert(listen) {
+        // port 0: the system picks a port for each
+        if listen.port() != 0 && !addrs.insert(listen) {
             return err(format!("listener {:?}: {listen} is used twice", l.name));
         }
         check_upstream(&format!("listener {:?}: upstream", l.name), &l.upstream)?;

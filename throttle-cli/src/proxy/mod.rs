@@ -176,9 +176,27 @@ pub(crate) struct Proxy {
     pub(crate) draining: AtomicBool,
     drain_tx: watch::Sender<bool>,
     pub(crate) token: RwLock<Option<String>>,
-    /// Running accept loops by configured listen address, with their stop switch.
-    listeners: Mutex<HashMap<SocketAddr, (SocketAddr, watch::Sender<bool>)>>,
+    /// Running accept loops (their bound address and stop switch) by [`ListenKey`].
+    listeners: Mutex<HashMap<ListenKey, (SocketAddr, watch::Sender<bool>)>>,
     reload_lock: tokio::sync::Mutex<()>,
+}
+
+/// What identifies a running listener across reloads: its address, and for port 0 (a port
+/// the system picks) its name too. A reload keeps a listener whose key stays, binds new keys
+/// first, and stops the keys that went.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct ListenKey {
+    addr: SocketAddr,
+    name: Option<String>,
+}
+
+impl ListenKey {
+    pub(crate) fn of(l: &config::ListenerPlan) -> ListenKey {
+        ListenKey {
+            addr: l.listen,
+            name: (l.listen.port() == 0).then(|| l.name.clone()),
+        }
+    }
 }
 
 /// Releases a connection's slot in the caps when dropped.
@@ -253,9 +271,9 @@ impl Proxy {
         }
         // Bind every new listener first: if one fails, nothing changes.
         let mut fresh = Vec::new();
-        let running: Vec<SocketAddr> = self.listener_map().keys().copied().collect();
+        let running: Vec<ListenKey> = self.listener_map().keys().cloned().collect();
         for l in &plan.listeners {
-            if !running.contains(&l.listen) {
+            if !running.contains(&ListenKey::of(l)) {
                 let sock = TcpListener::bind(l.listen).await.map_err(|e| {
                     format!(
                         "listener {:?}: cannot listen on {}: {}",
@@ -264,7 +282,7 @@ impl Proxy {
                         crate::os_msg(&e)
                     )
                 })?;
-                fresh.push((l.listen, sock));
+                fresh.push((ListenKey::of(l), sock));
             }
         }
         let summary = format!(
@@ -277,22 +295,22 @@ impl Proxy {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) =
             plan.admin.as_ref().and_then(|a| a.token.clone());
-        let keep: Vec<SocketAddr> = plan.listeners.iter().map(|l| l.listen).collect();
+        let keep: Vec<ListenKey> = plan.listeners.iter().map(ListenKey::of).collect();
         self.tree.apply(plan);
         self.tree
             .drive_schedules(throttle_spec::jiff::Timestamp::now());
         {
             let mut running = self.listener_map();
-            running.retain(|addr, (_, stop)| {
-                let kept = keep.contains(addr);
+            running.retain(|key, (_, stop)| {
+                let kept = keep.contains(key);
                 if !kept {
                     let _ = stop.send(true);
                 }
                 kept
             });
         }
-        for (addr, sock) in fresh {
-            self.start_listener(addr, sock);
+        for (key, sock) in fresh {
+            self.start_listener(key, sock);
         }
         tracing::info!("config reloaded: {summary}");
         Ok(summary)
@@ -300,26 +318,26 @@ impl Proxy {
 
     fn listener_map(
         &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, (SocketAddr, watch::Sender<bool>)>> {
+    ) -> std::sync::MutexGuard<'_, HashMap<ListenKey, (SocketAddr, watch::Sender<bool>)>> {
         self.listeners
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The bound address of each running listener, by configured address.
-    pub(crate) fn bound(&self) -> HashMap<SocketAddr, SocketAddr> {
+    /// The bound address of each running listener.
+    pub(crate) fn bound(&self) -> HashMap<ListenKey, SocketAddr> {
         self.listener_map()
             .iter()
-            .map(|(k, (b, _))| (*k, *b))
+            .map(|(k, (b, _))| (k.clone(), *b))
             .collect()
     }
 
-    fn start_listener(self: &Arc<Self>, configured: SocketAddr, sock: TcpListener) {
-        let bound = sock.local_addr().unwrap_or(configured);
+    fn start_listener(self: &Arc<Self>, key: ListenKey, sock: TcpListener) {
+        let bound = sock.local_addr().unwrap_or(key.addr);
         let (stop_tx, stop_rx) = watch::channel(false);
-        self.listener_map().insert(configured, (bound, stop_tx));
+        self.listener_map().insert(key.clone(), (bound, stop_tx));
         tracing::info!("proxy listening on {bound}");
-        tokio::spawn(accept_loop(self.clone(), configured, sock, stop_rx));
+        tokio::spawn(accept_loop(self.clone(), key, sock, stop_rx));
     }
 }
 
@@ -332,7 +350,7 @@ fn exhausted(e: &std::io::Error) -> bool {
 
 async fn accept_loop(
     proxy: Arc<Proxy>,
-    configured: SocketAddr,
+    key: ListenKey,
     sock: TcpListener,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -347,7 +365,7 @@ async fn accept_loop(
         match r {
             Ok((stream, peer)) => {
                 backoff = Duration::from_millis(10);
-                admit(&proxy, configured, stream, peer);
+                admit(&proxy, &key, stream, peer);
             }
             Err(e) if exhausted(&e) => {
                 tracing::warn!(error = %crate::os_msg(&e), backoff_ms = backoff.as_millis() as u64, "accept: out of resources, backing off");
@@ -358,12 +376,12 @@ async fn accept_loop(
             Err(e) => tracing::debug!(error = %crate::os_msg(&e), "accept"),
         }
     }
-    tracing::info!(listen = %configured, "stopped listening");
+    tracing::info!(listen = %key.addr, "stopped listening");
 }
 
-fn admit(proxy: &Arc<Proxy>, configured: SocketAddr, client: TcpStream, peer: SocketAddr) {
+fn admit(proxy: &Arc<Proxy>, key: &ListenKey, client: TcpStream, peer: SocketAddr) {
     let plan = proxy.tree.plan();
-    let Some(l) = plan.listeners.iter().find(|l| l.listen == configured) else {
+    let Some(l) = plan.listeners.iter().find(|l| ListenKey::of(l) == *key) else {
         return; // removed by a reload a moment ago
     };
     // `::ffff:10.1.2.3` on a dual-stack listener is the IPv4 client 10.1.2.3 (caps, matches).
@@ -515,7 +533,7 @@ async fn serve(args: ProxyArgs, plan: Plan) -> Result<(), Failure> {
                 crate::os_msg(&e)
             ))
         })?;
-        socks.push((l.listen, s));
+        socks.push((ListenKey::of(l), s));
     }
     let admin_sock = match &plan.admin {
         Some(a) => Some(TcpListener::bind(a.listen).await.map_err(|e| {
@@ -546,8 +564,8 @@ async fn serve(args: ProxyArgs, plan: Plan) -> Result<(), Failure> {
     proxy
         .tree
         .drive_schedules(throttle_spec::jiff::Timestamp::now());
-    for (addr, s) in socks {
-        proxy.start_listener(addr, s);
+    for (key, s) in socks {
+        proxy.start_listener(key, s);
     }
     if let Some(s) = admin_sock {
         if let Ok(addr) = s.local_addr() {
