@@ -643,3 +643,54 @@ fn out_of_descriptors_accept_backs_off_and_recovers() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// A connection to `to` from the local address `from` (127.0.0.0/8 is all loopback).
+fn connect_from(from: &str, to: core::net::SocketAddr) -> TcpStream {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let s = tokio::net::TcpSocket::new_v4().unwrap();
+        s.bind(format!("{from}:0").parse().unwrap()).unwrap();
+        let s = s.connect(to).await.unwrap().into_std().unwrap();
+        s.set_nonblocking(false).unwrap();
+        s
+    })
+}
+
+#[test]
+fn per_client_nodes_past_max_clients_share_the_overflow_node() {
+    let up = echo();
+    let p = Proxy::start(
+        "overflow",
+        up,
+        "[server]\nmax_clients = 2\n\n[[group]]\nname = \"g\"\nper_client = { down = \"10M\" }\n",
+    );
+    let mut conns = Vec::new();
+    for from in ["127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4"] {
+        let mut c = connect_from(from, p.listen);
+        c.write_all(b"x").unwrap();
+        let mut b = [0u8; 1];
+        c.read_exact(&mut b).unwrap();
+        conns.push(c);
+    }
+    let g = p.group("g");
+    assert_eq!(g["clients"], 2, "{g}");
+    assert_eq!(g["client_overflow"], true);
+    assert_eq!(g["connections"], 4, "all served");
+    assert!(p.log_text().contains("max_clients reached"));
+    // a reload with a bigger cap applies to the live group
+    let text = std::fs::read_to_string(&p.config).unwrap();
+    std::fs::write(
+        &p.config,
+        text.replace("max_clients = 2", "max_clients = 10"),
+    )
+    .unwrap();
+    assert_eq!(p.send("POST", "/v1/reload", "{}").0, 200);
+    let mut c = connect_from("127.0.0.5", p.listen);
+    c.write_all(b"y").unwrap();
+    let mut b = [0u8; 1];
+    c.read_exact(&mut b).unwrap();
+    assert_eq!(p.group("g")["clients"], 3);
+}

@@ -101,11 +101,11 @@ impl<K> Clone for KeyedNodes<K> {
 
 struct Inner<K> {
     parent: Node,
-    config: KeyedConfig,
     state: Mutex<State<K>>,
 }
 
 struct State<K> {
+    config: KeyedConfig,
     map: HashMap<K, Entry>,
     overflow: Option<Entry>,
     /// No time-triggered eviction scan from `get` before this (ns on the limiter's clock).
@@ -193,7 +193,7 @@ impl Entry {
 impl<K> fmt::Debug for KeyedNodes<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeyedNodes")
-            .field("config", &self.0.config)
+            .field("config", &self.0.state.lock().map(|s| s.config).ok())
             .field("len", &self.0.state.lock().map(|s| s.map.len()).ok())
             .finish_non_exhaustive()
     }
@@ -205,8 +205,8 @@ impl<K: Hash + Eq + Clone> KeyedNodes<K> {
         config.cap = config.cap.max(1);
         KeyedNodes(Arc::new(Inner {
             parent,
-            config,
             state: Mutex::new(State {
+                config,
                 map: HashMap::new(),
                 overflow: None,
                 next_full_sweep: 0,
@@ -230,7 +230,7 @@ impl<K: Hash + Eq + Clone> KeyedNodes<K> {
         if let Some(e) = st.map.get(key) {
             return Ok(e.lease(false));
         }
-        let cfg = self.0.config;
+        let cfg = st.config;
         if st.map.len() >= cfg.cap {
             let now = self.0.parent.limiter().now().as_nanos();
             st.full_gets = st.full_gets.saturating_add(1);
@@ -289,7 +289,8 @@ impl<K: Hash + Eq + Clone> KeyedNodes<K> {
     pub fn sweep(&self) -> usize {
         let now = self.0.parent.limiter().now().as_nanos();
         let mut st = self.state();
-        Self::evict(&mut st, now, self.0.config.idle)
+        let idle = st.config.idle;
+        Self::evict(&mut st, now, idle)
     }
 
     /// Changes the limits of `key`'s node (live users and sleeping waiters included). `Ok(false)`
@@ -342,7 +343,14 @@ impl<K: Hash + Eq + Clone> KeyedNodes<K> {
 
     /// The settings.
     pub fn config(&self) -> KeyedConfig {
-        self.0.config
+        self.state().config
+    }
+
+    /// Changes the settings. A smaller cap applies as keys go (nothing is evicted early: keys
+    /// in use stay); a new idle time applies to every key from the next sweep.
+    pub fn set_config(&self, mut config: KeyedConfig) {
+        config.cap = config.cap.max(1);
+        self.state().config = config;
     }
 }
 
@@ -479,6 +487,22 @@ mod tests {
         keyed.sweep();
         assert!(keyed.is_empty());
         assert_eq!(limiter.len(), 1);
+    }
+
+    #[test]
+    fn keyed_set_config_changes_cap_and_idle_at_runtime() {
+        let clock = Manual::new();
+        let limiter = clock.limiter();
+        let parent = limiter.node(Limits::UNLIMITED, 1).unwrap();
+        let keyed = KeyedNodes::new(parent, cfg(1, 60_000, WhenFull::Reject));
+        let a = keyed.get(&1u8, Limits::UNLIMITED, 1).unwrap();
+        assert!(keyed.get(&2u8, Limits::UNLIMITED, 1).is_err());
+        keyed.set_config(cfg(2, 10, WhenFull::Reject));
+        let _b = keyed.get(&2u8, Limits::UNLIMITED, 1).unwrap();
+        drop(a);
+        clock.advance(Duration::from_millis(20));
+        assert_eq!(keyed.sweep(), 1, "the new idle time applies");
+        assert_eq!(keyed.config().cap, 2);
     }
 
     #[test]

@@ -13,7 +13,7 @@
 //! passed the same tree checks in its dry run).
 
 use core::net::IpAddr;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::collections::HashMap;
 use std::sync::{Mutex, RwLock};
 
@@ -79,6 +79,8 @@ pub(crate) struct Group {
     /// entry is removed when its connection ends (so the leaves leave the tree).
     conns: Mutex<HashMap<u64, [Node; 2]>>,
     pub(crate) accepted: AtomicU64,
+    /// The overflow of the per-client map was logged (once per group).
+    overflow_warned: AtomicBool,
     /// Bytes moved `[up, down]`, counted by the relays (exact: what was written).
     pub(crate) bytes: [AtomicU64; 2],
 }
@@ -228,6 +230,9 @@ impl Tree {
             let g = match old.iter().find(|g| g.name == gp.name) {
                 Some(g) => {
                     g.apply(gp, [true, true]);
+                    for d in Dir::BOTH {
+                        g.dir(d).clients.set_config(clients_config(&plan));
+                    }
                     g.clone()
                 }
                 None => self.new_group(gp, &plan),
@@ -256,14 +261,7 @@ impl Tree {
                         .expect("an unlimited child of a live root")
                 });
             GroupDir {
-                clients: KeyedNodes::new(
-                    node.clone(),
-                    KeyedConfig {
-                        cap: plan.server.max_clients,
-                        idle: plan.server.client_idle,
-                        when_full: WhenFull::Overflow,
-                    },
-                ),
+                clients: KeyedNodes::new(node.clone(), clients_config(plan)),
                 node,
                 schedule: Mutex::new(None),
             }
@@ -275,6 +273,7 @@ impl Tree {
             settings: Mutex::new(Settings { plan: gp.clone() }),
             conns: Mutex::new(HashMap::new()),
             accepted: AtomicU64::new(0),
+            overflow_warned: AtomicBool::new(false),
             bytes: [AtomicU64::new(0), AtomicU64::new(0)],
         })
     }
@@ -311,6 +310,11 @@ impl Tree {
             .node()
             .leaf(s.per_conn.down.to_limits(), 1)
             .map_err(|e| tree_err(&e))?;
+        if (cu.is_overflow() || cd.is_overflow())
+            && !group.overflow_warned.swap(true, Ordering::Relaxed)
+        {
+            tracing::warn!(group = %group.name, "max_clients reached: new clients of the group share one node");
+        }
         let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
         lock(&group.conns).insert(id, [up.node().clone(), down.node().clone()]);
         group.accepted.fetch_add(1, Ordering::Relaxed);
@@ -350,6 +354,16 @@ impl Tree {
                 }
             }
         }
+    }
+}
+
+/// The per-client map's settings: past `max_clients`, new clients of a group share one
+/// overflow node with the per-client limit (served together rather than refused).
+fn clients_config(plan: &Plan) -> KeyedConfig {
+    KeyedConfig {
+        cap: plan.server.max_clients,
+        idle: plan.server.client_idle,
+        when_full: WhenFull::Overflow,
     }
 }
 
