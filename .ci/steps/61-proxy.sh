@@ -23,13 +23,17 @@ trap cleanup EXIT
 
 # an upstream that sends 3 MiB to each connection
 head -c $((3 << 20)) /dev/urandom >"$tmp/blob"
-socat TCP-LISTEN:0,bind=127.0.0.1,reuseaddr,fork OPEN:"$tmp/blob" 2>/dev/null &
-pids+=($!)
 up=""
-for _ in $(seq 100); do
-    up=$(ss -ltnpH 2>/dev/null | awk -v p="pid=${pids[0]}," 'index($0, p) {split($4, a, ":"); print a[2]; exit}')
-    [[ -n $up ]] && break
-    sleep 0.05
+for _ in $(seq 20); do
+    port=$((20000 + RANDOM % 40000))
+    socat TCP-LISTEN:$port,bind=127.0.0.1,fork OPEN:"$tmp/blob" 2>/dev/null &
+    pid=$!
+    sleep 0.2
+    if kill -0 "$pid" 2>/dev/null; then # still running: the port was free
+        pids+=("$pid")
+        up=$port
+        break
+    fi
 done
 [[ -n $up ]] || { echo "FAIL: the socat upstream did not start"; exit 1; }
 
