@@ -32,18 +32,52 @@ fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
 
 use throttle_core::{Config, Decision, Fixed, FixedTree, Instant, LeafId, Limits, NodeId, Tree};
 
-/// A small tree (8 nodes) in a `static`-friendly form: what an MCU gateway would hold.
-pub type SmallTree = FixedTree<8>;
+/// Nodes of [`MeasuredTree`]: the decimal number in the environment variable
+/// `NOSTD_CHECK_NODES` when this crate is compiled, 8 without it. The size step
+/// (`.ci/steps/41-size.sh`) builds it for 2, 8 and 32 (cargo rebuilds this crate, and only
+/// it, when the variable changes).
+pub const NODES: usize = match option_env!("NOSTD_CHECK_NODES") {
+    Some(digits) => parse_nodes(digits),
+    None => 8,
+};
 
-/// Builds a small tree in `const` context (as a `static` would be).
-pub const fn small_tree() -> SmallTree {
+/// `NOSTD_CHECK_NODES` as a number; anything but 1 to 6 decimal digits stops the build.
+const fn parse_nodes(digits: &str) -> usize {
+    let bytes = digits.as_bytes();
+    assert!(
+        !bytes.is_empty() && bytes.len() <= 6,
+        "NOSTD_CHECK_NODES: 1 to 6 decimal digits"
+    );
+    let mut n = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        let digit = bytes[i];
+        assert!(
+            digit.is_ascii_digit(),
+            "NOSTD_CHECK_NODES: decimal digits only"
+        );
+        n = n * 10 + (digit - b'0') as usize;
+        i += 1;
+    }
+    n
+}
+
+/// A tree of [`NODES`] nodes in a `static`-friendly form: what an MCU gateway would hold.
+pub type MeasuredTree = FixedTree<NODES>;
+
+/// Builds a [`MeasuredTree`] in `const` context (as a `static` would be).
+pub const fn measured_tree() -> MeasuredTree {
     Tree::with_storage(Fixed::new(), Config::DEFAULT)
 }
 
-/// Every operation of the core, instantiated for [`SmallTree`], so that a release build of
+/// The RAM a firmware pays for the tree: the size step reads this static's size from its
+/// section name (`RAM_TREE`) in the object file, so the figure is the target's own layout.
+pub static RAM_TREE: MeasuredTree = measured_tree();
+
+/// Every operation of the core, instantiated for [`MeasuredTree`], so that a release build of
 /// this crate for `thumbv7em-none-eabihf` measures the flash a real firmware pays for the
-/// core (`.ci/run` prints it). Not meant to be called on the host.
-pub fn exercise(tree: &mut SmallTree, now: u64) -> Option<(NodeId, LeafId, u64)> {
+/// core (`.ci/steps/41-size.sh` prints it). Not meant to be called on the host.
+pub fn exercise(tree: &mut MeasuredTree, now: u64) -> Option<(NodeId, LeafId, u64)> {
     let t = Instant::from_nanos(now);
     let server = tree
         .insert_node(None, Limits::per_second(1 << 20), 1, t)
@@ -71,36 +105,39 @@ pub fn exercise(tree: &mut SmallTree, now: u64) -> Option<(NodeId, LeafId, u64)>
 
 /// A limiter for 1 server + 3 connections in a `static`, as a firmware declares it: proves the
 /// embassy adapter's limiter is `const`-constructible without `std` (the default raw mutex is
-/// embassy-sync's `CriticalSectionRawMutex`). Data only: the `.text` figure of `.ci/run` is
+/// embassy-sync's `CriticalSectionRawMutex`). Data only: the `.text` figure of the size step is
 /// unchanged; the adapter's code size is measured by `examples/firmware`.
 pub static EMBASSY_LIMITER: throttle_embassy::Limiter<8> = throttle_embassy::Limiter::new();
 
+/// The tree behind the core's sharing layer with a critical-section lock.
+#[cfg(feature = "shared")]
+pub type MeasuredShared =
+    throttle_core::Shared<Fixed<NODES>, throttle_core::CsLock<throttle_core::State<Fixed<NODES>>>>;
+
 /// The core's own sharing layer with a critical-section lock, in a `static` (feature
 /// `shared`, so that the default build's `.text` measures the bare core): proves
-/// `Shared`, `State` and `CsLock` build without `std` and are `const`-constructible.
+/// `Shared`, `State` and `CsLock` build without `std` and are `const`-constructible. Its size
+/// is the RAM figure "with the sharing layer" of the size step (section name `RAM_SHARED`).
 #[cfg(feature = "shared")]
-pub static SHARED: throttle_core::Shared<
-    Fixed<8>,
-    throttle_core::CsLock<throttle_core::State<Fixed<8>>>,
-> = throttle_core::Shared::from_lock(throttle_core::CsLock::new_const(throttle_core::State::new(
-    small_tree(),
-)));
+pub static RAM_SHARED: MeasuredShared = throttle_core::Shared::from_lock(
+    throttle_core::CsLock::new_const(throttle_core::State::new(measured_tree())),
+);
 
-/// Every operation of the sharing layer on [`SHARED`] (the wake-up protocol, the timer holder
-/// and the driver step). Not meant to be called on the host. `.ci/run` prints the `.text`
-/// with and without it.
+/// Every operation of the sharing layer on [`RAM_SHARED`] (the wake-up protocol, the timer holder
+/// and the driver step). Not meant to be called on the host. `.ci/steps/41-size.sh` prints the
+/// `.text` with and without it.
 #[cfg(feature = "shared")]
 pub fn exercise_shared(leaf: LeafId, now: u64, waker: &core::task::Waker) -> Option<u64> {
     let t = Instant::from_nanos(now);
-    let n = match SHARED.poll_acquire(leaf, 1460, t, waker).ok()? {
+    let n = match RAM_SHARED.poll_acquire(leaf, 1460, t, waker).ok()? {
         throttle_core::Step::Grant(n) => {
-            SHARED.settle(leaf, n, t).ok()?;
+            RAM_SHARED.settle(leaf, n, t).ok()?;
             n
         }
         throttle_core::Step::Sleep { until } => until.map_or(0, Instant::as_nanos),
     };
-    let _ = SHARED.cancel(leaf, t);
-    let _ = SHARED.set_limit(leaf.node(), Limits::per_second(1 << 20), t);
-    let _ = SHARED.poll_driver(t, waker);
+    let _ = RAM_SHARED.cancel(leaf, t);
+    let _ = RAM_SHARED.set_limit(leaf.node(), Limits::per_second(1 << 20), t);
+    let _ = RAM_SHARED.poll_driver(t, waker);
     Some(n)
 }

@@ -23,7 +23,8 @@ pub struct IdealNode {
     pub leaf: bool,
 }
 
-/// Tolerance of the water-filling loop (the same as `ideal.py`).
+/// Tolerance of the water-filling loop (the same as the Python model `ideal_python.rs` checks
+/// against).
 const EPS: f64 = 1e-9;
 
 /// The ideal long-run rate of every node (a leaf: what it gets; an interior node: the sum of

@@ -78,7 +78,8 @@ pub fn capped_leaf() -> Scenario {
     sc
 }
 
-/// DESIGN.md's three-level example: server 100 MiB/s (burst 512 KiB); group A capped at
+/// The design's three-level example, the case that rules out a plain FIFO per node (it gives
+/// A 24 and B 76 MiB/s: fair between leaves, not between groups): server 100 MiB/s (burst 512 KiB); group A capped at
 /// 30 MiB/s with A1 (unlimited) and A2 (capped 5 MiB/s); group B unlimited with B1 (capped
 /// 20 MiB/s), B2 and B3 (weight 2); 5 s. Ideal: A1 25, A2 5, B1 17.5, B2 17.5, B3 35 MiB/s.
 pub fn three_level() -> Scenario {

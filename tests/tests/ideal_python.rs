@@ -1,18 +1,13 @@
-//! Cross-check of the Rust `ideal()` against the project's first model of it, a small Python
-//! program (`ideal.py`, kept outside this repository), on the scenario
-//! files in `tests/scenarios/`, and of the simulator against both.
+//! Cross-check of the Rust `ideal()` against an independent computation of the same shares,
+//! on the scenario files in `tests/scenarios/`, and of the simulator against both.
 //!
-//! The expected numbers below are the Python model's output, regenerated with
-//! (from the repository root):
-//!
-//! ```text
-//! cd tests/scenarios && python3 ../../../shared/model/ideal.py \
-//!     three_level.json weighted_groups.json multi_tier.json deep_caps.json
-//! ```
-//!
-//! The numbers are pinned below, so this test needs neither Python nor that file; the
-//! command only regenerates them where the model is available (beside the repository on the
-//! project's machines).
+//! The expected numbers below were computed once by the project's first model of fair shares:
+//! a small Python program written before the Rust code (standard library only, water-filling
+//! per node with caps and weights, as `throttle_tests::ideal` does), run on the four files.
+//! That program is not part of this repository: its output is pinned here verbatim, so this
+//! test needs neither Python nor the program, and `throttle_tests::ideal` is the executable
+//! specification from now on. A change to the scenario files needs new figures from an
+//! independent computation (by hand, or a model of your own), not from `ideal()` itself.
 
 extern crate alloc;
 
@@ -24,7 +19,7 @@ use throttle_tests::sim::{Demand, LeafSpec, Scenario};
 
 use throttle_tests::ideal::{ideal, IdealNode};
 
-/// `python3 ideal.py …` output, verbatim (one line per scenario).
+/// The Python model's output, verbatim (one line per scenario).
 const PYTHON: &[(&str, &str)] = &[
     (
         include_str!("../scenarios/three_level.json"),
@@ -242,7 +237,7 @@ fn ideal_port_matches_python_model() {
 /// The simulator on the same files reaches the Python model's rates. Every explicit burst in
 /// the files covers one round of its tier's rate (`rate × 10 ms`; `multi_tier.json`'s g3 had a
 /// zero-burst tier and got an eighth of its share: a bucket cannot keep what it earns while
-/// its parent serves others, see `throttle_core::Config`). `ideal.py` ignores bursts, so
+/// its parent serves others, see `throttle_core::Config`). The Python model ignores bursts, so
 /// the Python output below is unchanged by that (leaves with unbounded
 /// demand; 10 s, measured after the first second).
 #[test]

@@ -1,4 +1,4 @@
-//! Property tests of the seven contracts of DESIGN.md over random trees (depth ≤ 4, ≤ 30
+//! Property tests of the seven contracts (throttle-core's crate docs, "Contracts") over random trees (depth ≤ 4, ≤ 30
 //! leaves), random limits (unlimited, paused, multi-tier, per-period), weights 1..=4, random
 //! demand, limit changes, cancels, removals, io delays, short writes, hostile timestamps and
 //! both driver styles.

@@ -85,23 +85,38 @@ fn weights_hold_under_1ms_timer_grid() {
     weights_hold(Runtime::tokio(Duration::ZERO), DriverStyle::OneTimer);
 }
 
-/// The same with up to 200 µs of wake-up latency on every wake-up (a busy tokio worker).
-/// Longer latencies still bend the weights with small pieces: see `tests/README.md`.
+/// Wake-up latencies to hold the weights under: every wake-up late by a seeded amount up to
+/// this (a busy tokio worker; 2 ms is a loaded machine). Release checks them all over 3 s;
+/// debug builds (the workspace run) only the largest, over their 1.2 s window.
+fn latencies() -> &'static [Duration] {
+    const ALL: [Duration; 3] = [
+        Duration::from_micros(200),
+        Duration::from_millis(1),
+        Duration::from_millis(2),
+    ];
+    if cfg!(debug_assertions) {
+        &ALL[2..]
+    } else {
+        &ALL
+    }
+}
+
+/// The same with wake-up latency on every wake-up, up to 2 ms. Up to 27 % off with 1 ms
+/// before a root in debt with only held turns below got its recovery timer (see
+/// `tests/README.md`).
 #[test]
 fn weights_hold_under_1ms_timer_grid_and_wake_latency() {
-    weights_hold(
-        Runtime::tokio(Duration::from_micros(200)),
-        DriverStyle::OneTimer,
-    );
+    for &lat in latencies() {
+        weights_hold(Runtime::tokio(lat), DriverStyle::OneTimer);
+    }
 }
 
 /// The same with one timer per waiter (each task sleeps until its own `Wait { until }`).
 #[test]
 fn weights_hold_with_per_waiter_timers_on_a_1ms_grid() {
-    weights_hold(
-        Runtime::tokio(Duration::from_micros(200)),
-        DriverStyle::PerWaiter,
-    );
+    for &lat in latencies() {
+        weights_hold(Runtime::tokio(lat), DriverStyle::PerWaiter);
+    }
 }
 
 /// Issue 9, item 2: a node capped at `rate` with an explicit `burst` (a leaf, or a group with
@@ -217,5 +232,31 @@ fn late_tasks_keep_their_turns_within_the_hold_bound() {
             }
             assert!(r.nodes[0].utilization.unwrap() > 0.99, "{r}");
         }
+    }
+}
+
+/// Shares over short windows, not only over 3 s: weights 10:1 at 600 MiB/s with 8 KiB pieces
+/// and up to 1 ms of wake-up latency, measured over successive 100 ms windows, stay within
+/// 15 % of the weights in every window. Before a late leaf's held turn was lent one piece at a
+/// time (`throttle-core/src/sched.rs`, `lend_turn`), its siblings took everything banked at
+/// once and it was repaid in one block: 7:1 to 17:1 from one 100 ms window to the next.
+#[test]
+fn weights_hold_over_100ms_windows() {
+    let windows = if cfg!(debug_assertions) { 3 } else { 10 };
+    for k in 0..windows {
+        let from = Duration::from_millis(200 + 100 * k);
+        let mut sc = throttle_tests::scenarios::weighted_pair(600 * MIB, (10, 1), 8 * KIB, false);
+        sc.runtime = Runtime::tokio(Duration::from_millis(1));
+        sc.warmup = from;
+        sc.duration = from + Duration::from_millis(100);
+        let r = sc.run();
+        r.assert_ok();
+        let e = share_error(&r, (10, 1));
+        assert!(
+            e.abs() < 0.15,
+            "window {from:?} + 100 ms: a {:.1} b {:.1} MiB/s, ratio/weights - 1 = {e:+.3}",
+            r.leaf("a").rate / MIB as f64,
+            r.leaf("b").rate / MIB as f64
+        );
     }
 }

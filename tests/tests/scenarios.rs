@@ -1,4 +1,4 @@
-//! The named scenarios of DESIGN.md and the issues, checked in both driver styles: shares
+//! The named scenarios of the design and the issues (`throttle_tests::scenarios`), checked in both driver styles: shares
 //! against the ideal (`throttle_tests::ideal`), utilization, conformance and accounting (the
 //! simulator's own checks, `Report::assert_ok`). Virtual time makes every figure exact and
 //! deterministic; tolerances are the issue's.

@@ -54,7 +54,8 @@ pub(crate) struct PipeArgs {
     /// Show progress even when stderr is not a terminal (one line per interval).
     #[arg(short = 'f', long)]
     force: bool,
-    /// Numeric progress for scripts, one line per interval: SECONDS BYTES RATE [PERCENT].
+    /// Numeric progress for scripts, one line per interval: SECONDS BYTES RATE, then PERCENT
+    /// when the size is known.
     #[arg(short = 'n', long)]
     numeric: bool,
     /// Seconds between progress updates (decimals allowed).

@@ -555,3 +555,36 @@ fn burst_below_minimum_is_refused_and_changes_nothing() {
     assert_eq!(tree.limits(srv), Ok(Limits::per_second(100 * MIB)));
     assert!(tree.contains(ok.node()));
 }
+
+/// Issue 9: a root in debt with nobody waiting but turns held below must come back into the
+/// roots' list when it recovers (a timer). It once armed none (only waiting pieces armed
+/// one), so it stayed out, and the next leaf to ask took the idle fast path, first come,
+/// first served, whoever's turn it was: weights 10:1 came out 8.3:1 with 8 KiB copy loops
+/// and 1 ms of wake-up latency.
+#[test]
+fn a_root_in_debt_with_held_turns_below_comes_back_when_it_recovers() {
+    let ms = 1_000_000;
+    let mut tree = VecTree::new(Config::DEFAULT);
+    let root = node(&mut tree, None, lim(MIB, 8 * KIB), 1);
+    let a = leaf(&mut tree, Some(root), Limits::UNLIMITED, 4);
+    let b = leaf(&mut tree, Some(root), Limits::UNLIMITED, 1);
+    // one piece each, settled: both hold their turns, nobody waits, the root is 8 KiB in debt
+    for l in [a, b] {
+        assert_eq!(tree.acquire(l, 8 * KIB, t(0)), Ok(Decision::Grant(8 * KIB)));
+        tree.settle(l, 8 * KIB, t(0)).unwrap();
+    }
+    assert!(tree.tokens(root.into(), 0).unwrap() < 0);
+    // the root's recovery is a timer of the tree although nobody waits
+    let due = tree
+        .poll_timeout()
+        .expect("a timer for the root's recovery");
+    assert!(due.as_nanos() <= 8 * ms, "recovery at {due:?}");
+    // a (weight 4) is next in the fair queue but late; b asks first: it waits for a's turn
+    let d = tree.acquire(b, 8 * KIB, t(10 * ms)).unwrap();
+    assert!(
+        matches!(d, Decision::Wait { .. }),
+        "b asked out of turn and got {d:?}"
+    );
+    let d = tree.acquire(a, 8 * KIB, t(10 * ms + ms / 2)).unwrap();
+    assert!(matches!(d, Decision::Grant(_)), "a's turn: {d:?}");
+}

@@ -39,6 +39,10 @@ pub struct Tree<S: Storage> {
     pub(crate) linked_roots: u32,
     /// Leaves with a piece waiting, in the whole tree.
     pub(crate) pending: u32,
+    /// Held turns lent for one grant (leaf, its hold deadline): out of the queues until the
+    /// next grant or the end of the run (see `sched`, "Held turns").
+    pub(crate) lent: [(u32, u64); crate::sched::LEND_MAX],
+    pub(crate) lent_len: u8,
 }
 
 /// A tree in fixed storage for `N` nodes.
@@ -79,6 +83,8 @@ impl<S: Storage> Tree<S> {
             fq_seq: 0,
             linked_roots: 0,
             pending: 0,
+            lent: [(NIL, 0); crate::sched::LEND_MAX],
+            lent_len: 0,
         }
     }
 

@@ -31,7 +31,9 @@ impl SetLimits for throttle_io::Node {
     }
 }
 
-/// Drives a [`ZonedSchedule`]; see the [module docs](self).
+/// Drives a [`ZonedSchedule`], sans-IO: call [`ScheduleDriver::poll`] at start and whenever
+/// [`ScheduleDriver::next_wake`] has passed and apply what it returns; report manual changes
+/// with [`ScheduleDriver::manual`] (one holds until the schedule's next boundary).
 #[derive(Clone, Debug)]
 pub struct ScheduleDriver {
     zoned: ZonedSchedule,

@@ -108,8 +108,17 @@ pub struct Step {
     pub next_change_in: Option<u32>,
 }
 
-/// A weekly schedule of rates ([module docs](self) for the grammar). Fixed capacity
-/// ([`MAX_RULES`]), `Copy`-free but cheap to clone; no allocation.
+/// A weekly schedule of rates. Fixed capacity ([`MAX_RULES`]), `Copy`-free but cheap to
+/// clone; no allocation. The grammar:
+///
+/// ```text
+/// schedule = rule { ("," | ";") rule }
+/// rule     = RATE { days | HH:MM-HH:MM }  |  RATE "otherwise"
+/// days     = Mon | Mon-Fri | Fri-Mon (wraps) | weekdays | weekends | daily
+/// ```
+/// The first rule that matches wins; nothing matches → the `otherwise` rate (unlimited when
+/// none is given). A range ending at or before its start runs overnight and belongs to the
+/// day it starts on.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Schedule {
     rules: heapless::Vec<Rule, MAX_RULES>,

@@ -60,7 +60,7 @@
 //!
 //! # Features
 //! - `futures-io`: `AsyncRead`/`AsyncWrite` for [`Throttled`].
-//! - `async-io`: [`AsyncIo`], a [`Runtime`] on async-io's timers (smol, async-std). It cannot
+//! - `async-io`: `AsyncIo`, a [`Runtime`] on async-io's timers (smol, async-std). It cannot
 //!   spawn (holder mode); `throttle_smol::Smol` and `throttle_async_std::AsyncStd` add their
 //!   executor's spawn for the driver task.
 

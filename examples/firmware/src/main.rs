@@ -1,9 +1,14 @@
 //! Example firmware: a Cortex-M4F serving 8 connections under one server limit with
 //! `throttle-embassy`.
 //!
-//! - `LIMITER` is a `static` with fixed-capacity storage: 2 nodes for the server (read,
-//!   write) + 2 leaves per connection = 18 slots; `SERVER` (a `static` too) holds the server
-//!   limit, the per-connection limit and the registry of live connections.
+//! - `LIMITER` holds a limiter with fixed-capacity storage: 2 nodes for the server (read,
+//!   write) + 2 leaves per connection = 18 slots; `SERVER` holds the server limit, the
+//!   per-connection limit and the registry of live connections. Both are
+//!   [`StaticCell`]s filled once at the start of `main`: an empty limiter is not all zeros,
+//!   so a `static LIMITER: Limiter<18> = Limiter::new()` would sit in `.data` and cost its
+//!   ~8.6 KiB twice (a flash image copied to RAM at reset); a `StaticCell` is zeroed `.bss`
+//!   and the limiter is built in RAM at run time. `.ci/steps/40-embassy.sh` prints the
+//!   sections.
 //! - 8 connection tasks each register a stream with the server and serve requests (read a
 //!   request, write a 4 KiB response), sharing the server limit fairly.
 //! - A task changes the server limit every 5 s (256 KiB/s ↔ 1 MiB/s): sleeping connections
@@ -33,6 +38,7 @@ use embassy_executor::Spawner;
 use embassy_time::Timer;
 use embedded_io_async::{ErrorType, Read, Write};
 use panic_halt as _;
+use static_cell::StaticCell;
 use throttle_core::Limits;
 use throttle_embassy::{Directions, Limiter, Server};
 
@@ -42,18 +48,14 @@ const CONNECTIONS: usize = 8;
 /// Slots: 1 server (2 nodes) + 8 connections × 2 leaves.
 const SLOTS: usize = 2 + 2 * CONNECTIONS;
 
-/// The limiter.
-static LIMITER: Limiter<SLOTS> = Limiter::new();
+/// The limiter (built by `main`; see the module docs for why it is not a plain `static`).
+static LIMITER: StaticCell<Limiter<SLOTS>> = StaticCell::new();
 
 /// The server: its limit, each connection's limit, a registry of up to 8 connections.
-static SERVER: Server<'static, SLOTS, CONNECTIONS> = Server::new(
-    &LIMITER,
-    Directions::both(Limits::per_second(SLOW as u64)),
-    Directions {
-        read: Limits::per_second(32 << 10),
-        write: Limits::per_second(256 << 10),
-    },
-);
+static SERVER: StaticCell<AppServer> = StaticCell::new();
+
+/// The server type every task is handed a `&'static` of.
+type AppServer = Server<'static, SLOTS, CONNECTIONS>;
 
 /// The server limit before the first change, and the limit changer's period.
 const SLOW: u32 = 256 << 10;
@@ -93,8 +95,8 @@ impl Write for Dummy {
 }
 
 #[embassy_executor::task(pool_size = CONNECTIONS)]
-async fn connection(id: usize) {
-    let Ok(mut conn) = SERVER.accept(Dummy { id: id as u8 }) else {
+async fn connection(server: &'static AppServer, id: usize) {
+    let Ok(mut conn) = server.accept(Dummy { id: id as u8 }) else {
         return; // limiter full: a real server would refuse the connection
     };
     let mut request = [0u8; 256];
@@ -113,13 +115,13 @@ async fn connection(id: usize) {
 }
 
 #[embassy_executor::task]
-async fn limit_changer() {
+async fn limit_changer(server: &'static AppServer) {
     let mut fast = false;
     loop {
         Timer::after_secs(PERIOD_SECS).await;
         fast = !fast;
         let rate = if fast { FAST } else { SLOW };
-        let _ = SERVER.set_limits(Directions::both(Limits::per_second(u64::from(rate))));
+        let _ = server.set_limits(Directions::both(Limits::per_second(u64::from(rate))));
     }
 }
 
@@ -128,12 +130,23 @@ async fn main(spawner: Spawner) {
     if let Some(p) = cortex_m::Peripherals::take() {
         time_driver::init(p.SYST);
     }
+    let limiter: &'static Limiter<SLOTS> = LIMITER.init_with(Limiter::new);
+    let server: &'static AppServer = SERVER.init_with(|| {
+        Server::new(
+            limiter,
+            Directions::both(Limits::per_second(SLOW as u64)),
+            Directions {
+                read: Limits::per_second(32 << 10),
+                write: Limits::per_second(256 << 10),
+            },
+        )
+    });
     for id in 0..CONNECTIONS {
-        if let Ok(token) = connection(id) {
+        if let Ok(token) = connection(server, id) {
             spawner.spawn(token);
         }
     }
-    if let Ok(token) = limit_changer() {
+    if let Ok(token) = limit_changer(server) {
         spawner.spawn(token);
     }
     #[cfg(feature = "qemu")]
