@@ -31,13 +31,13 @@ pub(crate) struct ProxyArgs {
         requires = "listen"
     )]
     pub(crate) upstream: Option<String>,
-    /// Limit for the whole process: UP[:DOWN] (one value: both directions), e.g. 10M:100M.
+    /// Limit for the whole process: UP:DOWN, or one rate for both directions (e.g. 10M:100M).
     #[arg(long = "rate", value_name = "UP[:DOWN]")]
     pub(crate) rate: Option<String>,
-    /// Limit per connection: UP[:DOWN].
+    /// Limit per connection: UP:DOWN, or one rate for both.
     #[arg(long = "conn-rate", value_name = "UP[:DOWN]")]
     pub(crate) conn_rate: Option<String>,
-    /// Limit per client address: UP[:DOWN].
+    /// Limit per client address: UP:DOWN, or one rate for both.
     #[arg(long = "client-rate", value_name = "UP[:DOWN]")]
     pub(crate) client_rate: Option<String>,
     /// Open connections at most (0: no cap).

@@ -1,6 +1,6 @@
 //! Connections: one accept loop per listener (EMFILE back-off), the caps (total and per
 //! client address), and one task per connection that finds its place in the tree, dials the
-//! upstream, relays ([`relay`](super::relay)) and logs the open and the close.
+//! upstream, relays (`relay.rs`) and logs the open and the close.
 
 use core::net::{IpAddr, SocketAddr};
 use core::sync::atomic::Ordering;
