@@ -16,30 +16,23 @@
 
 extern crate alloc;
 
+mod bench_util;
+
 use alloc::sync::Arc;
 use core::time::Duration;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::thread;
 use std::time::Instant;
 
+use bench_util::throttle_bin;
+
 const MIB: u64 = 1 << 20;
 
 /// (seconds since the reader started, cumulative bytes) after each read.
 type Trace = Arc<Mutex<Vec<(f64, u64)>>>;
-
-fn throttle_bin() -> PathBuf {
-    // target/release/deps/pipe_vs_pv-HASH → target/release/throttle
-    let exe = std::env::current_exe().expect("current exe");
-    exe.parent()
-        .and_then(Path::parent)
-        .map(|d| d.join("throttle"))
-        .filter(|p| p.exists())
-        .expect("build the binary first: cargo build --release -p throttle-cli")
-}
 
 /// Spawns `cmd`, feeding zeros (or nothing, if it reads a file) and recording its output.
 fn start(mut cmd: Command, feed: bool) -> (Child, Trace, Instant, thread::JoinHandle<()>) {

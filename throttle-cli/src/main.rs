@@ -1,21 +1,24 @@
 //! `throttle`: the command-line tool. `throttle pipe` copies stdin or files to stdout at a
-//! limit (pv -L done right), `throttle set` changes a running pipe, `throttle demo` runs the
-//! log-server showcase. Errors are one line on stderr and a non-zero exit (2: usage,
+//! limit (pv -L done right), `throttle set` changes a running pipe, `throttle proxy` puts
+//! limits in front of any TCP service (`throttle ctl` is its admin client, `throttle check`
+//! validates its config file), `throttle demo` runs the log-server showcase. Errors are one line on stderr and a non-zero exit (2: usage,
 //! 1: anything else); a closed output pipe ends the process by SIGPIPE like other Unix tools.
 
 extern crate alloc;
 
 mod control;
 mod copy;
+mod ctl;
 mod pipe;
 mod progress;
+mod proxy;
 mod signals;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// Bandwidth limits for pipes (more commands to come: proxy, ctl, check).
+/// Bandwidth limits for pipes and TCP services.
 #[derive(Parser, Debug)]
 #[command(name = "throttle", version, about, propagate_version = true)]
 struct Cli {
@@ -29,6 +32,17 @@ enum Command {
     Pipe(Box<pipe::PipeArgs>),
     /// Change the limit of a running `throttle pipe` (by PID or by its control socket).
     Set(control::SetArgs),
+    /// Put limits in front of a TCP service: listeners → upstreams, groups, per-client and
+    /// per-connection limits, an admin API (`throttle proxy -c throttle.toml`).
+    Proxy(Box<proxy::ProxyArgs>),
+    /// Talk to a running proxy's admin API (stats, set, pause, reload, drain).
+    Ctl(Box<ctl::CtlArgs>),
+    /// Validate a proxy config file without applying it (like `nginx -t`).
+    Check {
+        /// The config file.
+        #[arg(short = 'c', long = "config", value_name = "FILE")]
+        config: std::path::PathBuf,
+    },
     /// Run the showcase: a throttled TCP log server with four clients (`throttle demo --help`).
     #[command(disable_help_flag = true)]
     Demo {
@@ -103,6 +117,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Pipe(args) => pipe::run(*args),
         Command::Set(args) => control::set(args),
+        Command::Proxy(args) => proxy::run(*args),
+        Command::Ctl(args) => ctl::run(*args),
+        Command::Check { config } => proxy::check(&config),
         Command::Demo { args } => return throttle_demo::main_with(args),
     };
     match result {

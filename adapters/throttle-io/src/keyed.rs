@@ -13,8 +13,8 @@
 //! **Idle**: a key is idle when no [`KeyedNode`] guard for it is alive and nothing else holds
 //! its node (no child, no clone). Idle keys older than the idle time are removed by
 //! [`KeyedNodes::sweep`] (call it periodically, e.g. once per idle time) and, when the map is
-//! full, by `get` itself (at most once per eighth of the idle time, so a flood of new keys
-//! costs O(1) amortized per call, not a scan each).
+//! full, by `get` itself (a scan at most every 100 ms and every `cap / 8` new keys, so a flood
+//! of new keys costs O(1) amortized per call, not a scan each).
 //!
 //! **Full** (`len == cap` and nothing idle enough to evict): [`WhenFull::Reject`] fails with
 //! [`KeyedError::Full`]; [`WhenFull::Overflow`] hands out one shared overflow node (created
@@ -101,16 +101,23 @@ impl<K> Clone for KeyedNodes<K> {
 
 struct Inner<K> {
     parent: Node,
-    config: KeyedConfig,
     state: Mutex<State<K>>,
 }
 
 struct State<K> {
+    config: KeyedConfig,
     map: HashMap<K, Entry>,
     overflow: Option<Entry>,
-    /// No eviction scan from `get` before this (ns on the limiter's clock).
+    /// No time-triggered eviction scan from `get` before this (ns on the limiter's clock).
     next_full_sweep: u64,
+    /// New keys asked for while full since the last scan.
+    full_gets: usize,
 }
+
+/// A full map is scanned for idle keys by `get` at most this often, plus once per `cap / 8`
+/// new keys: O(1) amortized per call under a flood of new keys, and an idle key frees its
+/// place within 100 ms of its idle time.
+const FULL_SWEEP_EVERY_NS: u64 = 100_000_000;
 
 #[derive(Clone)]
 struct Entry {
@@ -186,7 +193,7 @@ impl Entry {
 impl<K> fmt::Debug for KeyedNodes<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeyedNodes")
-            .field("config", &self.0.config)
+            .field("config", &self.0.state.lock().map(|s| s.config).ok())
             .field("len", &self.0.state.lock().map(|s| s.map.len()).ok())
             .finish_non_exhaustive()
     }
@@ -198,11 +205,12 @@ impl<K: Hash + Eq + Clone> KeyedNodes<K> {
         config.cap = config.cap.max(1);
         KeyedNodes(Arc::new(Inner {
             parent,
-            config,
             state: Mutex::new(State {
+                config,
                 map: HashMap::new(),
                 overflow: None,
                 next_full_sweep: 0,
+                full_gets: 0,
             }),
         }))
     }
@@ -222,12 +230,13 @@ impl<K: Hash + Eq + Clone> KeyedNodes<K> {
         if let Some(e) = st.map.get(key) {
             return Ok(e.lease(false));
         }
-        let cfg = self.0.config;
+        let cfg = st.config;
         if st.map.len() >= cfg.cap {
             let now = self.0.parent.limiter().now().as_nanos();
-            if now >= st.next_full_sweep {
-                let eighth = u64::try_from((cfg.idle / 8).as_nanos()).unwrap_or(u64::MAX);
-                st.next_full_sweep = now.saturating_add(eighth.max(1_000_000));
+            st.full_gets = st.full_gets.saturating_add(1);
+            if now >= st.next_full_sweep || st.full_gets > cfg.cap / 8 {
+                st.next_full_sweep = now.saturating_add(FULL_SWEEP_EVERY_NS);
+                st.full_gets = 0;
                 Self::evict(&mut st, now, cfg.idle);
             }
         }
@@ -235,13 +244,13 @@ impl<K: Hash + Eq + Clone> KeyedNodes<K> {
             return match cfg.when_full {
                 WhenFull::Reject => Err(KeyedError::Full { cap: cfg.cap }),
                 WhenFull::Overflow => {
-                    if st.overflow.is_none() {
-                        st.overflow = Some(self.entry(limits, weight)?);
-                    }
-                    Ok(st.overflow.as_ref().map(|e| e.lease(true)).ok_or(
-                        // unreachable: set just above
-                        KeyedError::Full { cap: cfg.cap },
-                    )?)
+                    let e = match st.overflow.take() {
+                        Some(e) => e,
+                        None => self.entry(limits, weight)?,
+                    };
+                    let guard = e.lease(true);
+                    st.overflow = Some(e);
+                    Ok(guard)
                 }
             };
         }
@@ -280,7 +289,8 @@ impl<K: Hash + Eq + Clone> KeyedNodes<K> {
     pub fn sweep(&self) -> usize {
         let now = self.0.parent.limiter().now().as_nanos();
         let mut st = self.state();
-        Self::evict(&mut st, now, self.0.config.idle)
+        let idle = st.config.idle;
+        Self::evict(&mut st, now, idle)
     }
 
     /// Changes the limits of `key`'s node (live users and sleeping waiters included). `Ok(false)`
@@ -333,7 +343,14 @@ impl<K: Hash + Eq + Clone> KeyedNodes<K> {
 
     /// The settings.
     pub fn config(&self) -> KeyedConfig {
-        self.0.config
+        self.state().config
+    }
+
+    /// Changes the settings. A smaller cap applies as keys go (nothing is evicted early: keys
+    /// in use stay); a new idle time applies to every key from the next sweep.
+    pub fn set_config(&self, mut config: KeyedConfig) {
+        config.cap = config.cap.max(1);
+        self.state().config = config;
     }
 }
 
@@ -464,12 +481,28 @@ mod tests {
             assert!(keyed.len() <= 500);
             assert!(limiter.len() <= 502, "parent + cap + overflow");
         }
-        // the full-map scan runs at most once per ms here: a few keys in between overflow
-        assert!(overflowed < 50_000 / 2, "{overflowed}");
+        // a full map is scanned once per cap / 8 new keys: the keys in between overflow
+        assert!(overflowed < 50_000 / 4, "{overflowed}");
         clock.advance(Duration::from_millis(5));
         keyed.sweep();
         assert!(keyed.is_empty());
         assert_eq!(limiter.len(), 1);
+    }
+
+    #[test]
+    fn keyed_set_config_changes_cap_and_idle_at_runtime() {
+        let clock = Manual::new();
+        let limiter = clock.limiter();
+        let parent = limiter.node(Limits::UNLIMITED, 1).unwrap();
+        let keyed = KeyedNodes::new(parent, cfg(1, 60_000, WhenFull::Reject));
+        let a = keyed.get(&1u8, Limits::UNLIMITED, 1).unwrap();
+        assert!(keyed.get(&2u8, Limits::UNLIMITED, 1).is_err());
+        keyed.set_config(cfg(2, 10, WhenFull::Reject));
+        let _b = keyed.get(&2u8, Limits::UNLIMITED, 1).unwrap();
+        drop(a);
+        clock.advance(Duration::from_millis(20));
+        assert_eq!(keyed.sweep(), 1, "the new idle time applies");
+        assert_eq!(keyed.config().cap, 2);
     }
 
     #[test]
