@@ -573,7 +573,7 @@ fn a_root_in_debt_with_held_turns_below_comes_back_when_it_recovers() {
         assert_eq!(tree.acquire(l, 8 * KIB, t(0)), Ok(Decision::Grant(8 * KIB)));
         tree.settle(l, 8 * KIB, t(0)).unwrap();
     }
-    assert!(tree.tokens(root.into(), 0).unwrap() < 0);
+    assert!(tree.tokens(root, 0).unwrap() < 0);
     // the root's recovery is a timer of the tree although nobody waits
     let due = tree
         .poll_timeout()

@@ -24,7 +24,11 @@ fn rss_kib() -> u64 {
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
-    let (n, secs) = if quick { (100_000u64, 6u64) } else { (1_000_000, 60) };
+    let (n, secs) = if quick {
+        (100_000u64, 6u64)
+    } else {
+        (1_000_000, 60)
+    };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -43,9 +47,12 @@ fn main() {
             .max_keys(100_000)
             .idle_after(Duration::from_secs(5))
             .build();
-        let mut svc = tower_layer::Layer::layer(&layer, Router::new().route("/", get(|| async { "ok" })));
+        let mut svc =
+            tower_layer::Layer::layer(&layer, Router::new().route("/", get(|| async { "ok" })));
         let rss0 = rss_kib();
-        println!("{n} distinct keys over {secs} s, max_keys 100000, idle 5 s; RSS at start {rss0} KiB");
+        println!(
+            "{n} distinct keys over {secs} s, max_keys 100000, idle 5 s; RSS at start {rss0} KiB"
+        );
         let t0 = Instant::now();
         let mut served = 0u64;
         for i in 0..n {
