@@ -97,6 +97,7 @@ extern crate std;
 mod bucket;
 mod config;
 mod decision;
+mod earliest;
 mod error;
 mod fairq;
 mod limits;
@@ -107,6 +108,7 @@ mod storage;
 mod sync;
 mod time;
 mod tree;
+pub mod wait;
 mod window;
 
 pub use config::{Config, MAX_PIECE_LIMIT};
