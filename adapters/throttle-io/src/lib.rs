@@ -65,6 +65,7 @@
 //!   executor's spawn for the driver task.
 
 mod acquire;
+mod blocking;
 mod connection;
 mod driver;
 mod error;
@@ -78,6 +79,7 @@ mod test_rt;
 mod time;
 
 pub use acquire::Acquire;
+pub use blocking::Threads;
 pub use connection::{Connection, Server};
 pub use error::{AcquireError, TryAcquireError};
 pub use leaf::Leaf;
