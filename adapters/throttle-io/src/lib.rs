@@ -90,6 +90,7 @@ pub use runtime::{BoxTask, Runtime, Timer};
 pub use stats::NodeStats;
 pub use stream::{wrap, Throttled};
 
+pub use throttle_core::wait::SleepError;
 pub use throttle_core::{
     Config, InsertError, Instant, Limits, LimitsError, NodeId, SetLimitError, StaleHandle, Tier,
     TierError,
