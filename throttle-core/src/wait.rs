@@ -337,18 +337,25 @@ impl<H: Handle> Engine<H> {
     }
 
     /// Reports that `used` of the current grant was used; the rest goes back to every level.
-    /// Without a grant, does nothing.
-    pub fn settle(&mut self, used: u64) {
-        match self.phase {
+    /// Without a grant, does nothing. `false` when the tree no longer has the leaf (it was
+    /// removed meanwhile, with whatever it held).
+    pub fn settle(&mut self, used: u64) -> bool {
+        let ok = match self.phase {
             Phase::Holding(n) => {
-                // Only a stale leaf can fail here, and it holds nothing then.
                 let now = self.handle.now();
-                let _ = self.handle.shared().settle(self.leaf, used.min(n), now);
+                self.handle
+                    .shared()
+                    .settle(self.leaf, used.min(n), now)
+                    .is_ok()
             }
-            Phase::Bypass(n) => self.handle.bypassed(used.min(n)),
-            Phase::Idle | Phase::Waiting => return,
-        }
+            Phase::Bypass(n) => {
+                self.handle.bypassed(used.min(n));
+                true
+            }
+            Phase::Idle | Phase::Waiting => return true,
+        };
         self.phase = Phase::Idle;
+        ok
     }
 
     /// Withdraws a waiting piece and refunds an unsettled grant. Idempotent; `Drop` calls it.

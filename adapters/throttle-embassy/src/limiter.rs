@@ -225,21 +225,4 @@ impl<const N: usize, M: RawMutex> Limiter<N, M> {
     pub fn stats(&self, node: NodeId) -> Result<Stats, StaleHandle> {
         self.shared.stats(node)
     }
-
-    /// Whether every node from `leaf` up to its root is unlimited, and the tree generation
-    /// this answer belongs to; `None` if `leaf` is stale.
-    pub(crate) fn path_unlimited(&self, leaf: LeafId, cached: Option<(u32, bool)>) -> (u32, bool) {
-        self.shared.with(|s| {
-            let tree = s.tree();
-            let generation = tree.generation();
-            if let Some((g, unlimited)) = cached {
-                if g == generation {
-                    return (g, unlimited);
-                }
-            }
-            // limited, or stale: take the tree's path (which reports a stale leaf)
-            let unlimited = tree.path_unlimited(leaf.node()).unwrap_or(false);
-            (generation, unlimited)
-        })
-    }
 }
