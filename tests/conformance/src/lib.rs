@@ -6,9 +6,13 @@
 //! async-std, and [`suite!`] turns every scenario into a `#[test]` for one runtime
 //! (`tests/tokio.rs`, `tests/smol.rs`, `tests/async_std.rs`).
 //!
+//! [`blocking`] holds the same contracts for blocking threads (`std::io` over
+//! `std::net::TcpStream`, no runtime), run by `tests/blocking.rs`.
+//!
 //! Timed assertions are deliberately generous: the tests share a busy 2-core machine with
 //! other builds. Precise figures are the benchmark's business.
 
+pub mod blocking;
 pub mod runtimes;
 pub mod scenarios;
 pub mod weighted;
