@@ -79,12 +79,9 @@ pub static EMBASSY_LIMITER: throttle_embassy::Limiter<8> = throttle_embassy::Lim
 /// `shared`, so that the default build's `.text` measures the bare core): proves
 /// `Shared`, `State` and `CsLock` build without `std` and are `const`-constructible.
 #[cfg(feature = "shared")]
-pub static SHARED: throttle_core::Shared<
-    Fixed<8>,
-    throttle_core::CsLock<throttle_core::State<Fixed<8>>>,
-> = throttle_core::Shared::from_lock(throttle_core::CsLock::new_const(throttle_core::State::new(
-    small_tree(),
-)));
+pub static SHARED: throttle_core::CsShared<8> = throttle_core::Shared::from_lock(
+    throttle_core::CsLock::new_const(throttle_core::shared::State::new(small_tree())),
+);
 
 /// Every operation of the sharing layer on [`SHARED`] (the wake-up protocol, the timer holder
 /// and the driver step). Not meant to be called on the host. `.ci/run` prints the `.text`
@@ -93,11 +90,11 @@ pub static SHARED: throttle_core::Shared<
 pub fn exercise_shared(leaf: LeafId, now: u64, waker: &core::task::Waker) -> Option<u64> {
     let t = Instant::from_nanos(now);
     let n = match SHARED.poll_acquire(leaf, 1460, t, waker).ok()? {
-        throttle_core::Step::Grant(n) => {
+        throttle_core::shared::Step::Grant(n) => {
             SHARED.settle(leaf, n, t).ok()?;
             n
         }
-        throttle_core::Step::Sleep { until } => until.map_or(0, Instant::as_nanos),
+        throttle_core::shared::Step::Sleep { until } => until.map_or(0, Instant::as_nanos),
     };
     let _ = SHARED.cancel(leaf, t);
     let _ = SHARED.set_limit(leaf.node(), Limits::per_second(1 << 20), t);

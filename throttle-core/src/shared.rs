@@ -305,6 +305,21 @@ impl<S: Storage> State<S> {
     }
 }
 
+/// A growable tree behind a std mutex: what the std adapters share. Feature `std`.
+#[cfg(feature = "std")]
+pub type VecShared = StdShared<crate::storage::Growable>;
+
+/// A tree of storage `S` behind a std mutex. Feature `std`.
+#[cfg(feature = "std")]
+pub type StdShared<S> = Shared<S, crate::sync::StdLock<State<S>>>;
+
+/// `N` inline nodes behind a critical section, `const`-constructible for a `static`:
+/// `Shared::from_lock(CsLock::new_const(State::new(Tree::with_storage(Fixed::new(), config))))`.
+/// Feature `critical-section`.
+#[cfg(feature = "critical-section")]
+pub type CsShared<const N: usize> =
+    Shared<crate::storage::Fixed<N>, crate::sync::CsLock<State<crate::storage::Fixed<N>>>>;
+
 /// A [`Tree`] shared between tasks or threads: every method takes `&self`, locks, runs the
 /// tree operation and wakes whoever it concerns (see the [module docs](self)).
 ///

@@ -8,17 +8,21 @@
 //! reaches sleeping tasks.
 #![cfg(feature = "std")]
 
-use std::cell::{Cell, RefCell};
-use std::future::Future;
-use std::pin::Pin;
-use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
+extern crate alloc;
 
+use alloc::rc::Rc;
+use alloc::sync::Arc;
+use alloc::task::Wake;
+use core::cell::{Cell, RefCell};
+use core::future::Future;
+use core::pin::Pin;
+use core::sync::atomic::{AtomicBool, Ordering};
+use core::task::{Context, Poll, Waker};
+
+use throttle_core::shared::State;
 use throttle_core::wait::{self, Engine, Handle, Sleep, SleepError};
 use throttle_core::{
-    Config, Growable, Instant, LeafId, Limits, Lock, NodeId, Shared, State, Tier, VecTree,
+    Config, Growable, Instant, LeafId, Limits, Lock, NodeId, Shared, Tier, VecTree,
 };
 
 /// A `!Sync` lock: a thread-per-core runtime needs no more.
@@ -136,7 +140,7 @@ fn sender(rt: Local, leaf: LeafId, chunk: u64, total: u64, got: Rc<Cell<u64>>) -
         let mut engine = Engine::new(rt.clone(), leaf);
         let mut sleep = LocalSleep(rt.core.clone());
         while got.get() < total {
-            let n = std::future::poll_fn(|cx| engine.poll_acquire(cx, &mut sleep, chunk))
+            let n = core::future::poll_fn(|cx| engine.poll_acquire(cx, &mut sleep, chunk))
                 .await
                 .expect("granted");
             assert!(engine.settle(n));
@@ -193,7 +197,7 @@ fn local_driver_task_serves_waiters_and_limit_change_reaches_them() {
     let d = rt.clone();
     tasks.push(Box::pin(async move {
         let mut sleep = LocalSleep(d.core.clone());
-        let e = std::future::poll_fn(|cx| wait::poll_driver(&d, &mut sleep, cx)).await;
+        let e = core::future::poll_fn(|cx| wait::poll_driver(&d, &mut sleep, cx)).await;
         panic!("the driver cannot fail here: {e:?}");
     }));
     // after 1 s of virtual time the limit goes up tenfold
@@ -201,7 +205,7 @@ fn local_driver_task_serves_waiters_and_limit_change_reaches_them() {
     tasks.push(Box::pin(async move {
         let mut sleep = LocalSleep(c.core.clone());
         let at = Instant::from_secs(1);
-        std::future::poll_fn(|cx| sleep.poll_until(at, c.now(), cx).map(|_| ())).await;
+        core::future::poll_fn(|cx| sleep.poll_until(at, c.now(), cx).map(|_| ())).await;
         c.shared
             .set_limit(
                 node,

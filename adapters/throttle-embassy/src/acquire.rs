@@ -13,8 +13,9 @@ use core::task::{Context, Poll};
 
 use embassy_sync::blocking_mutex::raw::RawMutex;
 use embassy_time::Timer;
+use throttle_core::shared::State;
 use throttle_core::wait::{Engine, Handle, Sleep, SleepError, WaitError};
-use throttle_core::{Fixed, Instant, LeafId, State};
+use throttle_core::{Fixed, Instant, LeafId};
 
 use crate::error::AcquireError;
 use crate::limiter::{Limiter, SharedTree};

@@ -11,9 +11,10 @@
 //! [`Group`]; a group is a pair of nodes (read, write). Groups nest (server → tenant → …).
 
 use embassy_sync::blocking_mutex::raw::{CriticalSectionRawMutex, RawMutex};
+use throttle_core::shared::State;
 use throttle_core::{
     Config, Fixed, InsertError, LeafId, Limits, NodeId, RemoveError, SetLimitError, Shared,
-    StaleHandle, State, Stats, Tree,
+    StaleHandle, Stats, Tree,
 };
 
 use crate::lock::MutexLock;

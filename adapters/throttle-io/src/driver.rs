@@ -31,7 +31,7 @@ use crate::runtime::{RuntimeSleep, Timer};
 /// The engine's view of the limiter (the driver's handle).
 impl Handle for Limiter {
     type Storage = throttle_core::Growable;
-    type Lock = throttle_core::StdLock<throttle_core::State<throttle_core::Growable>>;
+    type Lock = throttle_core::StdLock<throttle_core::shared::State<throttle_core::Growable>>;
     fn shared(&self) -> &SharedTree {
         Limiter::shared(self)
     }

@@ -17,7 +17,7 @@ use crate::runtime::{RuntimeSleep, Timer};
 /// bytes that went through while its path was unlimited.
 impl Handle for Node {
     type Storage = throttle_core::Growable;
-    type Lock = throttle_core::StdLock<throttle_core::State<throttle_core::Growable>>;
+    type Lock = throttle_core::StdLock<throttle_core::shared::State<throttle_core::Growable>>;
     fn shared(&self) -> &SharedTree {
         self.limiter().shared()
     }

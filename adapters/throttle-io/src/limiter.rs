@@ -21,9 +21,7 @@ use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use core::task::Waker;
 use std::sync::Mutex;
 
-use throttle_core::{
-    Config, Growable, InsertError, Instant, Limits, NodeId, SetLimitError, Shared, StdLock, VecTree,
-};
+use throttle_core::{Config, InsertError, Instant, Limits, NodeId, SetLimitError, Shared, VecTree};
 
 use crate::driver::Driver;
 use crate::leaf::Leaf;
@@ -32,7 +30,7 @@ use crate::stats::{NodeStats, Rate};
 use crate::time;
 
 /// The sharing layer this crate builds on: a growable tree behind a std mutex.
-pub type SharedTree = Shared<Growable, StdLock<throttle_core::State<Growable>>>;
+pub type SharedTree = throttle_core::VecShared;
 
 /// A handle to one tree of limits and the runtime that waits on it. Cloning is cheap (an
 /// `Arc`); every clone is the same limiter. All nodes made from it share its clock.

@@ -4,7 +4,7 @@
 //! runtime is a typed error, not a panic.
 
 use core::task::{Context, Poll};
-use std::time::Duration;
+use core::time::Duration;
 
 use throttle_tokio::{AcquireError, Leaf, Limits, Tier};
 
