@@ -450,3 +450,182 @@ pub fn poll_driver<H: Handle>(
     cx.waker().wake_by_ref();
     Poll::Pending
 }
+
+#[cfg(all(test, feature = "std"))]
+mod tests {
+    extern crate alloc;
+    extern crate std;
+
+    use alloc::sync::Arc;
+    use alloc::task::Wake;
+    use core::sync::atomic::{AtomicU64, Ordering};
+    use core::time::Duration;
+
+    use super::*;
+    use crate::{Config, Limits, Tier, VecShared, VecTree};
+
+    /// A shared tree on a clock the test moves, counting bypassed tokens.
+    struct Clocked {
+        shared: VecShared,
+        now: AtomicU64,
+        bypassed: AtomicU64,
+    }
+
+    impl Handle for &'static Clocked {
+        type Storage = crate::Growable;
+        type Lock = crate::StdLock<State<crate::Growable>>;
+        fn shared(&self) -> &VecShared {
+            &self.shared
+        }
+        fn now(&self) -> Instant {
+            Instant::from_nanos(self.now.load(Ordering::SeqCst))
+        }
+        fn bypassed(&self, n: u64) {
+            self.bypassed.fetch_add(n, Ordering::SeqCst);
+        }
+    }
+
+    fn clocked() -> &'static Clocked {
+        alloc::boxed::Box::leak(alloc::boxed::Box::new(Clocked {
+            shared: VecShared::new(VecTree::new(Config::DEFAULT.with_pieces(1, 1 << 16))),
+            now: AtomicU64::new(0),
+            bypassed: AtomicU64::new(0),
+        }))
+    }
+
+    fn cx() -> Context<'static> {
+        Context::from_waker(Waker::noop())
+    }
+
+    #[test]
+    fn unlimited_path_bypasses_until_limit_set_through_shared() {
+        let h = clocked();
+        let node = h
+            .shared
+            .insert_node(None, Limits::UNLIMITED, 1, Instant::ZERO)
+            .unwrap();
+        let leaf = h
+            .shared
+            .insert_leaf(Some(node), Limits::UNLIMITED, 1, Instant::ZERO)
+            .unwrap();
+        let mut e = Engine::new(h, leaf);
+        let mut d = Deadline::new();
+        assert_eq!(
+            e.poll_acquire(&mut cx(), &mut d, 1 << 40),
+            Poll::Ready(Ok(1 << 40))
+        );
+        assert!(e.settle(1000));
+        assert_eq!(h.bypassed.load(Ordering::SeqCst), 1000);
+        assert_eq!(
+            h.shared.stats(leaf.node()).unwrap().granted,
+            0,
+            "the tree was skipped"
+        );
+        // a limit set on the raw `Shared` reaches the cached answer
+        h.shared
+            .set_limit(
+                node,
+                Limits::new(Tier::per_second(1000).with_burst(100)),
+                Instant::ZERO,
+            )
+            .unwrap();
+        assert!(!e.is_unlimited());
+        let Poll::Ready(Ok(n)) = e.poll_acquire(&mut cx(), &mut d, 1 << 40) else {
+            panic!("the burst is there")
+        };
+        assert!(n <= 100);
+    }
+
+    #[test]
+    fn holder_deadline_recorded_then_granted_when_due() {
+        let h = clocked();
+        let leaf = h
+            .shared
+            .insert_leaf(
+                None,
+                Limits::new(Tier::per_second(1000).with_burst(10)),
+                1,
+                Instant::ZERO,
+            )
+            .unwrap();
+        let mut e = Engine::new(h, leaf);
+        let mut d = Deadline::new();
+        // the burst and one piece of debt, then a wait
+        let mut got = 0;
+        let at = loop {
+            match e.poll_acquire(&mut cx(), &mut d, 10) {
+                Poll::Ready(Ok(n)) => {
+                    assert!(e.settle(n));
+                    got += n;
+                }
+                Poll::Ready(Err(err)) => panic!("{err}"),
+                Poll::Pending => break d.take().expect("alone, it holds the timer"),
+            }
+        };
+        assert!(got >= 10 && e.is_waiting());
+        assert!(at > Instant::ZERO);
+        h.now.store(at.as_nanos(), Ordering::SeqCst);
+        assert!(matches!(
+            e.poll_acquire(&mut cx(), &mut d, 10),
+            Poll::Ready(Ok(_))
+        ));
+        drop(e); // cancels the unsettled grant
+        assert_eq!(h.shared.stats(leaf.node()).unwrap().waiting, 0);
+    }
+
+    struct Unpark(std::thread::Thread);
+
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+
+    #[test]
+    fn blocked_thread_paused_limit_change_wakes_it() {
+        let h = clocked();
+        let node = h
+            .shared
+            .insert_node(None, Limits::per_second(0), 1, Instant::ZERO)
+            .unwrap();
+        let leaf = h
+            .shared
+            .insert_leaf(Some(node), Limits::UNLIMITED, 1, Instant::ZERO)
+            .unwrap();
+        let t = std::thread::spawn(move || {
+            let mut e = Engine::new(h, leaf);
+            let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+            let mut parks = 0;
+            let n = e.block(&waker, 5, |deadline| {
+                assert_eq!(deadline, None, "paused: nothing to sleep until");
+                parks += 1;
+                std::thread::park_timeout(Duration::from_secs(10));
+            });
+            (n, parks)
+        });
+        while h.shared.sleeping() == 0 {
+            std::thread::yield_now();
+        }
+        h.shared
+            .set_limit(node, Limits::per_second(1000), Instant::ZERO)
+            .unwrap();
+        let (n, parks) = t.join().unwrap();
+        // (a piece is sized when it is asked for: under the paused limit, the smallest)
+        assert!(matches!(n, Ok(1..=5)), "{n:?}");
+        assert!(parks >= 1);
+    }
+
+    #[test]
+    fn zero_request_is_typed_error() {
+        let h = clocked();
+        let leaf = h
+            .shared
+            .insert_leaf(None, Limits::per_second(1), 1, Instant::ZERO)
+            .unwrap();
+        let mut e = Engine::new(h, leaf);
+        assert_eq!(
+            e.poll_acquire(&mut cx(), &mut Deadline::new(), 0),
+            Poll::Ready(Err(WaitError::ZeroRequest))
+        );
+    }
+}
