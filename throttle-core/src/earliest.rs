@@ -27,7 +27,8 @@ impl<S: Storage> Tree<S> {
     /// [`Tree::largest_grant`]). `Ok(None)`: never, as things stand (a tier on the path is
     /// paused). `now` earlier than the tree's clock counts as the tree's clock.
     ///
-    /// A lower bound when siblings compete (see the [module docs](self)); O(depth).
+    /// A lower bound when siblings compete (only the tiers of the path count; the fuzzer
+    /// checks the bound against real grants); O(depth).
     pub fn earliest(
         &self,
         leaf: LeafId,

@@ -294,7 +294,7 @@ mod tests {
     }
 
     #[test]
-    fn estimate_unlimited_is_now_and_paused_is_never() {
+    fn earliest_unlimited_is_now_and_paused_is_never() {
         let rt = Manual::new();
         let limiter = rt.limiter();
         let node = limiter.node(Limits::UNLIMITED, 1).unwrap();

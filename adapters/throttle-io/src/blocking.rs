@@ -155,7 +155,7 @@ impl Leaf {
 }
 
 /// Blocking reads: at most one grant's worth is read, then paid for before it is returned
-/// (see the [module docs](self)).
+/// (a thread blocked on an idle socket holds no tokens).
 impl<S: io::Read> io::Read for Throttled<S> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if buf.is_empty() {

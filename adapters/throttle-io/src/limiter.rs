@@ -1,12 +1,12 @@
 //! The shared limiter and its RAII node handles.
 //!
 //! ```text
-//!   Limiter ──Arc──▶ Inner { Shared<tree>, runtime, epoch, limits epoch, driver state }
+//!   Limiter ──Arc──▶ Inner { Shared<tree>, runtime, epoch, driver state }
 //!      ▲                        ▲   ▲
 //!      │ (Limiter clone)        │   └──Weak── driver task (one per limiter, see `driver`)
 //!   Node ──Arc──▶ NodeInner { id, parent: Option<Arc<NodeInner>>, counters }
 //!                     │ Drop: remove `id` from the tree
-//!   Leaf (one task) ──┘ + the poll engine's state
+//!   Leaf (one task) ──┘ + the core's wait::Engine (its state) + a runtime timer
 //! ```
 //!
 //! A node lives as long as some handle to it or to one of its children does: a child holds an
