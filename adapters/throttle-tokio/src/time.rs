@@ -33,13 +33,13 @@ impl Runtime for Tokio {
 
     fn spawn(&self, task: BoxTask) -> bool {
         match tokio::runtime::Handle::try_current() {
-            Ok(handle) => {
-                drop(handle.spawn(task));
-                true
-            }
-            // Not inside a runtime (timers would not work either): holder mode.
-            Err(_) => false,
+            Ok(handle) => drop(handle.spawn(task)),
+            // Not inside a runtime right now (a poll from outside): the task is dropped as if
+            // its runtime had shut down, which lets the next wait inside a runtime spawn it.
+            // (`false` would mean "this runtime never spawns": holder mode for good.)
+            Err(_) => drop(task),
         }
+        true
     }
 }
 

@@ -98,3 +98,31 @@ fn poll_outside_runtime_is_typed_error() {
         )))
     );
 }
+
+/// A leaf polled outside any runtime while another holds the tree's timer must not turn the
+/// driver task off for good: the next wait inside a runtime spawns it.
+#[test]
+fn poll_outside_runtime_keeps_driver_for_next_runtime() {
+    let limiter = throttle_tokio::limiter();
+    let node = limiter.node(limits(), 1).expect("node");
+    let mut a = node.leaf(Limits::UNLIMITED, 1).expect("a");
+    let mut b = node.leaf(Limits::UNLIMITED, 1).expect("b");
+    let mut cx = Context::from_waker(core::task::Waker::noop());
+    current_thread().block_on(async {
+        a.acquire(100).await.expect("burst");
+        // `a` waits (and holds the tree's timer); the runtime is then dropped
+        while let Poll::Ready(Ok(n)) = a.poll_acquire(&mut cx, 50) {
+            a.settle(n);
+        }
+    });
+    // outside any runtime: `b` only sleeps until woken (`a` holds the timer)
+    assert!(b.poll_acquire(&mut cx, 50).is_pending());
+    current_thread().block_on(async {
+        a.cancel();
+        tokio::time::timeout(Duration::from_secs(10), b.acquire(50))
+            .await
+            .expect("granted")
+            .expect("no error");
+        assert!(limiter.has_driver(), "the driver task runs on this runtime");
+    });
+}
