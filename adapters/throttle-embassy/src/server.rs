@@ -42,9 +42,10 @@ struct Registry<const C: usize> {
 /// // in the accept loop: `let conn = SERVER.accept(socket)?;`
 /// ```
 ///
-/// The server's two nodes count each direction separately (the std adapters' `Server` counts
-/// both directions in one node: build that with [`Limiter::shared`] and a [`Group`] whose
-/// `read` and `write` are the same node). Memory: `C` × 16 bytes of registry on 32-bit
+/// The server's two nodes count each direction separately, like the std adapters'
+/// `Server::per_direction` (their `Server::new` counts both directions in one node: build
+/// that here with [`Limiter::shared`] and a [`Group`] whose `read` and `write` are the same
+/// node). Memory: `C` × 16 bytes of registry on 32-bit
 /// targets, plus the mutex.
 pub struct Server<'a, const N: usize, const C: usize, M: RawMutex = CriticalSectionRawMutex> {
     limiter: &'a Limiter<N, M>,

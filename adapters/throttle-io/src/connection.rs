@@ -47,12 +47,18 @@ impl Connection {
 /// A server node that registers connections with a per-connection limit (per direction) and
 /// remembers them, so that changing the per-connection limit reaches every live connection.
 /// Cloning is cheap; all clones are the same server.
+///
+/// [`Server::new`] counts both directions in one node; [`Server::per_direction`] gives each
+/// direction its own node (what embassy's `Server` does), e.g. "10 MiB/s up, 50 MiB/s down".
 #[derive(Clone, Debug)]
 pub struct Server(Arc<ServerInner>);
 
 #[derive(Debug)]
 struct ServerInner {
+    /// The node reads are charged to (the only node with [`Server::new`]).
     node: Node,
+    /// The node writes are charged to, when it is another one.
+    write_node: Option<Node>,
     conns: Mutex<Registry>,
 }
 
@@ -69,8 +75,23 @@ impl Server {
     /// A server on `node`: every connection gets a read leaf limited to `read` and a write
     /// leaf limited to `write` under it. The node's own limit counts both directions.
     pub fn new(node: Node, read: Limits, write: Limits) -> Self {
+        Self::build(node, None, read, write)
+    }
+
+    /// A server whose directions are limited separately: every connection's read leaf goes
+    /// under `read_node`, its write leaf under `write_node` (each with its per-connection
+    /// limit), so `read_node`'s limit counts what all connections read and `write_node`'s what
+    /// they write. The two nodes may sit anywhere in the tree (siblings under a parent, two
+    /// roots); the same node twice is [`Server::new`].
+    pub fn per_direction(read_node: Node, write_node: Node, read: Limits, write: Limits) -> Self {
+        let write_node = (write_node.id() != read_node.id()).then_some(write_node);
+        Self::build(read_node, write_node, read, write)
+    }
+
+    fn build(node: Node, write_node: Option<Node>, read: Limits, write: Limits) -> Self {
         Server(Arc::new(ServerInner {
             node,
+            write_node,
             conns: Mutex::new(Registry {
                 read,
                 write,
@@ -90,7 +111,10 @@ impl Server {
     /// Registers a new connection.
     pub fn connection(&self) -> Result<Connection, InsertError> {
         let mut reg = self.registry();
-        let conn = self.0.node.connection(reg.read, reg.write)?;
+        let conn = Connection::new(
+            self.0.node.leaf(reg.read, 1)?,
+            self.write_node().leaf(reg.write, 1)?,
+        );
         if reg.leaves.len() >= 2 * reg.pruned_at.max(32) {
             reg.leaves.retain(|(w, _)| w.strong_count() > 0);
             reg.pruned_at = reg.leaves.len();
@@ -135,17 +159,35 @@ impl Server {
         (reg.read, reg.write)
     }
 
-    /// Changes the server's own limit (reaches every connection below it at once).
+    /// Changes the server's own limit (reaches every connection below it at once); with
+    /// [`Server::per_direction`], both directions' nodes get `limits`.
     pub fn set_limit(&self, limits: Limits) -> Result<(), SetLimitError> {
-        self.0.node.set_limit(limits)
+        self.set_limits(limits, limits)
     }
 
-    /// The server node (limits, weight, statistics, child groups).
+    /// Changes the server's limits per direction: `read` on the read node, `write` on the
+    /// write node (with [`Server::new`] both are the one node: it gets `write`, the later).
+    pub fn set_limits(&self, read: Limits, write: Limits) -> Result<(), SetLimitError> {
+        if self.0.write_node.is_some() {
+            self.0.node.set_limit(read)?;
+        }
+        self.write_node().set_limit(write)
+    }
+
+    /// The server node (limits, weight, statistics, child groups); with
+    /// [`Server::per_direction`], the read side's.
     pub fn node(&self) -> &Node {
         &self.0.node
     }
 
-    /// The server node's statistics.
+    /// The node writes are charged to (the same as [`Server::node`] unless
+    /// [`Server::per_direction`]).
+    pub fn write_node(&self) -> &Node {
+        self.0.write_node.as_ref().unwrap_or(&self.0.node)
+    }
+
+    /// The server node's statistics (with [`Server::per_direction`]: the read side's; see
+    /// [`Server::write_node`]).
     pub fn stats(&self) -> NodeStats {
         self.0.node.stats()
     }
@@ -191,5 +233,37 @@ mod tests {
         drop((live, fresh));
         assert_eq!(server.connections(), 0);
         assert_eq!(limiter.len(), 1);
+    }
+
+    #[test]
+    fn per_direction_server_charges_each_direction_to_its_node() {
+        let rt = Manual::new();
+        let limiter = rt.limiter();
+        let up = limiter.node(Limits::per_second(1000), 1).unwrap();
+        let down = limiter.node(Limits::per_second(5000), 1).unwrap();
+        let server = Server::per_direction(
+            up.clone(),
+            down.clone(),
+            Limits::UNLIMITED,
+            Limits::per_second(100),
+        );
+        let mut conn = server.connection().unwrap();
+        assert_eq!(conn.read().node().parent().unwrap().id(), up.id());
+        assert_eq!(conn.write().node().parent().unwrap().id(), down.id());
+        let mut cx = crate::test_rt::cx();
+        let core::task::Poll::Ready(Ok(n)) = conn.write.poll_acquire(&mut cx, 50) else {
+            panic!("the write side's burst is there")
+        };
+        conn.write.settle(n);
+        assert_eq!((up.stats().granted, down.stats().granted), (0, n));
+        server
+            .set_limits(Limits::per_second(2000), Limits::per_second(6000))
+            .unwrap();
+        assert_eq!(up.limits().unwrap(), Limits::per_second(2000));
+        assert_eq!(down.limits().unwrap(), Limits::per_second(6000));
+        // the same node twice is one shared node
+        let shared =
+            Server::per_direction(up.clone(), up.clone(), Limits::UNLIMITED, Limits::UNLIMITED);
+        assert_eq!(shared.write_node().id(), shared.node().id());
     }
 }

@@ -98,6 +98,7 @@ macro_rules! suite {
         $crate::suite!(@tests $rt;
             one_stream_accuracy,
             connection_limit_under_server_limit,
+            per_direction_server_limits_each_direction,
             fairness_of_twenty_connections,
             limit_change_reaches_sleeping_writer,
             weighted_groups_share_server,
