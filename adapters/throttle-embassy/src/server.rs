@@ -13,7 +13,7 @@ use core::cell::RefCell;
 use embassy_sync::blocking_mutex::raw::{CriticalSectionRawMutex, RawMutex};
 use embassy_sync::blocking_mutex::Mutex;
 use heapless::Vec;
-use throttle_core::{InsertError, Limits, SetLimitError};
+use throttle_core::{InsertError, Limits, SetLimitError, Stats};
 
 use crate::limiter::{Directions, Group, Leaves, Limiter};
 use crate::stream::Throttled;
@@ -137,6 +137,22 @@ impl<'a, const N: usize, const C: usize, M: RawMutex> Server<'a, N, C, M> {
         self.with(|r| {
             self.prune(r);
             r.connections.len()
+        })
+    }
+
+    /// Statistics of every live connection, `(read, write)` leaf by leaf, oldest first (as
+    /// the std adapters' `Server::connection_stats`). One short lock of the tree per leaf.
+    pub fn connection_stats(&self) -> Vec<(Stats, Stats), C> {
+        self.with(|r| {
+            self.prune(r);
+            let mut out = Vec::new();
+            for c in &r.connections {
+                let read = self.limiter.stats(c.read.node()).unwrap_or_default();
+                let write = self.limiter.stats(c.write.node()).unwrap_or_default();
+                // (never full: it has the registry's capacity)
+                let _ = out.push((read, write));
+            }
+            out
         })
     }
 

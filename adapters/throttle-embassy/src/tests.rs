@@ -352,6 +352,13 @@ fn server_connection_limit_change_reaches_sleeping_connection() {
         );
         assert_eq!(poll_once(w.as_mut()), Poll::Ready(Ok(100)));
     }
+    let per_conn = server.connection_stats();
+    assert_eq!(per_conn.len(), 2);
+    assert_eq!(
+        (per_conn[0].1.granted, per_conn[1].1.granted),
+        (100, 0),
+        "per-connection statistics, write side"
+    );
     assert_eq!(lim.shared().limits(b.leaves().write.node()), Ok(fast.write));
     // a dropped connection leaves the registry: there is room again
     drop(b);

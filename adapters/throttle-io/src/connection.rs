@@ -66,8 +66,8 @@ struct ServerInner {
 struct Registry {
     read: Limits,
     write: Limits,
-    /// Leaves of live connections (dead ones are pruned as the list grows).
-    leaves: Vec<(Weak<NodeInner>, bool)>,
+    /// `(read, write)` leaves of live connections (dead ones are pruned as the list grows).
+    conns: Vec<(Weak<NodeInner>, Weak<NodeInner>)>,
     pruned_at: usize,
 }
 
@@ -95,7 +95,7 @@ impl Server {
             conns: Mutex::new(Registry {
                 read,
                 write,
-                leaves: Vec::new(),
+                conns: Vec::new(),
                 pruned_at: 0,
             }),
         }))
@@ -115,14 +115,13 @@ impl Server {
             self.0.node.leaf(reg.read, 1)?,
             self.write_node().leaf(reg.write, 1)?,
         );
-        if reg.leaves.len() >= 2 * reg.pruned_at.max(32) {
-            reg.leaves.retain(|(w, _)| w.strong_count() > 0);
-            reg.pruned_at = reg.leaves.len();
+        if reg.conns.len() >= 2 * reg.pruned_at.max(16) {
+            reg.prune();
         }
-        reg.leaves
-            .push((Arc::downgrade(&conn.read.node().0), false));
-        reg.leaves
-            .push((Arc::downgrade(&conn.write.node().0), true));
+        reg.conns.push((
+            Arc::downgrade(&conn.read.node().0),
+            Arc::downgrade(&conn.write.node().0),
+        ));
         Ok(conn)
     }
 
@@ -138,11 +137,12 @@ impl Server {
         let mut reg = self.registry();
         reg.read = read;
         reg.write = write;
-        reg.leaves.retain(|(w, _)| w.strong_count() > 0);
-        reg.pruned_at = reg.leaves.len();
-        for (w, is_write) in &reg.leaves {
-            if let Some(inner) = w.upgrade() {
-                let limits = if *is_write { write } else { read };
+        reg.prune();
+        for (r, w) in &reg.conns {
+            for (leaf, limits) in [(r, read), (w, write)] {
+                let Some(inner) = leaf.upgrade() else {
+                    continue;
+                };
                 // A connection closing meanwhile is no error.
                 match Node(inner).set_limit(limits) {
                     Ok(()) | Err(SetLimitError::StaleHandle) => {}
@@ -194,11 +194,30 @@ impl Server {
 
     /// Live connections registered through this server.
     pub fn connections(&self) -> usize {
-        self.registry()
-            .leaves
+        let mut reg = self.registry();
+        reg.prune();
+        reg.conns.len()
+    }
+
+    /// Statistics of every live connection, `(read, write)` leaf by leaf, oldest first (a
+    /// direction whose leaf is already gone reads as zero). One lock of the tree per leaf.
+    pub fn connection_stats(&self) -> Vec<(NodeStats, NodeStats)> {
+        let mut reg = self.registry();
+        reg.prune();
+        let stats = |w: &Weak<NodeInner>| w.upgrade().map(|n| Node(n).stats()).unwrap_or_default();
+        reg.conns
             .iter()
-            .filter(|(w, is_write)| !is_write && w.strong_count() > 0)
-            .count()
+            .map(|(r, w)| (stats(r), stats(w)))
+            .collect()
+    }
+}
+
+impl Registry {
+    /// Forgets connections whose two leaves are both gone.
+    fn prune(&mut self) {
+        self.conns
+            .retain(|(r, w)| r.strong_count() > 0 || w.strong_count() > 0);
+        self.pruned_at = self.conns.len();
     }
 }
 
@@ -218,6 +237,7 @@ mod tests {
         let live: Vec<Connection> = conns.collect();
         assert_eq!(server.connections(), 2);
         assert_eq!(limiter.len(), 5);
+        assert_eq!(server.connection_stats().len(), 2);
         server
             .set_connection_limits(Limits::per_second(30), Limits::UNLIMITED)
             .unwrap();
@@ -256,6 +276,9 @@ mod tests {
         };
         conn.write.settle(n);
         assert_eq!((up.stats().granted, down.stats().granted), (0, n));
+        let per_conn = server.connection_stats();
+        assert_eq!(per_conn.len(), 1);
+        assert_eq!((per_conn[0].0.granted, per_conn[0].1.granted), (0, n));
         server
             .set_limits(Limits::per_second(2000), Limits::per_second(6000))
             .unwrap();
