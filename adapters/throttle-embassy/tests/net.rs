@@ -1,5 +1,6 @@
 //! Throttled transfers over real embassy-net TCP sockets (two stacks in one process, see
-//! `harness`): accuracy, fairness, runtime limit changes, cancellation.
+//! `harness`): accuracy, fairness, runtime limit changes, cancellation, an idle reader charged
+//! nothing.
 //!
 //! Durations are short (≈1–2 s per test) and tolerances generous (±10 %) so the binary stays
 //! quick and stable on a busy 2-core CI machine; the benchmarks own the tight figures.
@@ -423,4 +424,82 @@ fn dropped_waiting_write_cancels_other_leaf_gets_tokens() {
         assert!(limiter.stats(b_leaf).unwrap().granted >= 8 * 1024);
         drop(s1);
     });
+}
+
+/// Reads forever through any reader, adding what arrives to `got`.
+async fn count_read(r: &mut impl Read, got: &Cell<usize>) {
+    let mut buf = [0u8; 8192];
+    loop {
+        let n = r.read(&mut buf).await.unwrap_or(0);
+        got.set(got.get() + n);
+        if n == 0 {
+            Timer::after_millis(1).await;
+        }
+    }
+}
+
+/// An idle connection (its peer never sends) waiting in `read` holds no tokens: the busy one
+/// under the same 512 KiB/s server read limit gets all of it (the conformance suite's
+/// `idle_connection_holds_no_tokens`, over embassy-net).
+#[test]
+fn idle_reader_holds_no_tokens_busy_one_gets_server_rate() {
+    let l = link();
+    let (s, c) = (l.server, l.client);
+    let limiter = Lim::new();
+    let limiter = &limiter;
+    let (busy, window, idle_granted) = run(l, async move {
+        s.wait_config_up().await;
+        c.wait_config_up().await;
+        let (mut s1, mut s2) = (harness::socket(s), harness::socket(s));
+        let (mut c1, mut c2) = (harness::socket(c), harness::socket(c));
+        let (r1, r2, r3, r4) = join4(
+            s1.accept(PORT),
+            s2.accept(PORT),
+            c1.connect((harness::SERVER, PORT)),
+            c2.connect((harness::SERVER, PORT)),
+        )
+        .await;
+        assert!(r1.is_ok() && r2.is_ok() && r3.is_ok() && r4.is_ok());
+        let server = limiter
+            .add_group(
+                None,
+                Directions {
+                    read: limit(512 * KIB),
+                    write: Limits::UNLIMITED,
+                },
+                1,
+            )
+            .unwrap();
+        let mut idle = limiter
+            .throttle(s1, Some(&server), Directions::UNLIMITED)
+            .unwrap_or_else(|_| panic!("full"));
+        let mut busy = limiter
+            .throttle(s2, Some(&server), Directions::UNLIMITED)
+            .unwrap_or_else(|_| panic!("full"));
+        let (got, idle_got) = (Cell::new(0usize), Cell::new(0usize));
+        let monitor = async {
+            Timer::after_millis(300).await;
+            let t0 = Instant::now();
+            let before = got.get();
+            Timer::after_millis(1500).await;
+            (got.get() - before, Instant::now() - t0)
+        };
+        let traffic = join(
+            join(send(&mut c2, usize::MAX), count_read(&mut busy, &got)),
+            count_read(&mut idle, &idle_got),
+        );
+        let (n, window) = match select(monitor, traffic).await {
+            Either::First(v) => v,
+            Either::Second(_) => unreachable!("traffic runs until the monitor ends"),
+        };
+        assert_eq!(idle_got.get(), 0, "the idle peer sent nothing");
+        let idle_granted = limiter
+            .stats(idle.leaves().read.node())
+            .map_or(u64::MAX, |st| st.granted);
+        drop(c1);
+        (n, window, idle_granted)
+    });
+    let rate = busy as f64 / secs(window);
+    assert_eq!(idle_granted, 0, "the idle reader was charged nothing");
+    assert_within(rate, 512 * KIB, 0.10, "busy reader beside an idle one");
 }
