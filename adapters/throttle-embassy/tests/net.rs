@@ -1,6 +1,6 @@
 //! Throttled transfers over real embassy-net TCP sockets (two stacks in one process, see
 //! `harness`): accuracy, fairness, runtime limit changes, cancellation, an idle reader charged
-//! nothing.
+//! nothing, a `Server`'s per-connection limits.
 //!
 //! Durations are short (≈1–2 s per test) and tolerances generous (±10 %) so the binary stays
 //! quick and stable on a busy 2-core CI machine; the benchmarks own the tight figures.
@@ -502,4 +502,74 @@ fn idle_reader_holds_no_tokens_busy_one_gets_server_rate() {
     let rate = busy as f64 / secs(window);
     assert_eq!(idle_granted, 0, "the idle reader was charged nothing");
     assert_within(rate, 512 * KIB, 0.10, "busy reader beside an idle one");
+}
+
+/// A `Server` with a 512 KiB/s write limit and 96 KiB/s per connection: two connections each
+/// get their own cap (the server limit does not bind), and `connection_stats` agrees with what
+/// the peers received (the conformance suite's `connection_limit_under_server_limit`, over
+/// embassy-net).
+#[test]
+fn server_per_connection_limit_under_server_limit() {
+    const CONN: u64 = 96 * KIB;
+    let l = link();
+    let (s, c) = (l.server, l.client);
+    let limiter = Lim::new();
+    let limiter = &limiter;
+    let server: throttle_embassy::Server<'_, 16, 4, CriticalSectionRawMutex> =
+        throttle_embassy::Server::new(
+            limiter,
+            Directions {
+                read: Limits::UNLIMITED,
+                write: limit(512 * KIB),
+            },
+            Directions {
+                read: Limits::UNLIMITED,
+                write: limit(CONN),
+            },
+        );
+    let server = &server;
+    let (a, b, window, stats) = run(l, async move {
+        s.wait_config_up().await;
+        c.wait_config_up().await;
+        let (mut s1, mut s2) = (harness::socket(s), harness::socket(s));
+        let (mut c1, mut c2) = (harness::socket(c), harness::socket(c));
+        let (r1, r2, r3, r4) = join4(
+            s1.accept(PORT),
+            s2.accept(PORT),
+            c1.connect((harness::SERVER, PORT)),
+            c2.connect((harness::SERVER, PORT)),
+        )
+        .await;
+        assert!(r1.is_ok() && r2.is_ok() && r3.is_ok() && r4.is_ok());
+        let mut t1 = server.accept(s1).unwrap_or_else(|_| panic!("full"));
+        let mut t2 = server.accept(s2).unwrap_or_else(|_| panic!("full"));
+        let got = [Cell::new(0usize), Cell::new(0usize)];
+        let monitor = async {
+            Timer::after_millis(300).await;
+            let t0 = Instant::now();
+            let before = [got[0].get(), got[1].get()];
+            Timer::after_millis(1500).await;
+            let window = Instant::now() - t0;
+            (got[0].get() - before[0], got[1].get() - before[1], window)
+        };
+        let traffic = join4(
+            send(&mut t1, usize::MAX),
+            send(&mut t2, usize::MAX),
+            count(&mut c1, &got[0]),
+            count(&mut c2, &got[1]),
+        );
+        let (a, b, window) = match select(monitor, traffic).await {
+            Either::First(v) => v,
+            Either::Second(_) => unreachable!("traffic runs until the monitor ends"),
+        };
+        (a, b, window, server.connection_stats())
+    });
+    let (a, b) = (a as f64 / secs(window), b as f64 / secs(window));
+    assert_within(a, CONN, 0.10, "connection 1 under its own limit");
+    assert_within(b, CONN, 0.10, "connection 2 under its own limit");
+    assert_eq!(stats.len(), 2);
+    for (read, write) in &stats {
+        assert_eq!(read.granted, 0, "reads are unlimited: the tree is skipped");
+        assert!(write.granted > 0);
+    }
 }
