@@ -1,6 +1,6 @@
 //! Throttled transfers over real embassy-net TCP sockets (two stacks in one process, see
 //! `harness`): accuracy, fairness, runtime limit changes, cancellation, an idle reader charged
-//! nothing, a `Server`'s per-connection limits.
+//! nothing, a `Server`'s per-connection limits, weighted groups.
 //!
 //! Durations are short (≈1–2 s per test) and tolerances generous (±10 %) so the binary stays
 //! quick and stable on a busy 2-core CI machine; the benchmarks own the tight figures.
@@ -572,4 +572,75 @@ fn server_per_connection_limit_under_server_limit() {
         assert_eq!(read.granted, 0, "reads are unlimited: the tree is skipped");
         assert!(write.granted > 0);
     }
+}
+
+/// Two groups weighted 1:3 under a 512 KiB/s server (write), one connection each: the
+/// server's rate is shared 1:3 (the conformance suite's `weighted_groups_share_server`, over
+/// embassy-net).
+#[test]
+fn weighted_groups_share_server_limit() {
+    let l = link();
+    let (s, c) = (l.server, l.client);
+    let limiter = Lim::new();
+    let limiter = &limiter;
+    let (a, b, window) = run(l, async move {
+        s.wait_config_up().await;
+        c.wait_config_up().await;
+        let (mut s1, mut s2) = (harness::socket(s), harness::socket(s));
+        let (mut c1, mut c2) = (harness::socket(c), harness::socket(c));
+        let (r1, r2, r3, r4) = join4(
+            s1.accept(PORT),
+            s2.accept(PORT),
+            c1.connect((harness::SERVER, PORT)),
+            c2.connect((harness::SERVER, PORT)),
+        )
+        .await;
+        assert!(r1.is_ok() && r2.is_ok() && r3.is_ok() && r4.is_ok());
+        let write_only = |l: Limits| Directions {
+            read: Limits::UNLIMITED,
+            write: l,
+        };
+        let server = limiter
+            .add_group(None, write_only(limit(512 * KIB)), 1)
+            .unwrap();
+        let light = limiter
+            .add_group(Some(&server), Directions::UNLIMITED, 1)
+            .unwrap();
+        let heavy = limiter
+            .add_group(Some(&server), Directions::UNLIMITED, 3)
+            .unwrap();
+        let mut t1 = limiter
+            .throttle(s1, Some(&light), Directions::UNLIMITED)
+            .unwrap_or_else(|_| panic!("full"));
+        let mut t2 = limiter
+            .throttle(s2, Some(&heavy), Directions::UNLIMITED)
+            .unwrap_or_else(|_| panic!("full"));
+        let got = [Cell::new(0usize), Cell::new(0usize)];
+        let monitor = async {
+            Timer::after_millis(300).await;
+            let t0 = Instant::now();
+            let before = [got[0].get(), got[1].get()];
+            Timer::after_millis(1500).await;
+            let window = Instant::now() - t0;
+            (got[0].get() - before[0], got[1].get() - before[1], window)
+        };
+        let traffic = join4(
+            send(&mut t1, usize::MAX),
+            send(&mut t2, usize::MAX),
+            count(&mut c1, &got[0]),
+            count(&mut c2, &got[1]),
+        );
+        match select(monitor, traffic).await {
+            Either::First(v) => v,
+            Either::Second(_) => unreachable!("traffic runs until the monitor ends"),
+        }
+    });
+    let (a, b) = (a as f64 / secs(window), b as f64 / secs(window));
+    eprintln!("weights 1:3: {:.1} : {:.1} KiB/s", a / 1024.0, b / 1024.0);
+    assert_within(a + b, 512 * KIB, 0.10, "aggregate of two weighted groups");
+    let share = a / (a + b);
+    assert!(
+        (share - 0.25).abs() <= 0.03,
+        "light group's share {share:.3}, want 0.25"
+    );
 }
