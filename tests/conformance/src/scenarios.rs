@@ -710,6 +710,8 @@ pub async fn per_direction_server_limits_each_direction<R: Rt>() {
         Duration::from_millis(1500),
     )
     .await;
+    assert_eq!(srv.connections(), 4);
+    assert_eq!(srv.connection_stats().len(), 4);
     stop.store(true, Ordering::Relaxed);
     drop((tasks, writers, readers));
     let (rin, rout) = (rates[0] + rates[1], rates[2] + rates[3]);
@@ -721,5 +723,4 @@ pub async fn per_direction_server_limits_each_direction<R: Rt>() {
         (rout / OUT as f64 - 1.0).abs() <= 0.10,
         "out {rout:.0} vs {OUT}"
     );
-    assert_eq!(srv.connections(), 4);
 }
