@@ -94,8 +94,8 @@ async fn raw_capacity(server: &mut TcpSocket<'_>, client: &mut TcpSocket<'_>, to
     total as f64 / secs(end - start)
 }
 
-/// Reads forever, adding what arrives to `got`.
-async fn count(r: &mut TcpSocket<'_>, got: &Cell<usize>) {
+/// Reads forever (a socket or a throttled stream), adding what arrives to `got`.
+async fn count(r: &mut impl Read, got: &Cell<usize>) {
     let mut buf = [0u8; 8192];
     loop {
         let n = r.read(&mut buf).await.unwrap_or(0);
@@ -224,18 +224,7 @@ fn two_connections_share_server_limit_fairly() {
     let limiter = Lim::new();
     let limiter = &limiter;
     let (a, b, window) = run(l, async move {
-        s.wait_config_up().await;
-        c.wait_config_up().await;
-        let (mut s1, mut s2) = (harness::socket(s), harness::socket(s));
-        let (mut c1, mut c2) = (harness::socket(c), harness::socket(c));
-        let (r1, r2, r3, r4) = join4(
-            s1.accept(PORT),
-            s2.accept(PORT),
-            c1.connect((harness::SERVER, PORT)),
-            c2.connect((harness::SERVER, PORT)),
-        )
-        .await;
-        assert!(r1.is_ok() && r2.is_ok() && r3.is_ok() && r4.is_ok());
+        let ([s1, s2], [mut c1, mut c2]) = harness::connect_two(s, c, PORT).await;
         let server = limiter
             .add_group(
                 None,
@@ -252,25 +241,7 @@ fn two_connections_share_server_limit_fairly() {
         let mut t2 = limiter
             .throttle(s2, Some(&server), Directions::UNLIMITED)
             .unwrap_or_else(|_| panic!("full"));
-        let got = [Cell::new(0usize), Cell::new(0usize)];
-        let monitor = async {
-            Timer::after_millis(300).await;
-            let t0 = Instant::now();
-            let before = [got[0].get(), got[1].get()];
-            Timer::after_millis(1500).await;
-            let window = Instant::now() - t0;
-            (got[0].get() - before[0], got[1].get() - before[1], window)
-        };
-        let traffic = join4(
-            send(&mut t1, usize::MAX),
-            send(&mut t2, usize::MAX),
-            count(&mut c1, &got[0]),
-            count(&mut c2, &got[1]),
-        );
-        match select(monitor, traffic).await {
-            Either::First(v) => v,
-            Either::Second(_) => unreachable!("traffic runs until the monitor ends"),
-        }
+        two_writers(&mut t1, &mut t2, &mut c1, &mut c2).await
     });
     let (a, b) = (a as f64 / secs(window), b as f64 / secs(window));
     eprintln!(
@@ -426,15 +397,32 @@ fn dropped_waiting_write_cancels_other_leaf_gets_tokens() {
     });
 }
 
-/// Reads forever through any reader, adding what arrives to `got`.
-async fn count_read(r: &mut impl Read, got: &Cell<usize>) {
-    let mut buf = [0u8; 8192];
-    loop {
-        let n = r.read(&mut buf).await.unwrap_or(0);
-        got.set(got.get() + n);
-        if n == 0 {
-            Timer::after_millis(1).await;
-        }
+/// `t1` and `t2` write as fast as they may, their peers `c1` and `c2` count what arrives:
+/// bytes each peer received over 1.5 s after 300 ms of warm-up, and the exact window.
+async fn two_writers(
+    t1: &mut impl Write,
+    t2: &mut impl Write,
+    c1: &mut TcpSocket<'_>,
+    c2: &mut TcpSocket<'_>,
+) -> (usize, usize, Duration) {
+    let got = [Cell::new(0usize), Cell::new(0usize)];
+    let monitor = async {
+        Timer::after_millis(300).await;
+        let t0 = Instant::now();
+        let before = [got[0].get(), got[1].get()];
+        Timer::after_millis(1500).await;
+        let window = Instant::now() - t0;
+        (got[0].get() - before[0], got[1].get() - before[1], window)
+    };
+    let traffic = join4(
+        send(t1, usize::MAX),
+        send(t2, usize::MAX),
+        count(c1, &got[0]),
+        count(c2, &got[1]),
+    );
+    match select(monitor, traffic).await {
+        Either::First(v) => v,
+        Either::Second(_) => unreachable!("traffic runs until the monitor ends"),
     }
 }
 
@@ -448,18 +436,7 @@ fn idle_reader_holds_no_tokens_busy_one_gets_server_rate() {
     let limiter = Lim::new();
     let limiter = &limiter;
     let (busy, window, idle_granted) = run(l, async move {
-        s.wait_config_up().await;
-        c.wait_config_up().await;
-        let (mut s1, mut s2) = (harness::socket(s), harness::socket(s));
-        let (mut c1, mut c2) = (harness::socket(c), harness::socket(c));
-        let (r1, r2, r3, r4) = join4(
-            s1.accept(PORT),
-            s2.accept(PORT),
-            c1.connect((harness::SERVER, PORT)),
-            c2.connect((harness::SERVER, PORT)),
-        )
-        .await;
-        assert!(r1.is_ok() && r2.is_ok() && r3.is_ok() && r4.is_ok());
+        let ([s1, s2], [c1, mut c2]) = harness::connect_two(s, c, PORT).await;
         let server = limiter
             .add_group(
                 None,
@@ -485,8 +462,8 @@ fn idle_reader_holds_no_tokens_busy_one_gets_server_rate() {
             (got.get() - before, Instant::now() - t0)
         };
         let traffic = join(
-            join(send(&mut c2, usize::MAX), count_read(&mut busy, &got)),
-            count_read(&mut idle, &idle_got),
+            join(send(&mut c2, usize::MAX), count(&mut busy, &got)),
+            count(&mut idle, &idle_got),
         );
         let (n, window) = match select(monitor, traffic).await {
             Either::First(v) => v,
@@ -529,39 +506,10 @@ fn server_per_connection_limit_under_server_limit() {
         );
     let server = &server;
     let (a, b, window, stats) = run(l, async move {
-        s.wait_config_up().await;
-        c.wait_config_up().await;
-        let (mut s1, mut s2) = (harness::socket(s), harness::socket(s));
-        let (mut c1, mut c2) = (harness::socket(c), harness::socket(c));
-        let (r1, r2, r3, r4) = join4(
-            s1.accept(PORT),
-            s2.accept(PORT),
-            c1.connect((harness::SERVER, PORT)),
-            c2.connect((harness::SERVER, PORT)),
-        )
-        .await;
-        assert!(r1.is_ok() && r2.is_ok() && r3.is_ok() && r4.is_ok());
+        let ([s1, s2], [mut c1, mut c2]) = harness::connect_two(s, c, PORT).await;
         let mut t1 = server.accept(s1).unwrap_or_else(|_| panic!("full"));
         let mut t2 = server.accept(s2).unwrap_or_else(|_| panic!("full"));
-        let got = [Cell::new(0usize), Cell::new(0usize)];
-        let monitor = async {
-            Timer::after_millis(300).await;
-            let t0 = Instant::now();
-            let before = [got[0].get(), got[1].get()];
-            Timer::after_millis(1500).await;
-            let window = Instant::now() - t0;
-            (got[0].get() - before[0], got[1].get() - before[1], window)
-        };
-        let traffic = join4(
-            send(&mut t1, usize::MAX),
-            send(&mut t2, usize::MAX),
-            count(&mut c1, &got[0]),
-            count(&mut c2, &got[1]),
-        );
-        let (a, b, window) = match select(monitor, traffic).await {
-            Either::First(v) => v,
-            Either::Second(_) => unreachable!("traffic runs until the monitor ends"),
-        };
+        let (a, b, window) = two_writers(&mut t1, &mut t2, &mut c1, &mut c2).await;
         (a, b, window, server.connection_stats())
     });
     let (a, b) = (a as f64 / secs(window), b as f64 / secs(window));
@@ -584,18 +532,7 @@ fn weighted_groups_share_server_limit() {
     let limiter = Lim::new();
     let limiter = &limiter;
     let (a, b, window) = run(l, async move {
-        s.wait_config_up().await;
-        c.wait_config_up().await;
-        let (mut s1, mut s2) = (harness::socket(s), harness::socket(s));
-        let (mut c1, mut c2) = (harness::socket(c), harness::socket(c));
-        let (r1, r2, r3, r4) = join4(
-            s1.accept(PORT),
-            s2.accept(PORT),
-            c1.connect((harness::SERVER, PORT)),
-            c2.connect((harness::SERVER, PORT)),
-        )
-        .await;
-        assert!(r1.is_ok() && r2.is_ok() && r3.is_ok() && r4.is_ok());
+        let ([s1, s2], [mut c1, mut c2]) = harness::connect_two(s, c, PORT).await;
         let write_only = |l: Limits| Directions {
             read: Limits::UNLIMITED,
             write: l,
@@ -615,25 +552,7 @@ fn weighted_groups_share_server_limit() {
         let mut t2 = limiter
             .throttle(s2, Some(&heavy), Directions::UNLIMITED)
             .unwrap_or_else(|_| panic!("full"));
-        let got = [Cell::new(0usize), Cell::new(0usize)];
-        let monitor = async {
-            Timer::after_millis(300).await;
-            let t0 = Instant::now();
-            let before = [got[0].get(), got[1].get()];
-            Timer::after_millis(1500).await;
-            let window = Instant::now() - t0;
-            (got[0].get() - before[0], got[1].get() - before[1], window)
-        };
-        let traffic = join4(
-            send(&mut t1, usize::MAX),
-            send(&mut t2, usize::MAX),
-            count(&mut c1, &got[0]),
-            count(&mut c2, &got[1]),
-        );
-        match select(monitor, traffic).await {
-            Either::First(v) => v,
-            Either::Second(_) => unreachable!("traffic runs until the monitor ends"),
-        }
+        two_writers(&mut t1, &mut t2, &mut c1, &mut c2).await
     });
     let (a, b) = (a as f64 / secs(window), b as f64 / secs(window));
     eprintln!("weights 1:3: {:.1} : {:.1} KiB/s", a / 1024.0, b / 1024.0);
