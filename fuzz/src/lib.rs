@@ -23,7 +23,10 @@
 //! - **ready list**: `poll_ready` returns exactly the leaves granted by someone else's call
 //!   and not yet collected, cancelled or removed, each once;
 //! - **`Wait`/`Paused`**: `Paused` exactly when a node on the leaf's path has a paused tier,
-//!   and `Wait { until }` has `until > now()` (or `until == Instant::MAX`: never).
+//!   and `Wait { until }` has `until > now()` (or `until == Instant::MAX`: never);
+//! - **`Tree::earliest`** (asked before every acquire): stale exactly for a removed leaf,
+//!   `None` exactly on a paused path, never before the clock, and a lower bound — a leaf with
+//!   nothing in flight that is granted all it asked for at once was not told a later instant.
 //!
 //! The model learns the size of a piece granted by another call (reported by `poll_ready`)
 //! from the leaf's `stats().granted`, which must then stay put until the leaf collects,
@@ -687,6 +690,44 @@ impl<S: Storage> Harness<S> {
         }
     }
 
+    /// The oracles of `Tree::earliest` (see the module docs): stale exactly when the leaf is
+    /// gone; `None` exactly when the path has a paused tier (and then the acquire is
+    /// `Paused`); never before the tree's clock; and a lower bound: a leaf with nothing in
+    /// flight that is granted all it asked for at once was not told a later instant.
+    fn check_earliest(
+        &self,
+        m: usize,
+        want: u64,
+        fresh: bool,
+        earliest: Result<Option<Instant>, StaleHandle>,
+        r: &Result<Decision, AcquireError>,
+    ) {
+        if !self.nodes[m].alive {
+            assert!(earliest.is_err(), "earliest on a removed leaf: {earliest:?}");
+            return;
+        }
+        let earliest = earliest.unwrap_or_else(|e| panic!("earliest on a live leaf: {e:?}"));
+        let Some(at) = earliest else {
+            assert!(self.path_paused(m), "earliest None on a path without a paused tier");
+            if want > 0 && fresh {
+                assert_eq!(*r, Ok(Decision::Paused), "earliest None but acquire {r:?}");
+            }
+            return;
+        };
+        assert!(!self.path_paused(m), "earliest {at:?} on a paused path");
+        assert!(
+            at.as_nanos() >= self.clock.max(self.now),
+            "earliest {at:?} before the clock"
+        );
+        if fresh && want > 0 && *r == Ok(Decision::Grant(want)) {
+            assert!(
+                at.as_nanos() <= self.clock.max(self.now),
+                "earliest {at:?} for {want} tokens, but all {want} were granted at once at {}",
+                self.clock.max(self.now)
+            );
+        }
+    }
+
     fn acquire(&mut self, m: usize, want: u64) {
         let lid = self.nodes[m].leaf.expect("a leaf");
         let now = self.at();
@@ -697,8 +738,12 @@ impl<S: Storage> Harness<S> {
                 fmt_now(self.now)
             )
         });
+        // `Tree::earliest`, asked before the acquire (read-only, so asked of one tree)
+        let fresh = matches!(self.nodes[m].state, LState::Idle);
+        let earliest = self.a.earliest(lid, want.max(1), now);
         let r = both!(self.acquire(lid, want, now));
         self.result(&r);
+        self.check_earliest(m, want, fresh, earliest, &r);
         if !self.nodes[m].alive {
             assert_eq!(
                 r,

@@ -111,8 +111,7 @@ pub static EMBASSY_LIMITER: throttle_embassy::Limiter<8> = throttle_embassy::Lim
 
 /// The tree behind the core's sharing layer with a critical-section lock.
 #[cfg(feature = "shared")]
-pub type MeasuredShared =
-    throttle_core::Shared<Fixed<NODES>, throttle_core::CsLock<throttle_core::State<Fixed<NODES>>>>;
+pub type MeasuredShared = throttle_core::CsShared<NODES>;
 
 /// The core's own sharing layer with a critical-section lock, in a `static` (feature
 /// `shared`, so that the default build's `.text` measures the bare core): proves
@@ -120,7 +119,7 @@ pub type MeasuredShared =
 /// is the RAM figure "with the sharing layer" of the size step (section name `RAM_SHARED`).
 #[cfg(feature = "shared")]
 pub static RAM_SHARED: MeasuredShared = throttle_core::Shared::from_lock(
-    throttle_core::CsLock::new_const(throttle_core::State::new(measured_tree())),
+    throttle_core::CsLock::new_const(throttle_core::shared::State::new(measured_tree())),
 );
 
 /// Every operation of the sharing layer on [`RAM_SHARED`] (the wake-up protocol, the timer holder
@@ -130,11 +129,11 @@ pub static RAM_SHARED: MeasuredShared = throttle_core::Shared::from_lock(
 pub fn exercise_shared(leaf: LeafId, now: u64, waker: &core::task::Waker) -> Option<u64> {
     let t = Instant::from_nanos(now);
     let n = match RAM_SHARED.poll_acquire(leaf, 1460, t, waker).ok()? {
-        throttle_core::Step::Grant(n) => {
+        throttle_core::shared::Step::Grant(n) => {
             RAM_SHARED.settle(leaf, n, t).ok()?;
             n
         }
-        throttle_core::Step::Sleep { until } => until.map_or(0, Instant::as_nanos),
+        throttle_core::shared::Step::Sleep { until } => until.map_or(0, Instant::as_nanos),
     };
     let _ = RAM_SHARED.cancel(leaf, t);
     let _ = RAM_SHARED.set_limit(leaf.node(), Limits::per_second(1 << 20), t);

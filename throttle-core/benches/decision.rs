@@ -44,8 +44,8 @@ use core::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use throttle_core::{
-    Config, Decision, FixedTree, Growable, Instant, LeafId, Limits, NodeId, Shared, State, StdLock,
-    Step, Storage, Tier, Tree, VecTree,
+    shared::Step, Config, Decision, FixedTree, Instant, LeafId, Limits, NodeId, Shared, Storage,
+    Tier, Tree, VecShared, VecTree,
 };
 
 /// Tokens asked for per acquire (one MTU-sized write).
@@ -99,7 +99,7 @@ fn acquire_settle_depth(c: &mut Criterion) {
 fn shared_depth3(c: &mut Criterion) {
     let mut tree = VecTree::new(Config::DEFAULT);
     let leaf = chain(&mut tree, 3, |_| huge());
-    let shared: Shared<Growable, StdLock<State<Growable>>> = Shared::new(tree);
+    let shared: VecShared = Shared::new(tree);
     let waker = Waker::noop();
     let mut now = 0u64;
     c.bench_function("shared/depth3", |b| {

@@ -82,12 +82,21 @@
 //! - `critical-section`: adds `CsLock` (a critical section for [`Shared`] on MCUs,
 //!   `const`-constructible for a `static`).
 //!
-//! # Sharing
+//! # Sharing and waiting
 //!
-//! [`Tree`] is `&mut self` and has no atomics. [`Shared`] (module [`shared`]) puts it behind a
-//! [`Lock`] and adds the change notice: wakers registered per leaf, one waiter holding the
-//! tree's timer, and a wake-up for exactly the waiters a grant, refund or limit change
-//! concerns. Its concurrency is checked with loom (`tests/loom.rs`).
+//! [`Tree`] is `&mut self`. [`Shared`] (module [`shared`]) puts it behind a [`Lock`] and adds
+//! the change notice: wakers registered per leaf, one waiter holding the tree's timer, and a
+//! wake-up for exactly the waiters a grant, refund or limit change concerns. Its concurrency
+//! is checked with loom (`tests/loom.rs`). The usual lock choices have names:
+//! `VecShared`/`StdShared<S>` (feature `std`), `CsShared<N>` (feature `critical-section`);
+//! what a task does after a poll ([`shared::Step`]) and the locked state
+//! ([`shared::State`]) live in [`shared`].
+//!
+//! Module [`wait`] is the one waiting engine every adapter drives (`no_std`, no allocation,
+//! no `Send` bound, so a thread-per-core runtime can use it): the loop from a
+//! [`shared::Step`] to a timer and back, settle, cancel on drop, the driver task's loop, a
+//! blocking thread's loop, and the unlimited fast path on a lock-free change counter. An
+//! adapter supplies a clock, a resettable sleep and a waker.
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -97,6 +106,7 @@ extern crate std;
 mod bucket;
 mod config;
 mod decision;
+mod earliest;
 mod error;
 mod fairq;
 mod limits;
@@ -107,6 +117,7 @@ mod storage;
 mod sync;
 mod time;
 mod tree;
+pub mod wait;
 mod window;
 
 pub use config::{Config, MAX_PIECE_LIMIT};
@@ -117,7 +128,11 @@ pub use error::{
 };
 pub use limits::{Limits, LimitsError, Tier, TierError, MAX_PERIOD, MAX_TIERS};
 pub use node::{LeafId, NodeId, Slot};
-pub use shared::{Shared, State, Step};
+#[cfg(feature = "critical-section")]
+pub use shared::CsShared;
+pub use shared::Shared;
+#[cfg(feature = "std")]
+pub use shared::{StdShared, VecShared};
 #[cfg(feature = "alloc")]
 pub use storage::Growable;
 pub use storage::{Fixed, Storage};

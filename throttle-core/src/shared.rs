@@ -55,7 +55,7 @@ use crate::error::{
 use crate::limits::Limits;
 use crate::node::{LeafId, NodeId, NIL};
 use crate::storage::{sealed::Waiters, Storage};
-use crate::sync::Lock;
+use crate::sync::{Changes, Lock};
 use crate::time::Instant;
 use crate::tree::Tree;
 
@@ -305,6 +305,21 @@ impl<S: Storage> State<S> {
     }
 }
 
+/// A growable tree behind a std mutex: what the std adapters share. Feature `std`.
+#[cfg(feature = "std")]
+pub type VecShared = StdShared<crate::storage::Growable>;
+
+/// A tree of storage `S` behind a std mutex. Feature `std`.
+#[cfg(feature = "std")]
+pub type StdShared<S> = Shared<S, crate::sync::StdLock<State<S>>>;
+
+/// `N` inline nodes behind a critical section, `const`-constructible for a `static`:
+/// `Shared::from_lock(CsLock::new_const(State::new(Tree::with_storage(Fixed::new(), config))))`.
+/// Feature `critical-section`.
+#[cfg(feature = "critical-section")]
+pub type CsShared<const N: usize> =
+    Shared<crate::storage::Fixed<N>, crate::sync::CsLock<State<crate::storage::Fixed<N>>>>;
+
 /// A [`Tree`] shared between tasks or threads: every method takes `&self`, locks, runs the
 /// tree operation and wakes whoever it concerns (see the [module docs](self)).
 ///
@@ -314,6 +329,7 @@ impl<S: Storage> State<S> {
 #[derive(Debug)]
 pub struct Shared<S: Storage, L> {
     lock: L,
+    changes: Changes,
     _storage: PhantomData<fn() -> S>,
 }
 
@@ -329,6 +345,7 @@ impl<S: Storage, L: Lock<State<S>>> Shared<S, L> {
     pub const fn from_lock(lock: L) -> Self {
         Shared {
             lock,
+            changes: Changes::new(),
             _storage: PhantomData,
         }
     }
@@ -398,6 +415,7 @@ impl<S: Storage, L: Lock<State<S>>> Shared<S, L> {
     ) -> Result<(), SetLimitError> {
         self.lock.lock(|s| {
             s.tree.set_limit(node, limits, now)?;
+            self.changes.bump();
             s.notify();
             Ok(())
         })
@@ -405,7 +423,11 @@ impl<S: Storage, L: Lock<State<S>>> Shared<S, L> {
 
     /// [`Tree::set_weight`].
     pub fn set_weight(&self, node: NodeId, weight: u16) -> Result<(), SetLimitError> {
-        self.lock.lock(|s| s.tree.set_weight(node, weight))
+        self.lock.lock(|s| {
+            s.tree.set_weight(node, weight)?;
+            self.changes.bump();
+            Ok(())
+        })
     }
 
     /// [`Tree::insert_node`].
@@ -419,6 +441,7 @@ impl<S: Storage, L: Lock<State<S>>> Shared<S, L> {
         self.lock.lock(|s| {
             let id = s.tree.insert_node(parent, limits, weight, now)?;
             s.waiters.fit(id.index() as usize + 1);
+            self.changes.bump();
             Ok(id)
         })
     }
@@ -434,6 +457,7 @@ impl<S: Storage, L: Lock<State<S>>> Shared<S, L> {
         self.lock.lock(|s| {
             let id = s.tree.insert_leaf(parent, limits, weight, now)?;
             s.waiters.fit(id.node().index() as usize + 1);
+            self.changes.bump();
             Ok(id)
         })
     }
@@ -444,6 +468,7 @@ impl<S: Storage, L: Lock<State<S>>> Shared<S, L> {
     pub fn remove(&self, node: NodeId, now: Instant) -> Result<(), RemoveError> {
         self.lock.lock(|s| {
             s.tree.remove(node, now)?;
+            self.changes.bump();
             let i = node.index();
             if s.timer.is_some_and(|t| t.holder == i) {
                 s.timer = None;
@@ -528,6 +553,25 @@ impl<S: Storage, L: Lock<State<S>>> Shared<S, L> {
     /// [`Tree::generation`]: changes on every insert, remove, limit or weight change.
     pub fn generation(&self) -> u32 {
         self.lock.lock(|s| s.tree.generation())
+    }
+
+    /// A counter of every insert, remove, limit and weight change made through this
+    /// `Shared`, read with one atomic load, without the lock: a waiter that cached something
+    /// derived from limits (an unlimited path) re-checks only when it moved. `None` where the
+    /// target has no 32-bit atomics (and under loom): ask [`Shared::path_unlimited`] instead.
+    /// Wraps after 2^32 changes.
+    pub fn changes(&self) -> Option<u32> {
+        self.changes.get()
+    }
+
+    /// Whether no node from `leaf` up to its root has a tier (a stale leaf counts as
+    /// limited, so that its next request reports the error), with the [`Shared::changes`]
+    /// count this answer belongs to (0 without atomics). One lock.
+    pub fn path_unlimited(&self, leaf: LeafId) -> (u32, bool) {
+        self.lock.lock(|s| {
+            let unlimited = s.tree.path_unlimited(leaf.node()).unwrap_or(false);
+            (self.changes.get().unwrap_or(0), unlimited)
+        })
     }
 
     /// Wakers called so far (grants to sleeping waiters and timer hand-offs): a cost figure

@@ -1,7 +1,9 @@
 //! The one place that picks synchronization primitives: loom's under `cfg(loom)` (so the loom
 //! tests in `tests/loom.rs` model every lock the sharing layer takes), std's otherwise, and
 //! `critical-section` on MCUs. Nothing here needs atomics wider than the target has (no
-//! `AtomicU64`: thumbv7em has none); the sharing layer uses no atomics at all.
+//! `AtomicU64`: thumbv7em has none); the sharing layer's one atomic, [`Changes`], is a 32-bit
+//! counter that falls back to "ask under the lock" where the target has no 32-bit atomics
+//! (thumbv6m) and under loom.
 //!
 //! Each lock is a [`Lock`]: run a closure with exclusive access to the value. A closure API
 //! keeps every implementation in safe code (the core is `forbid(unsafe_code)`) and matches
@@ -75,5 +77,47 @@ impl<T> Lock<T> for CsLock<T> {
         // A critical section is never reentered by the sharing layer (see `Lock`), so the
         // RefCell is never borrowed twice.
         critical_section::with(|cs| f(&mut self.0.borrow(cs).borrow_mut()))
+    }
+}
+
+/// A counter of tree changes, readable without the lock: bumped under the lock by every
+/// change that can turn a path limited or unlimited, read with one atomic load by a waiter
+/// that cached an answer. `get` is `None` where no 32-bit atomic exists (and under loom,
+/// whose atomics are not `const`): the caller then asks under the lock every time.
+#[cfg(all(not(loom), target_has_atomic = "32"))]
+#[derive(Debug)]
+pub(crate) struct Changes(core::sync::atomic::AtomicU32);
+
+#[cfg(all(not(loom), target_has_atomic = "32"))]
+impl Changes {
+    pub(crate) const fn new() -> Self {
+        Changes(core::sync::atomic::AtomicU32::new(0))
+    }
+
+    /// Call under the lock that publishes the change, after the change.
+    pub(crate) fn bump(&self) {
+        self.0.fetch_add(1, core::sync::atomic::Ordering::Release);
+    }
+
+    pub(crate) fn get(&self) -> Option<u32> {
+        Some(self.0.load(core::sync::atomic::Ordering::Acquire))
+    }
+}
+
+/// Without 32-bit atomics (or under loom): nothing to read, waiters ask under the lock.
+#[cfg(not(all(not(loom), target_has_atomic = "32")))]
+#[derive(Debug)]
+pub(crate) struct Changes;
+
+#[cfg(not(all(not(loom), target_has_atomic = "32")))]
+impl Changes {
+    pub(crate) const fn new() -> Self {
+        Changes
+    }
+
+    pub(crate) fn bump(&self) {}
+
+    pub(crate) fn get(&self) -> Option<u32> {
+        None
     }
 }

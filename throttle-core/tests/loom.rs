@@ -20,10 +20,11 @@ use loom::sync::Arc;
 use loom::thread;
 
 use throttle_core::{
-    Config, Growable, Instant, LeafId, Limits, NodeId, Shared, State, StdLock, Step, Tier, VecTree,
+    shared::Step, Config, Growable, Instant, LeafId, Limits, NodeId, Shared, Tier, VecShared,
+    VecTree,
 };
 
-type Sh = Shared<Growable, StdLock<State<Growable>>>;
+type Sh = VecShared;
 
 /// Collects `pieces` grants of up to `want` tokens for `leaf`, settling each in full; cancels
 /// on drop if it is still waiting (as every adapter's future must).

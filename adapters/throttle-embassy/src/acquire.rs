@@ -1,9 +1,11 @@
-//! Waiting for tokens: the sharing layer's protocol with an embassy-time timer, behind a drop
-//! guard that makes every wait cancel-safe.
+//! embassy's side of the core's waiting engine ([`throttle_core::wait`]): the clock
+//! (embassy-time), a sleep (an embassy-time `Timer`), a drop guard that makes every wait
+//! cancel-safe, and [`Limiter::acquire`]/[`Limiter::acquire_before`] for any unit of work.
 //!
-//! A [`Request`] lives on the stack of one `read`/`write` call. While it is *active* (waiting,
-//! or holding a grant not yet settled) dropping it calls `Shared::cancel`: the reservation and
-//! any unused grant go back to the tree and the timer role passes to another waiter.
+//! A [`Request`] lives on the stack of one `read`/`write`/`acquire` call and borrows its
+//! direction's [`Engine`]. Dropping it calls [`Engine::cancel`]: a waiting reservation and any
+//! unused grant go back to the tree and the timer role passes to another waiter (after a
+//! settle there is nothing to cancel).
 
 use core::future::{poll_fn, Future};
 use core::pin::Pin;
@@ -11,60 +13,89 @@ use core::task::{Context, Poll};
 
 use embassy_sync::blocking_mutex::raw::RawMutex;
 use embassy_time::Timer;
-use throttle_core::{AcquireError, LeafId, Step};
+use throttle_core::shared::State;
+use throttle_core::wait::{Engine, Handle, Sleep, SleepError, WaitError};
+use throttle_core::{Fixed, Instant, LeafId};
 
-use crate::limiter::Limiter;
-use crate::time::{now, to_embassy};
+use crate::error::AcquireError;
+use crate::limiter::{Limiter, SharedTree};
+use crate::lock::MutexLock;
+use crate::time::{now, to_duration, to_embassy};
 
-/// How often one poll re-asks the tree after the timer fired at once (a deadline already in
-/// the past) before yielding: bounds the work of one poll whatever the tree answers.
-const MAX_SPINS: u32 = 4;
-
-/// One direction's request in flight. See the module docs.
-pub(crate) struct Request<'a, const N: usize, M: RawMutex> {
-    limiter: &'a Limiter<N, M>,
-    leaf: LeafId,
-    active: bool,
+/// The engine's view of a limiter: its tree and embassy-time's clock.
+impl<const N: usize, M: RawMutex> Handle for Limiter<N, M> {
+    type Storage = Fixed<N>;
+    type Lock = MutexLock<M, State<Fixed<N>>>;
+    fn shared(&self) -> &SharedTree<N, M> {
+        Limiter::shared(self)
+    }
+    fn now(&self) -> Instant {
+        now()
+    }
 }
 
-impl<'a, const N: usize, M: RawMutex> Request<'a, N, M> {
-    pub(crate) fn new(limiter: &'a Limiter<N, M>, leaf: LeafId) -> Self {
+/// One direction's waiting engine (kept by the stream, so its unlimited-path answer is cached
+/// across calls).
+pub(crate) type DirectionEngine<'a, const N: usize, M> = Engine<&'a Limiter<N, M>>;
+
+/// An embassy-time timer as the engine's [`Sleep`], re-made only when the deadline moves.
+#[derive(Default)]
+pub(crate) struct EmbassySleep(Option<(embassy_time::Instant, Timer)>);
+
+impl Sleep for EmbassySleep {
+    fn poll_until(
+        &mut self,
+        at: Instant,
+        _now: Instant,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), SleepError>> {
+        let at = to_embassy(at);
+        let timer = match &mut self.0 {
+            Some((armed, t)) if *armed == at => t,
+            slot => &mut slot.insert((at, Timer::at(at))).1,
+        };
+        if Pin::new(timer).poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        self.0 = None;
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// One request in flight on a direction's engine. See the module docs.
+pub(crate) struct Request<'e, 'a, const N: usize, M: RawMutex> {
+    engine: &'e mut DirectionEngine<'a, N, M>,
+    sleep: EmbassySleep,
+}
+
+impl<'e, 'a, const N: usize, M: RawMutex> Request<'e, 'a, N, M> {
+    pub(crate) fn new(engine: &'e mut DirectionEngine<'a, N, M>) -> Self {
         Request {
-            limiter,
-            leaf,
-            active: false,
+            engine,
+            sleep: EmbassySleep::default(),
         }
     }
 
     /// Waits until the tree grants `1..=want` tokens (`want ≥ 1`). Limit changes reach the
-    /// wait: the waker is registered with the tree on every `Pending`, and a timer is armed
-    /// only when this task holds the tree's timer (`Step::Sleep { until: Some(t) }`).
-    pub(crate) async fn acquire(&mut self, want: u64) -> Result<u64, AcquireError> {
-        self.active = true;
-        let shared = self.limiter.shared();
-        let leaf = self.leaf;
-        let mut timer: Option<(embassy_time::Instant, Timer)> = None;
-        poll_fn(|cx| {
-            poll_grant(cx, &mut timer, |cx| {
-                shared.poll_acquire(leaf, want, now(), cx.waker())
-            })
-        })
-        .await
+    /// wait (the engine registers the waker on every `Pending`).
+    pub(crate) async fn acquire(&mut self, want: u64) -> Result<u64, WaitError> {
+        let Request { engine, sleep } = self;
+        poll_fn(|cx| engine.poll_acquire(cx, sleep, want)).await
     }
 
-    /// Reports `used` tokens of the grant as spent; the rest goes back. Deactivates the guard.
+    /// Reports `used` tokens of the grant as spent; the rest goes back. `false`: the leaf is
+    /// gone.
     pub(crate) fn settle(&mut self, used: u64) -> bool {
-        self.active = false;
-        self.limiter.shared().settle(self.leaf, used, now()).is_ok()
+        self.engine.settle(used)
     }
 
-    /// Pays for `amount` bytes already moved, grant by grant (pieces may be smaller).
-    pub(crate) async fn pay(&mut self, amount: u64) -> Result<(), AcquireError> {
+    /// Pays for `amount` tokens already used, grant by grant (pieces may be smaller).
+    pub(crate) async fn pay(&mut self, amount: u64) -> Result<(), WaitError> {
         let mut left = amount;
         while left > 0 {
             let n = self.acquire(left).await?.min(left);
             if !self.settle(n) {
-                return Err(AcquireError::StaleHandle);
+                return Err(WaitError::StaleHandle);
             }
             left -= n;
         }
@@ -72,47 +103,54 @@ impl<'a, const N: usize, M: RawMutex> Request<'a, N, M> {
     }
 }
 
-impl<const N: usize, M: RawMutex> Drop for Request<'_, N, M> {
+impl<const N: usize, M: RawMutex> Drop for Request<'_, '_, N, M> {
     fn drop(&mut self) {
-        if self.active {
-            // A stale leaf has nothing left to refund: the error says just that.
-            let _ = self.limiter.shared().cancel(self.leaf, now());
-        }
+        self.engine.cancel();
     }
 }
 
-/// One poll of the acquire loop: `ask` is `Shared::poll_acquire` at the current time.
-fn poll_grant(
-    cx: &mut Context<'_>,
-    timer: &mut Option<(embassy_time::Instant, Timer)>,
-    mut ask: impl FnMut(&mut Context<'_>) -> Result<Step, AcquireError>,
-) -> Poll<Result<u64, AcquireError>> {
-    for _ in 0..MAX_SPINS {
-        match ask(cx) {
-            Err(e) => return Poll::Ready(Err(e)),
-            Ok(Step::Grant(n)) => return Poll::Ready(Ok(n)),
-            Ok(Step::Sleep { until: None }) => {
-                // Woken by the tree (a grant, a limit change, the timer role handed over).
-                *timer = None;
-                return Poll::Pending;
-            }
-            Ok(Step::Sleep { until: Some(t) }) => {
-                let at = to_embassy(t);
-                if !matches!(timer, Some((armed, _)) if *armed == at) {
-                    *timer = Some((at, Timer::at(at)));
-                }
-                let fired = match timer.as_mut() {
-                    Some((_, tm)) => Pin::new(tm).poll(cx).is_ready(),
-                    None => true,
-                };
-                if !fired {
-                    return Poll::Pending;
-                }
-                // Fired: poll the tree again, which runs its scheduler.
-                *timer = None;
-            }
+impl<const N: usize, M: RawMutex> Limiter<N, M> {
+    /// Waits until `n` tokens of any unit were granted to `leaf` and counts them as used
+    /// (served in pieces; a leaf one task waits on at a time, as for streams). Cancel-safe:
+    /// dropping the future withdraws the waiting piece (pieces already collected for an `n`
+    /// larger than one piece stay spent). Limit changes reach the wait at once.
+    pub async fn acquire(&self, leaf: LeafId, n: u64) -> Result<(), AcquireError> {
+        if n == 0 {
+            return Err(AcquireError::ZeroRequest);
         }
+        let mut engine = Engine::new(self, leaf);
+        let paid = Request::new(&mut engine).pay(n).await;
+        paid.map_err(Into::into)
     }
-    cx.waker().wake_by_ref();
-    Poll::Pending
+
+    /// Like [`Limiter::acquire`], but fails at once with [`AcquireError::Deadline`] (with how
+    /// long the request would take at the earliest) when the limits cannot allow `n` tokens by
+    /// `deadline`, instead of sleeping first; nothing is reserved then. A request the path can
+    /// grant right away is never refused. The estimate is the core's
+    /// [`Tree::earliest`](throttle_core::Tree::earliest) (a lower bound when others compete).
+    pub async fn acquire_before(
+        &self,
+        leaf: LeafId,
+        n: u64,
+        deadline: embassy_time::Instant,
+    ) -> Result<(), AcquireError> {
+        if n == 0 {
+            return Err(AcquireError::ZeroRequest);
+        }
+        let t = now();
+        let at = self
+            .shared()
+            .with(|s| s.tree().earliest(leaf, n, t))
+            .map_err(|_| AcquireError::Stale)?;
+        match at {
+            None => return Err(AcquireError::Deadline { wait: None }),
+            Some(at) if at > t && to_embassy(at) > deadline => {
+                return Err(AcquireError::Deadline {
+                    wait: Some(to_duration(at.saturating_duration_since(t))),
+                })
+            }
+            Some(_) => {}
+        }
+        self.acquire(leaf, n).await
+    }
 }

@@ -36,3 +36,51 @@ impl<E: embedded_io_async::Error> embedded_io_async::Error for Error<E> {
         }
     }
 }
+
+/// Why [`Limiter::acquire`](crate::Limiter::acquire) or
+/// [`Limiter::acquire_before`](crate::Limiter::acquire_before) granted nothing more. Nothing is
+/// held afterwards. The same names as the std adapters' `AcquireError`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AcquireError {
+    /// A request must ask for at least one token.
+    ZeroRequest,
+    /// The leaf is no longer in the limiter.
+    Stale,
+    /// The wait would outlast the deadline of
+    /// [`Limiter::acquire_before`](crate::Limiter::acquire_before); nothing was reserved.
+    Deadline {
+        /// How long after the call the request could complete at the earliest (a lower bound
+        /// when other leaves compete); `None`: never as things stand (a paused limit).
+        wait: Option<embassy_time::Duration>,
+    },
+}
+
+impl fmt::Display for AcquireError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AcquireError::ZeroRequest => f.write_str("a request must ask for at least one token"),
+            AcquireError::Stale => f.write_str("the leaf no longer exists"),
+            AcquireError::Deadline { wait: Some(d) } => write!(
+                f,
+                "the limit allows this request {} µs after the call at the earliest, past the deadline",
+                d.as_micros()
+            ),
+            AcquireError::Deadline { wait: None } => {
+                f.write_str("the limit is paused: the request cannot complete before the deadline")
+            }
+        }
+    }
+}
+
+impl core::error::Error for AcquireError {}
+
+impl From<throttle_core::wait::WaitError> for AcquireError {
+    fn from(e: throttle_core::wait::WaitError) -> Self {
+        match e {
+            throttle_core::wait::WaitError::ZeroRequest => AcquireError::ZeroRequest,
+            // (embassy-time timers cannot fail to arm: anything else is a gone leaf)
+            _ => AcquireError::Stale,
+        }
+    }
+}

@@ -56,7 +56,7 @@ mod time;
 #[cfg(test)]
 mod tests;
 
-pub use error::Error;
+pub use error::{AcquireError, Error};
 pub use limiter::{Directions, Group, Leaves, Limiter, SharedTree};
 pub use lock::MutexLock;
 pub use server::Server;

@@ -11,9 +11,10 @@
 //! [`Group`]; a group is a pair of nodes (read, write). Groups nest (server → tenant → …).
 
 use embassy_sync::blocking_mutex::raw::{CriticalSectionRawMutex, RawMutex};
+use throttle_core::shared::State;
 use throttle_core::{
     Config, Fixed, InsertError, LeafId, Limits, NodeId, RemoveError, SetLimitError, Shared,
-    StaleHandle, State, Stats, Tree,
+    StaleHandle, Stats, Tree,
 };
 
 use crate::lock::MutexLock;
@@ -224,22 +225,5 @@ impl<const N: usize, M: RawMutex> Limiter<N, M> {
     /// Statistics of one node (bytes granted, waiting time, …).
     pub fn stats(&self, node: NodeId) -> Result<Stats, StaleHandle> {
         self.shared.stats(node)
-    }
-
-    /// Whether every node from `leaf` up to its root is unlimited, and the tree generation
-    /// this answer belongs to; `None` if `leaf` is stale.
-    pub(crate) fn path_unlimited(&self, leaf: LeafId, cached: Option<(u32, bool)>) -> (u32, bool) {
-        self.shared.with(|s| {
-            let tree = s.tree();
-            let generation = tree.generation();
-            if let Some((g, unlimited)) = cached {
-                if g == generation {
-                    return (g, unlimited);
-                }
-            }
-            // limited, or stale: take the tree's path (which reports a stale leaf)
-            let unlimited = tree.path_unlimited(leaf.node()).unwrap_or(false);
-            (generation, unlimited)
-        })
     }
 }

@@ -13,7 +13,7 @@ use core::cell::RefCell;
 use embassy_sync::blocking_mutex::raw::{CriticalSectionRawMutex, RawMutex};
 use embassy_sync::blocking_mutex::Mutex;
 use heapless::Vec;
-use throttle_core::{InsertError, Limits, SetLimitError};
+use throttle_core::{InsertError, Limits, SetLimitError, Stats};
 
 use crate::limiter::{Directions, Group, Leaves, Limiter};
 use crate::stream::Throttled;
@@ -42,9 +42,10 @@ struct Registry<const C: usize> {
 /// // in the accept loop: `let conn = SERVER.accept(socket)?;`
 /// ```
 ///
-/// The server's two nodes count each direction separately (the std adapters' `Server` counts
-/// both directions in one node: build that with [`Limiter::shared`] and a [`Group`] whose
-/// `read` and `write` are the same node). Memory: `C` × 16 bytes of registry on 32-bit
+/// The server's two nodes count each direction separately, like the std adapters'
+/// `Server::per_direction` (their `Server::new` counts both directions in one node: build
+/// that here with [`Limiter::shared`] and a [`Group`] whose `read` and `write` are the same
+/// node). Memory: `C` × 16 bytes of registry on 32-bit
 /// targets, plus the mutex.
 pub struct Server<'a, const N: usize, const C: usize, M: RawMutex = CriticalSectionRawMutex> {
     limiter: &'a Limiter<N, M>,
@@ -136,6 +137,22 @@ impl<'a, const N: usize, const C: usize, M: RawMutex> Server<'a, N, C, M> {
         self.with(|r| {
             self.prune(r);
             r.connections.len()
+        })
+    }
+
+    /// Statistics of every live connection, `(read, write)` leaf by leaf, oldest first (as
+    /// the std adapters' `Server::connection_stats`). One short lock of the tree per leaf.
+    pub fn connection_stats(&self) -> Vec<(Stats, Stats), C> {
+        self.with(|r| {
+            self.prune(r);
+            let mut out = Vec::new();
+            for c in &r.connections {
+                let read = self.limiter.stats(c.read.node()).unwrap_or_default();
+                let write = self.limiter.stats(c.write.node()).unwrap_or_default();
+                // (never full: it has the registry's capacity)
+                let _ = out.push((read, write));
+            }
+            out
         })
     }
 

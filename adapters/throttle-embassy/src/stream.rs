@@ -16,34 +16,11 @@ use core::task::Poll;
 
 use embassy_sync::blocking_mutex::raw::RawMutex;
 use embedded_io_async::{ErrorType, Read, ReadReady, Write, WriteReady};
-use throttle_core::LeafId;
+use throttle_core::wait::Engine;
 
-use crate::acquire::Request;
+use crate::acquire::{DirectionEngine, Request};
 use crate::error::Error;
 use crate::limiter::{Leaves, Limiter};
-
-/// One direction: its leaf and the cached "whole path unlimited" answer.
-#[derive(Debug)]
-struct Direction {
-    leaf: LeafId,
-    /// (tree generation, path unlimited) of the last check.
-    unlimited: Option<(u32, bool)>,
-}
-
-impl Direction {
-    fn new(leaf: LeafId) -> Self {
-        Direction {
-            leaf,
-            unlimited: None,
-        }
-    }
-
-    fn is_unlimited<const N: usize, M: RawMutex>(&mut self, limiter: &Limiter<N, M>) -> bool {
-        let answer = limiter.path_unlimited(self.leaf, self.unlimited);
-        self.unlimited = Some(answer);
-        answer.1
-    }
-}
 
 /// Removes a connection's leaves when dropped: the part of [`Throttled`] with a `Drop`, so
 /// that `Throttled` itself can be taken apart by [`Throttled::into_inner`].
@@ -84,8 +61,8 @@ impl<const N: usize, M: RawMutex> Drop for Registration<'_, N, M> {
 /// one.
 pub struct Throttled<'a, T, const N: usize, M: RawMutex> {
     inner: T,
-    read: Direction,
-    write: Direction,
+    read: DirectionEngine<'a, N, M>,
+    write: DirectionEngine<'a, N, M>,
     registration: Registration<'a, N, M>,
 }
 
@@ -93,8 +70,8 @@ impl<'a, T, const N: usize, M: RawMutex> Throttled<'a, T, N, M> {
     pub(crate) fn new(limiter: &'a Limiter<N, M>, inner: T, leaves: Leaves) -> Self {
         Throttled {
             inner,
-            read: Direction::new(leaves.read),
-            write: Direction::new(leaves.write),
+            read: Engine::new(limiter, leaves.read),
+            write: Engine::new(limiter, leaves.write),
             registration: Registration { limiter, leaves },
         }
     }
@@ -164,11 +141,10 @@ fn clamp(grant: u64, len: usize) -> usize {
 
 impl<T: Read, const N: usize, M: RawMutex> Read for Throttled<'_, T, N, M> {
     async fn read(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error> {
-        let limiter = self.registration.limiter;
-        if buf.is_empty() || self.read.is_unlimited(limiter) {
+        if buf.is_empty() || self.read.is_unlimited() {
             return self.inner.read(buf).await.map_err(Error::Io);
         }
-        let mut req = Request::new(limiter, self.read.leaf);
+        let mut req = Request::new(&mut self.read);
         let grant = req
             .acquire(buf.len() as u64)
             .await
@@ -182,11 +158,10 @@ impl<T: Read, const N: usize, M: RawMutex> Read for Throttled<'_, T, N, M> {
 
 impl<T: Write, const N: usize, M: RawMutex> Write for Throttled<'_, T, N, M> {
     async fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
-        let limiter = self.registration.limiter;
-        if buf.is_empty() || self.write.is_unlimited(limiter) {
+        if buf.is_empty() || self.write.is_unlimited() {
             return self.inner.write(buf).await.map_err(Error::Io);
         }
-        let mut req = Request::new(limiter, self.write.leaf);
+        let mut req = Request::new(&mut self.write);
         let grant = req
             .acquire(buf.len() as u64)
             .await
@@ -222,7 +197,7 @@ impl<T: WriteReady, const N: usize, M: RawMutex> WriteReady for Throttled<'_, T,
 /// first poll, `io` the operation (polled again only if `first` was `Pending`), `granted` the
 /// length it was given (≤ the grant).
 async fn finish<const N: usize, M: RawMutex, E>(
-    req: &mut Request<'_, N, M>,
+    req: &mut Request<'_, '_, N, M>,
     first: Poll<Result<usize, E>>,
     io: core::pin::Pin<&mut impl Future<Output = Result<usize, E>>>,
     granted: usize,

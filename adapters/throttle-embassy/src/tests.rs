@@ -352,6 +352,13 @@ fn server_connection_limit_change_reaches_sleeping_connection() {
         );
         assert_eq!(poll_once(w.as_mut()), Poll::Ready(Ok(100)));
     }
+    let per_conn = server.connection_stats();
+    assert_eq!(per_conn.len(), 2);
+    assert_eq!(
+        (per_conn[0].1.granted, per_conn[1].1.granted),
+        (100, 0),
+        "per-connection statistics, write side"
+    );
     assert_eq!(lim.shared().limits(b.leaves().write.node()), Ok(fast.write));
     // a dropped connection leaves the registry: there is room again
     drop(b);
@@ -365,4 +372,69 @@ fn server_connection_limit_change_reaches_sleeping_connection() {
         .unwrap();
     let g = server.group().unwrap();
     assert_eq!(lim.shared().limits(g.write), Ok(Limits::per_second(1000)));
+}
+
+/// 1000 tokens/s, burst 100, one leaf: the first 100 are there, more take time.
+fn request_leaf(lim: &Lim) -> throttle_core::LeafId {
+    let l = Limits::new(Tier::per_second(1000).with_burst(100));
+    lim.insert_leaves(None, Directions::both(l), 1)
+        .unwrap()
+        .write
+}
+
+#[test]
+fn acquire_burst_then_waits_on_clock() {
+    let lim = Lim::new();
+    let leaf = request_leaf(&lim);
+    let t0 = embassy_time::Instant::now();
+    block_on(lim.acquire(leaf, 100)).unwrap();
+    block_on(lim.acquire(leaf, 150)).unwrap();
+    let waited = t0.elapsed();
+    // 150 more at 1000/s, less the piece of debt a tier may lend: at least ~100 ms
+    assert!(waited >= Duration::from_millis(90), "{waited:?}");
+    assert_eq!(lim.stats(leaf.node()).unwrap().granted, 250);
+    assert_eq!(
+        block_on(lim.acquire(leaf, 0)),
+        Err(crate::AcquireError::ZeroRequest)
+    );
+}
+
+#[test]
+fn acquire_before_unreachable_deadline_fails_without_reserving() {
+    let lim = Lim::new();
+    let leaf = request_leaf(&lim);
+    let soon = embassy_time::Instant::now() + Duration::from_millis(200);
+    // 10 000 at 1000/s cannot make 200 ms
+    let r = block_on(lim.acquire_before(leaf, 10_000, soon));
+    let Err(crate::AcquireError::Deadline { wait: Some(w) }) = r else {
+        panic!("{r:?}")
+    };
+    assert!(w >= Duration::from_secs(9), "{w:?}");
+    let st = lim.stats(leaf.node()).unwrap();
+    assert_eq!((st.granted, st.waiting), (0, 0));
+    // what the burst holds is granted whatever the deadline
+    let past = embassy_time::Instant::now();
+    block_on(lim.acquire_before(leaf, 100, past)).unwrap();
+    // a paused path can never meet one
+    lim.set_limit(leaf.node(), Limits::per_second(0)).unwrap();
+    assert_eq!(
+        block_on(lim.acquire_before(leaf, 1, soon)),
+        Err(crate::AcquireError::Deadline { wait: None })
+    );
+}
+
+#[test]
+fn acquire_dropped_mid_wait_refunds_piece() {
+    let lim = Lim::new();
+    let leaf = request_leaf(&lim);
+    block_on(lim.acquire(leaf, 100)).unwrap();
+    let r = block_on(select(lim.acquire(leaf, 1000), Timer::after_millis(30)));
+    assert!(
+        matches!(r, Either::Second(())),
+        "1000 more cannot come in 30 ms"
+    );
+    let st = lim.stats(leaf.node()).unwrap();
+    assert_eq!(st.waiting, 0, "the waiting piece was withdrawn");
+    // (the piece of debt collected before the wait stays spent)
+    assert!(st.granted <= 200, "{}", st.granted);
 }

@@ -1,5 +1,6 @@
 //! Throttled transfers over real embassy-net TCP sockets (two stacks in one process, see
-//! `harness`): accuracy, fairness, runtime limit changes, cancellation.
+//! `harness`): accuracy, fairness, runtime limit changes, cancellation, an idle reader charged
+//! nothing, a `Server`'s per-connection limits, weighted groups.
 //!
 //! Durations are short (≈1–2 s per test) and tolerances generous (±10 %) so the binary stays
 //! quick and stable on a busy 2-core CI machine; the benchmarks own the tight figures.
@@ -93,8 +94,8 @@ async fn raw_capacity(server: &mut TcpSocket<'_>, client: &mut TcpSocket<'_>, to
     total as f64 / secs(end - start)
 }
 
-/// Reads forever, adding what arrives to `got`.
-async fn count(r: &mut TcpSocket<'_>, got: &Cell<usize>) {
+/// Reads forever (a socket or a throttled stream), adding what arrives to `got`.
+async fn count(r: &mut impl Read, got: &Cell<usize>) {
     let mut buf = [0u8; 8192];
     loop {
         let n = r.read(&mut buf).await.unwrap_or(0);
@@ -223,18 +224,7 @@ fn two_connections_share_server_limit_fairly() {
     let limiter = Lim::new();
     let limiter = &limiter;
     let (a, b, window) = run(l, async move {
-        s.wait_config_up().await;
-        c.wait_config_up().await;
-        let (mut s1, mut s2) = (harness::socket(s), harness::socket(s));
-        let (mut c1, mut c2) = (harness::socket(c), harness::socket(c));
-        let (r1, r2, r3, r4) = join4(
-            s1.accept(PORT),
-            s2.accept(PORT),
-            c1.connect((harness::SERVER, PORT)),
-            c2.connect((harness::SERVER, PORT)),
-        )
-        .await;
-        assert!(r1.is_ok() && r2.is_ok() && r3.is_ok() && r4.is_ok());
+        let ([s1, s2], [mut c1, mut c2]) = harness::connect_two(s, c, PORT).await;
         let server = limiter
             .add_group(
                 None,
@@ -251,25 +241,7 @@ fn two_connections_share_server_limit_fairly() {
         let mut t2 = limiter
             .throttle(s2, Some(&server), Directions::UNLIMITED)
             .unwrap_or_else(|_| panic!("full"));
-        let got = [Cell::new(0usize), Cell::new(0usize)];
-        let monitor = async {
-            Timer::after_millis(300).await;
-            let t0 = Instant::now();
-            let before = [got[0].get(), got[1].get()];
-            Timer::after_millis(1500).await;
-            let window = Instant::now() - t0;
-            (got[0].get() - before[0], got[1].get() - before[1], window)
-        };
-        let traffic = join4(
-            send(&mut t1, usize::MAX),
-            send(&mut t2, usize::MAX),
-            count(&mut c1, &got[0]),
-            count(&mut c2, &got[1]),
-        );
-        match select(monitor, traffic).await {
-            Either::First(v) => v,
-            Either::Second(_) => unreachable!("traffic runs until the monitor ends"),
-        }
+        two_writers(&mut t1, &mut t2, &mut c1, &mut c2).await
     });
     let (a, b) = (a as f64 / secs(window), b as f64 / secs(window));
     eprintln!(
@@ -423,4 +395,171 @@ fn dropped_waiting_write_cancels_other_leaf_gets_tokens() {
         assert!(limiter.stats(b_leaf).unwrap().granted >= 8 * 1024);
         drop(s1);
     });
+}
+
+/// `t1` and `t2` write as fast as they may, their peers `c1` and `c2` count what arrives:
+/// bytes each peer received over 1.5 s after 300 ms of warm-up, and the exact window.
+async fn two_writers(
+    t1: &mut impl Write,
+    t2: &mut impl Write,
+    c1: &mut TcpSocket<'_>,
+    c2: &mut TcpSocket<'_>,
+) -> (usize, usize, Duration) {
+    let got = [Cell::new(0usize), Cell::new(0usize)];
+    let monitor = async {
+        Timer::after_millis(300).await;
+        let t0 = Instant::now();
+        let before = [got[0].get(), got[1].get()];
+        Timer::after_millis(1500).await;
+        let window = Instant::now() - t0;
+        (got[0].get() - before[0], got[1].get() - before[1], window)
+    };
+    let traffic = join4(
+        send(t1, usize::MAX),
+        send(t2, usize::MAX),
+        count(c1, &got[0]),
+        count(c2, &got[1]),
+    );
+    match select(monitor, traffic).await {
+        Either::First(v) => v,
+        Either::Second(_) => unreachable!("traffic runs until the monitor ends"),
+    }
+}
+
+/// An idle connection (its peer never sends) waiting in `read` holds no tokens: the busy one
+/// under the same 512 KiB/s server read limit gets all of it (the conformance suite's
+/// `idle_connection_holds_no_tokens`, over embassy-net).
+#[test]
+fn idle_reader_holds_no_tokens_busy_one_gets_server_rate() {
+    let l = link();
+    let (s, c) = (l.server, l.client);
+    let limiter = Lim::new();
+    let limiter = &limiter;
+    let (busy, window, idle_granted) = run(l, async move {
+        let ([s1, s2], [c1, mut c2]) = harness::connect_two(s, c, PORT).await;
+        let server = limiter
+            .add_group(
+                None,
+                Directions {
+                    read: limit(512 * KIB),
+                    write: Limits::UNLIMITED,
+                },
+                1,
+            )
+            .unwrap();
+        let mut idle = limiter
+            .throttle(s1, Some(&server), Directions::UNLIMITED)
+            .unwrap_or_else(|_| panic!("full"));
+        let mut busy = limiter
+            .throttle(s2, Some(&server), Directions::UNLIMITED)
+            .unwrap_or_else(|_| panic!("full"));
+        let (got, idle_got) = (Cell::new(0usize), Cell::new(0usize));
+        let monitor = async {
+            Timer::after_millis(300).await;
+            let t0 = Instant::now();
+            let before = got.get();
+            Timer::after_millis(1500).await;
+            (got.get() - before, Instant::now() - t0)
+        };
+        let traffic = join(
+            join(send(&mut c2, usize::MAX), count(&mut busy, &got)),
+            count(&mut idle, &idle_got),
+        );
+        let (n, window) = match select(monitor, traffic).await {
+            Either::First(v) => v,
+            Either::Second(_) => unreachable!("traffic runs until the monitor ends"),
+        };
+        assert_eq!(idle_got.get(), 0, "the idle peer sent nothing");
+        let idle_granted = limiter
+            .stats(idle.leaves().read.node())
+            .map_or(u64::MAX, |st| st.granted);
+        drop(c1);
+        (n, window, idle_granted)
+    });
+    let rate = busy as f64 / secs(window);
+    assert_eq!(idle_granted, 0, "the idle reader was charged nothing");
+    assert_within(rate, 512 * KIB, 0.10, "busy reader beside an idle one");
+}
+
+/// A `Server` with a 512 KiB/s write limit and 96 KiB/s per connection: two connections each
+/// get their own cap (the server limit does not bind), and `connection_stats` agrees with what
+/// the peers received (the conformance suite's `connection_limit_under_server_limit`, over
+/// embassy-net).
+#[test]
+fn server_per_connection_limit_under_server_limit() {
+    const CONN: u64 = 96 * KIB;
+    let l = link();
+    let (s, c) = (l.server, l.client);
+    let limiter = Lim::new();
+    let limiter = &limiter;
+    let server: throttle_embassy::Server<'_, 16, 4, CriticalSectionRawMutex> =
+        throttle_embassy::Server::new(
+            limiter,
+            Directions {
+                read: Limits::UNLIMITED,
+                write: limit(512 * KIB),
+            },
+            Directions {
+                read: Limits::UNLIMITED,
+                write: limit(CONN),
+            },
+        );
+    let server = &server;
+    let (a, b, window, stats) = run(l, async move {
+        let ([s1, s2], [mut c1, mut c2]) = harness::connect_two(s, c, PORT).await;
+        let mut t1 = server.accept(s1).unwrap_or_else(|_| panic!("full"));
+        let mut t2 = server.accept(s2).unwrap_or_else(|_| panic!("full"));
+        let (a, b, window) = two_writers(&mut t1, &mut t2, &mut c1, &mut c2).await;
+        (a, b, window, server.connection_stats())
+    });
+    let (a, b) = (a as f64 / secs(window), b as f64 / secs(window));
+    assert_within(a, CONN, 0.10, "connection 1 under its own limit");
+    assert_within(b, CONN, 0.10, "connection 2 under its own limit");
+    assert_eq!(stats.len(), 2);
+    for (read, write) in &stats {
+        assert_eq!(read.granted, 0, "reads are unlimited: the tree is skipped");
+        assert!(write.granted > 0);
+    }
+}
+
+/// Two groups weighted 1:3 under a 512 KiB/s server (write), one connection each: the
+/// server's rate is shared 1:3 (the conformance suite's `weighted_groups_share_server`, over
+/// embassy-net).
+#[test]
+fn weighted_groups_share_server_limit() {
+    let l = link();
+    let (s, c) = (l.server, l.client);
+    let limiter = Lim::new();
+    let limiter = &limiter;
+    let (a, b, window) = run(l, async move {
+        let ([s1, s2], [mut c1, mut c2]) = harness::connect_two(s, c, PORT).await;
+        let write_only = |l: Limits| Directions {
+            read: Limits::UNLIMITED,
+            write: l,
+        };
+        let server = limiter
+            .add_group(None, write_only(limit(512 * KIB)), 1)
+            .unwrap();
+        let light = limiter
+            .add_group(Some(&server), Directions::UNLIMITED, 1)
+            .unwrap();
+        let heavy = limiter
+            .add_group(Some(&server), Directions::UNLIMITED, 3)
+            .unwrap();
+        let mut t1 = limiter
+            .throttle(s1, Some(&light), Directions::UNLIMITED)
+            .unwrap_or_else(|_| panic!("full"));
+        let mut t2 = limiter
+            .throttle(s2, Some(&heavy), Directions::UNLIMITED)
+            .unwrap_or_else(|_| panic!("full"));
+        two_writers(&mut t1, &mut t2, &mut c1, &mut c2).await
+    });
+    let (a, b) = (a as f64 / secs(window), b as f64 / secs(window));
+    eprintln!("weights 1:3: {:.1} : {:.1} KiB/s", a / 1024.0, b / 1024.0);
+    assert_within(a + b, 512 * KIB, 0.10, "aggregate of two weighted groups");
+    let share = a / (a + b);
+    assert!(
+        (share - 0.25).abs() <= 0.03,
+        "light group's share {share:.3}, want 0.25"
+    );
 }

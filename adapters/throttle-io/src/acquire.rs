@@ -1,16 +1,16 @@
-//! `async` requests for tokens on a leaf, for any unit of work (API requests, disk I/O), the
-//! non-waiting [`Leaf::try_acquire`], and the estimate behind the deadline-aware form.
+//! `async` requests for tokens on a leaf, for any unit of work (API requests, disk I/O), and
+//! the non-waiting [`Leaf::try_acquire`]. When a request could complete is the core's answer
+//! ([`Tree::earliest`](throttle_core::Tree::earliest)).
 
 use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll};
 use core::time::Duration;
 
-use throttle_core::{Decision, Instant};
+use throttle_core::Decision;
 
 use crate::error::{AcquireError, TryAcquireError};
 use crate::leaf::Leaf;
-use crate::limiter::Node;
 
 /// Pieces one poll of [`Acquire`] collects at most before it yields to the executor (wakes
 /// itself and returns `Pending`). On a path that grants every piece at once, `acquire(n)`
@@ -70,18 +70,22 @@ impl Future for Acquire<'_> {
         }
         if let Some(deadline) = this.deadline.take() {
             if !this.leaf.is_unlimited() {
-                let node = this.leaf.node();
-                match outlook(node, this.left, Need::LastPieceInDebt).wait {
-                    None => return Poll::Ready(Err(AcquireError::Deadline { wait: None })),
-                    // Possible now: a deadline of "now" (or one already past) is met, whatever
-                    // nanoseconds the clock moved since the caller read it.
-                    Some(Duration::ZERO) => {}
-                    Some(wait) => {
-                        let now = node.limiter().now_std();
-                        if now.checked_add(wait).is_none_or(|t| t > deadline) {
-                            return Poll::Ready(Err(AcquireError::Deadline { wait: Some(wait) }));
+                match outlook(this.leaf, this.left, Need::LastPieceInDebt) {
+                    Err(_) => return Poll::Ready(Err(AcquireError::Stale)),
+                    Ok(o) => match o.wait {
+                        None => return Poll::Ready(Err(AcquireError::Deadline { wait: None })),
+                        // Possible now: a deadline of "now" (or one already past) is met,
+                        // whatever nanoseconds the clock moved since the caller read it.
+                        Some(Duration::ZERO) => {}
+                        Some(wait) => {
+                            let now = this.leaf.node().limiter().now_std();
+                            if now.checked_add(wait).is_none_or(|t| t > deadline) {
+                                return Poll::Ready(Err(AcquireError::Deadline {
+                                    wait: Some(wait),
+                                }));
+                            }
                         }
-                    }
+                    },
                 }
             }
         }
@@ -137,11 +141,7 @@ impl Leaf {
             self.node().add_bypassed(n);
             return Ok(());
         }
-        let node = self.node();
-        let o = outlook(node, n, Need::All);
-        if o.stale {
-            return Err(TryAcquireError::Stale);
-        }
+        let o = outlook(self, n, Need::All).map_err(|_| TryAcquireError::Stale)?;
         if n > o.at_once {
             return Err(TryAcquireError::InsufficientCapacity { max: o.at_once });
         }
@@ -149,16 +149,12 @@ impl Leaf {
             Some(Duration::ZERO) => {}
             wait => return Err(TryAcquireError::NotYet { wait }),
         }
-        let limiter = node.limiter();
+        let limiter = self.node().limiter();
         let shared = limiter.shared();
         let now = limiter.now();
-        let decision =
-            shared
-                .try_acquire(self.id(), n, now)
-                .map_err(|e| match AcquireError::from(e) {
-                    AcquireError::ZeroRequest => TryAcquireError::ZeroRequest,
-                    _ => TryAcquireError::Stale,
-                })?;
+        let decision = shared
+            .try_acquire(self.id(), n, now)
+            .map_err(|_| TryAcquireError::Stale)?;
         if decision == Decision::Grant(n) {
             // Only a stale leaf fails here, and the grant is gone with it then.
             return shared
@@ -191,104 +187,31 @@ enum Need {
 /// What the path of one leaf allows, read under one lock.
 #[derive(Clone, Copy, Debug)]
 struct Outlook {
-    /// The limiter's clock when read.
-    now: Instant,
-    /// How long after `now` every tier on the path can have let the request through (`None`:
-    /// a tier on the path is paused).
+    /// How long after the limiter's `now` every tier on the path can have let the request
+    /// through (`None`: a tier on the path is paused).
     wait: Option<Duration>,
-    /// The most one grant on this path can be: the smallest burst (at least 1), within the
-    /// limiter's largest piece.
+    /// The most one grant on this path can be ([`Tree::largest_grant`]).
+    ///
+    /// [`Tree::largest_grant`]: throttle_core::Tree::largest_grant
     at_once: u64,
-    /// The node is no longer in the tree.
-    stale: bool,
 }
 
-/// The earliest instant at which every tier on `node`'s path can have let `n` tokens through,
-/// from the buckets' levels now. `None`: a tier on the path is paused.
-pub(crate) fn estimate(node: &Node, n: u64) -> Option<Instant> {
-    let o = outlook(node, n, Need::LastPieceInDebt);
-    let wait = o.wait?;
-    let ns = u64::try_from(wait.as_nanos()).unwrap_or(u64::MAX);
-    Some(o.now.saturating_add_nanos(ns))
-}
-
-fn outlook(node: &Node, n: u64, need: Need) -> Outlook {
-    let limiter = node.limiter();
+/// The core's [`Tree::earliest`](throttle_core::Tree::earliest) (or `earliest_whole`) for
+/// `leaf`, as a wait from the limiter's clock now.
+fn outlook(leaf: &Leaf, n: u64, need: Need) -> Result<Outlook, throttle_core::StaleHandle> {
+    let limiter = leaf.node().limiter();
     let now = limiter.now();
+    let id = leaf.id();
     limiter.shared().with(|s| {
         let tree = s.tree();
-        let config = tree.config();
-        let tree_now = tree.now().max(now);
-        let since = tree_now.as_nanos().saturating_sub(tree.now().as_nanos());
-        // the path, bottom-up
-        let mut path = Vec::new();
-        let mut id = Some(node.id());
-        while let Some(x) = id {
-            path.push(x);
-            id = tree.parent(x).ok().flatten();
-        }
-        let stale = !tree.contains(node.id());
-        let mut burst_min = u64::MAX;
-        for &x in &path {
-            if let Ok(l) = tree.limits(x) {
-                for t in l.tiers() {
-                    burst_min = burst_min.min(t.burst());
-                }
-            }
-        }
-        let at_once = burst_min.max(1).min(config.max_piece());
-        let need_total = match need {
-            // the last piece: what one grant can be on this path
-            Need::LastPieceInDebt => i128::from(n - at_once.min(n)),
-            Need::All => i128::from(n),
+        let at = match need {
+            Need::LastPieceInDebt => tree.earliest(id, n, now)?,
+            Need::All => tree.earliest_whole(id, n, now)?,
         };
-        let mut wait_ns: u128 = 0;
-        for &x in &path {
-            let Ok(limits) = tree.limits(x) else { continue };
-            for (i, t) in limits.tiers().iter().enumerate() {
-                if t.is_paused() {
-                    return Outlook {
-                        now,
-                        wait: None,
-                        at_once,
-                        stale,
-                    };
-                }
-                // at most 2^55 ns (MAX_PERIOD)
-                let period = t.period().as_nanos();
-                let amount = u128::from(t.amount());
-                if t.is_window() {
-                    // A window lends no piece of debt: all `n` must fit. More than its `N`
-                    // takes a whole window per further `N` at least.
-                    let fit = n.min(t.amount());
-                    let more = u128::from((n - fit).div_ceil(t.amount())) * period;
-                    if let Ok(Some(at)) = tree.window_ready_at(x, fit) {
-                        let ns = at.as_nanos().saturating_sub(tree_now.as_nanos());
-                        wait_ns = wait_ns.max(u128::from(ns) + more);
-                    }
-                    continue;
-                }
-                // level at the tree's clock, then refilled up to our `now`, capped at the burst
-                let level = tree.tokens(x, i).unwrap_or(0);
-                let earned = (u128::from(since) * amount / period).min(u128::from(u64::MAX));
-                let avail = (level + earned as i128).min(i128::from(t.burst()));
-                let need = need_total - avail;
-                if need > 0 {
-                    // ceil(need × period / amount); need < 2^65, period ≤ 2^55: fits u128
-                    let ns = (need as u128 * period).div_ceil(amount);
-                    wait_ns = wait_ns.max(ns);
-                }
-            }
-        }
-        // counted from the tree's clock, which may be ahead of ours
-        let ahead = u128::from(tree_now.as_nanos() - now.as_nanos());
-        let wait = u64::try_from(wait_ns + ahead).unwrap_or(u64::MAX);
-        Outlook {
-            now,
-            wait: Some(Duration::from_nanos(wait)),
-            at_once,
-            stale,
-        }
+        Ok(Outlook {
+            wait: at.map(|t| t.saturating_duration_since(now)),
+            at_once: tree.largest_grant(id)?,
+        })
     })
 }
 
@@ -371,7 +294,7 @@ mod tests {
     }
 
     #[test]
-    fn estimate_unlimited_is_now_and_paused_is_never() {
+    fn earliest_unlimited_is_now_and_paused_is_never() {
         let rt = Manual::new();
         let limiter = rt.limiter();
         let node = limiter.node(Limits::UNLIMITED, 1).unwrap();

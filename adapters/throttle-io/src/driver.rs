@@ -22,18 +22,30 @@ use core::pin::Pin;
 use core::sync::atomic::Ordering;
 use core::task::{Context, Poll};
 
-use crate::limiter::{Inner, DRIVER_IDLE, DRIVER_RUNNING};
-use crate::runtime::Timer;
-use crate::time;
+use throttle_core::wait::{self, Handle};
+use throttle_core::Instant;
 
-/// How many times one poll re-runs the tree when the timer it just armed is already due
-/// (clock granularity); after that it yields to the executor instead of spinning.
-const MAX_SPINS: u32 = 4;
+use crate::limiter::{Inner, Limiter, SharedTree, DRIVER_IDLE, DRIVER_RUNNING, DRIVER_UNSUPPORTED};
+use crate::runtime::{RuntimeSleep, Timer};
+
+/// The engine's view of the limiter (the driver's handle).
+impl Handle for Limiter {
+    type Storage = throttle_core::Growable;
+    type Lock = throttle_core::StdLock<throttle_core::shared::State<throttle_core::Growable>>;
+    fn shared(&self) -> &SharedTree {
+        Limiter::shared(self)
+    }
+    fn now(&self) -> Instant {
+        Limiter::now(self)
+    }
+}
 
 /// The driver task's future.
 pub(crate) struct Driver {
     limiter: Weak<Inner>,
     timer: Option<Box<dyn Timer>>,
+    /// The runtime could not arm a timer: the task ended and must not be spawned again.
+    failed: bool,
 }
 
 impl Driver {
@@ -41,6 +53,7 @@ impl Driver {
         Driver {
             limiter,
             timer: None,
+            failed: false,
         }
     }
 }
@@ -50,31 +63,26 @@ impl Future for Driver {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
-        for _ in 0..MAX_SPINS {
-            let Some(inner) = this.limiter.upgrade() else {
-                return Poll::Ready(());
-            };
-            // Before anything else: if `inner` is the last strong reference, dropping it at
-            // the end of this iteration wakes this task, which then ends.
-            inner.set_driver_waker(cx.waker());
-            let now = time::to_core(inner.epoch, inner.runtime.now());
-            let Some(at) = inner
-                .shared
-                .poll_driver(now, cx.waker())
-                .and_then(|t| time::to_std(inner.epoch, t))
-            else {
-                // Nothing is due by itself: the core wakes this task when a deadline appears.
-                return Poll::Pending;
-            };
-            let timer = this.timer.get_or_insert_with(|| inner.runtime.timer());
-            timer.reset(at);
-            if timer.poll_expired(cx).is_pending() {
-                return Poll::Pending;
+        let Some(inner) = this.limiter.upgrade() else {
+            return Poll::Ready(());
+        };
+        // Before anything else: if `inner` is the last strong reference, dropping it at the
+        // end of this poll wakes this task, which then ends.
+        inner.set_driver_waker(cx.waker());
+        let limiter = Limiter(inner);
+        let mut sleep = RuntimeSleep {
+            limiter: &limiter,
+            timer: &mut this.timer,
+        };
+        match wait::poll_driver(&limiter, &mut sleep, cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(_) => {
+                // No timers on this runtime: the leaves keep the timer (holder mode) and get
+                // the typed error themselves if they cannot arm one either.
+                this.failed = true;
+                Poll::Ready(())
             }
         }
-        // The timer keeps being due at once (a coarse clock): let the executor run others.
-        cx.waker().wake_by_ref();
-        Poll::Pending
     }
 }
 
@@ -85,9 +93,14 @@ impl Drop for Driver {
         if let Some(inner) = self.limiter.upgrade() {
             // The timer goes back to the waiters (one is woken to take it) until then.
             inner.shared.release_driver();
+            let next = if self.failed {
+                DRIVER_UNSUPPORTED
+            } else {
+                DRIVER_IDLE
+            };
             let _ = inner.driver.compare_exchange(
                 DRIVER_RUNNING,
-                DRIVER_IDLE,
+                next,
                 Ordering::AcqRel,
                 Ordering::Acquire,
             );

@@ -9,6 +9,8 @@
 use core::fmt;
 use core::time::Duration;
 
+use throttle_core::wait::{SleepError, WaitError};
+
 /// Why [`Leaf::acquire`](crate::Leaf::acquire), [`Leaf::acquire_before`](crate::Leaf::acquire_before)
 /// or [`Leaf::poll_acquire`](crate::Leaf::poll_acquire) failed. Nothing is held after an error.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -27,6 +29,9 @@ pub enum AcquireError {
         /// paused).
         wait: Option<Duration>,
     },
+    /// The runtime cannot arm a timer here: polled outside the runtime, a runtime without
+    /// timers (tokio without `enable_time`), … The request was withdrawn.
+    Runtime(SleepError),
 }
 
 impl fmt::Display for AcquireError {
@@ -41,16 +46,18 @@ impl fmt::Display for AcquireError {
             AcquireError::Deadline { wait: None } => {
                 f.write_str("the limit is paused: the request cannot complete before the deadline")
             }
+            AcquireError::Runtime(e) => write!(f, "cannot wait for tokens: {e}"),
         }
     }
 }
 
 impl core::error::Error for AcquireError {}
 
-impl From<throttle_core::AcquireError> for AcquireError {
-    fn from(e: throttle_core::AcquireError) -> Self {
+impl From<WaitError> for AcquireError {
+    fn from(e: WaitError) -> Self {
         match e {
-            throttle_core::AcquireError::ZeroRequest => AcquireError::ZeroRequest,
+            WaitError::ZeroRequest => AcquireError::ZeroRequest,
+            WaitError::Sleep(e) => AcquireError::Runtime(e),
             _ => AcquireError::Stale,
         }
     }

@@ -1,40 +1,32 @@
-//! The poll engine: one leaf, used by one task, turning the core's [`Step`]s into `Poll`s.
-//!
-//! ```text
-//!            poll_acquire(want)                       settle(used)
-//!   Idle ─────────────────────────▶ Holding(n) ───────────────────────▶ Idle
-//!    │  └─ Sleep ─▶ Waiting ─(woken / timer)─▶ poll_acquire again ...
-//!    └─ path unlimited ─▶ Bypass(want) ─ settle ─▶ Idle   (the tree is skipped)
-//!   Drop / cancel in Waiting or Holding: the core refunds every level it reached.
-//! ```
-//!
-//! [`Leaf::poll_io`] is the whole stream protocol in one place: get a grant, run the I/O with a
-//! buffer shortened to it, settle what the I/O used — 0 when the inner stream was not ready,
-//! so an idle connection holds no tokens.
+//! A leaf of the tree for one task: the core's waiting engine
+//! ([`throttle_core::wait::Engine`]) with this limiter's clock, the runtime's timer and the
+//! driver task. The loop, settle, cancel-on-drop, the unlimited fast path and the I/O
+//! accounting rule are the engine's; this file only connects them.
 
 use core::task::{Context, Poll};
 use std::io;
 
-use throttle_core::{Instant, LeafId, Step};
+use throttle_core::wait::{Engine, Handle};
+use throttle_core::{Instant, LeafId};
 
 use crate::error::AcquireError;
-use crate::limiter::Node;
-use crate::runtime::Timer;
+use crate::limiter::{Limiter, Node, SharedTree};
+use crate::runtime::{RuntimeSleep, Timer};
 
-/// How many times one poll re-asks when the timer it just armed is already due (clock
-/// granularity); after that it yields to the executor instead of spinning.
-const MAX_SPINS: u32 = 4;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum State {
-    /// Nothing in the tree.
-    Idle,
-    /// A piece waits in the tree (or was granted and not yet collected).
-    Waiting,
-    /// The tree granted `n`; not settled yet.
-    Holding(u64),
-    /// The path is unlimited: `n` allowed without the tree; not settled yet.
-    Bypass(u64),
+/// The engine's view of a node: the limiter's tree and clock, and the node's counters of
+/// bytes that went through while its path was unlimited.
+impl Handle for Node {
+    type Storage = throttle_core::Growable;
+    type Lock = throttle_core::StdLock<throttle_core::shared::State<throttle_core::Growable>>;
+    fn shared(&self) -> &SharedTree {
+        self.limiter().shared()
+    }
+    fn now(&self) -> Instant {
+        self.limiter().now()
+    }
+    fn bypassed(&self, n: u64) {
+        self.add_bypassed(n);
+    }
 }
 
 /// A leaf of the tree, owned by one task: the waiting side of a stream direction or of a
@@ -45,178 +37,109 @@ enum State {
 /// Cost per poll: one atomic load to check whether the path is unlimited (then nothing else),
 /// otherwise one lock of the tree for the request and one for the settle.
 pub struct Leaf {
-    node: Node,
-    id: LeafId,
-    state: State,
+    engine: Engine<Node>,
+    limiter: Limiter,
+    /// The runtime's timer, made on the first wait that holds the tree's timer.
     timer: Option<Box<dyn Timer>>,
-    /// `(limits epoch, path unlimited)` when last checked.
-    unlimited: Option<(u64, bool)>,
 }
 
 impl core::fmt::Debug for Leaf {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Leaf")
-            .field("node", &self.node)
-            .field("state", &self.state)
+            .field("node", self.engine.handle())
+            .field("engine", &self.engine)
             .finish_non_exhaustive()
-    }
-}
-
-impl Drop for Leaf {
-    fn drop(&mut self) {
-        self.cancel();
     }
 }
 
 impl Leaf {
     pub(crate) fn new(node: Node, id: LeafId) -> Self {
+        let limiter = node.limiter().clone();
         Leaf {
-            node,
-            id,
-            state: State::Idle,
+            engine: Engine::new(node, id),
+            limiter,
             timer: None,
-            unlimited: None,
         }
     }
 
     pub(crate) fn id(&self) -> LeafId {
-        self.id
+        self.engine.leaf()
+    }
+
+    pub(crate) fn engine(&mut self) -> &mut Engine<Node> {
+        &mut self.engine
     }
 
     /// The control handle (limits, weight, statistics). Holding a clone keeps the leaf in the
     /// tree after this `Leaf` is dropped.
     pub fn node(&self) -> &Node {
-        &self.node
+        self.engine.handle()
     }
 
     /// True when no node on the path to the root has a limit: the tree is skipped. Re-checked
-    /// (one lock) only after a limit change made through this crate.
+    /// (one lock) only after a change in the tree, whoever made it.
     pub fn is_unlimited(&mut self) -> bool {
-        let epoch = self.node.limiter().limits_epoch();
-        match self.unlimited {
-            Some((e, u)) if e == epoch => u,
-            _ => {
-                let u = self.node.path_unlimited();
-                self.unlimited = Some((epoch, u));
-                u
-            }
-        }
+        self.engine.is_unlimited()
     }
 
     /// Asks for up to `want` tokens. `Ready(Ok(n))`, `1 ≤ n ≤ want`: use up to `n`, then call
     /// [`Leaf::settle`] with what was used (asking again first returns the same grant).
     /// `Pending`: the task is woken when the tree grants it or its timer is due. Dropping or
     /// [`cancel`](Leaf::cancel)ling afterwards refunds whatever was reserved.
+    /// [`AcquireError::Runtime`] when this task must hold the tree's timer and the runtime
+    /// cannot arm one here (outside the runtime, timers disabled).
     pub fn poll_acquire(
         &mut self,
         cx: &mut Context<'_>,
         want: u64,
     ) -> Poll<Result<u64, AcquireError>> {
-        match self.state {
-            State::Holding(n) | State::Bypass(n) => return Poll::Ready(Ok(n)),
-            State::Idle | State::Waiting => {}
+        let mut sleep = RuntimeSleep {
+            limiter: &self.limiter,
+            timer: &mut self.timer,
+        };
+        let r = self.engine.poll_acquire(cx, &mut sleep, want);
+        self.after_poll(r.is_pending());
+        r.map_err(AcquireError::from)
+    }
+
+    /// After a poll that left the task waiting: from inside a task, the first sleep spawns
+    /// the limiter's driver task, which then holds the tree's timer (where the runtime can
+    /// spawn).
+    fn after_poll(&self, pending: bool) {
+        if pending && self.engine.is_waiting() {
+            self.limiter.ensure_driver();
         }
-        if want == 0 {
-            return Poll::Ready(Err(AcquireError::ZeroRequest));
-        }
-        if self.is_unlimited() {
-            // A piece that waited for a limit since removed goes back first.
-            self.cancel();
-            self.state = State::Bypass(want);
-            return Poll::Ready(Ok(want));
-        }
-        let limiter = self.node.limiter();
-        for _ in 0..MAX_SPINS {
-            let now = limiter.now();
-            let step = match limiter
-                .shared()
-                .poll_acquire(self.id, want, now, cx.waker())
-            {
-                Ok(step) => step,
-                Err(e) => {
-                    self.state = State::Idle;
-                    return Poll::Ready(Err(e.into()));
-                }
-            };
-            let until = match step {
-                Step::Grant(n) => {
-                    self.state = State::Holding(n);
-                    return Poll::Ready(Ok(n));
-                }
-                Step::Sleep { until } => until,
-            };
-            self.state = State::Waiting;
-            // From inside a task: the first sleep spawns the limiter's driver task, which
-            // then holds the tree's timer (where the runtime can spawn).
-            limiter.ensure_driver();
-            // `None`: woken by whoever changes something for this leaf (with a driver, always).
-            // `Some`: holder mode, this task holds the tree's timer (`Instant::MAX`, "never",
-            // needs none either). Also until a just-spawned driver first runs and takes over.
-            let Some(at) = until.and_then(|t| limiter.to_std(t)) else {
-                return Poll::Pending;
-            };
-            let timer = self.timer.get_or_insert_with(|| limiter.runtime().timer());
-            timer.reset(at);
-            if timer.poll_expired(cx).is_pending() {
-                return Poll::Pending;
-            }
-        }
-        // The timer keeps being due at once (a coarse clock): let the executor run others.
-        cx.waker().wake_by_ref();
-        Poll::Pending
     }
 
     /// Reports that `used` of the current grant was used; the rest goes back to every level.
     /// Without a grant, does nothing.
     pub fn settle(&mut self, used: u64) {
-        match self.state {
-            State::Holding(n) => {
-                let limiter = self.node.limiter();
-                // Only a stale leaf can fail here, and it holds nothing then.
-                let _ = limiter.shared().settle(self.id, used.min(n), limiter.now());
-            }
-            State::Bypass(n) => self.node.add_bypassed(used.min(n)),
-            State::Idle | State::Waiting => return,
-        }
-        self.state = State::Idle;
+        // Only a stale leaf fails here, and it holds nothing then: its next request says so.
+        let _ = self.engine.settle(used);
     }
 
     /// Withdraws a waiting piece and refunds an unsettled grant. Idempotent; `Drop` calls it.
     pub fn cancel(&mut self) {
-        match self.state {
-            State::Waiting | State::Holding(_) => {
-                let limiter = self.node.limiter();
-                let _ = limiter.shared().cancel(self.id, limiter.now());
-            }
-            State::Idle | State::Bypass(_) => {}
-        }
-        self.state = State::Idle;
+        self.engine.cancel();
     }
 
     /// One throttled I/O operation: waits for a grant of up to `want` tokens, runs `io` with
     /// the granted size `n` (`1 ≤ n ≤ want`: shorten the buffer to it), and settles what `io`
     /// reports transferred — nothing if it is not ready or fails, so the tokens go back to the
-    /// others. `want == 0` calls `io(cx, 0)` directly.
+    /// others. `want == 0` calls `io(cx, 0)` directly. (The rule is the engine's,
+    /// [`Engine::poll_io`].)
     pub fn poll_io(
         &mut self,
         cx: &mut Context<'_>,
         want: usize,
         io: impl FnOnce(&mut Context<'_>, usize) -> Poll<io::Result<usize>>,
     ) -> Poll<io::Result<usize>> {
-        if want == 0 {
-            return io(cx, 0);
-        }
-        let n = match self.poll_acquire(cx, want as u64) {
-            Poll::Pending => return Poll::Pending,
-            Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
-            Poll::Ready(Ok(n)) => usize::try_from(n).unwrap_or(want).min(want),
+        let mut sleep = RuntimeSleep {
+            limiter: &self.limiter,
+            timer: &mut self.timer,
         };
-        let r = io(cx, n);
-        let used = match &r {
-            Poll::Ready(Ok(k)) => *k as u64,
-            _ => 0,
-        };
-        self.settle(used);
+        let r = self.engine.poll_io(cx, &mut sleep, want, io);
+        self.after_poll(r.is_pending());
         r
     }
 
@@ -235,11 +158,17 @@ impl Leaf {
         crate::Acquire::new(self, n, Some(deadline))
     }
 
-    /// Estimated earliest instant at which `n` tokens can have been granted to this leaf
-    /// (`None`: never, a limit on the path is paused). Exact for a lone leaf, a lower bound
-    /// when others compete.
+    /// Earliest instant at which `n` tokens can have been granted to this leaf (`None`:
+    /// never, a limit on the path is paused, or the leaf is gone). Exact for a lone leaf, a
+    /// lower bound when others compete ([`Tree::earliest`](throttle_core::Tree::earliest)).
     pub fn earliest(&self, n: u64) -> Option<Instant> {
-        crate::acquire::estimate(&self.node, n)
+        let now = self.limiter.now();
+        let id = self.id();
+        self.limiter
+            .shared()
+            .with(|s| s.tree().earliest(id, n, now))
+            .ok()
+            .flatten()
     }
 }
 
@@ -279,7 +208,7 @@ mod tests {
         let rt = Manual::new();
         let (node, mut leaf) = exhausted(&rt);
         assert!(leaf.poll_acquire(&mut cx(), 100).is_pending());
-        assert_eq!(leaf.state, State::Waiting);
+        assert!(leaf.engine.is_waiting());
         assert!(leaf.timer.is_some(), "alone, it holds the tree's timer");
         assert_eq!(node.stats().waiting, 1);
         rt.advance(Duration::from_millis(50));
@@ -316,7 +245,7 @@ mod tests {
         });
         assert!(r.is_pending());
         assert!(offered > 0);
-        assert_eq!(leaf.state, State::Idle);
+        assert!(!leaf.engine.is_waiting());
         assert_eq!(
             node.stats().granted,
             0,

@@ -28,7 +28,16 @@
 //!
 //! [`Leaf::poll_io`] is exactly that; [`Throttled`] applies it to both directions of a
 //! stream. Dropping a waiting leaf or [`Acquire`] future cancels: the core refunds every level
-//! the reservation reached.
+//! the reservation reached. The loop itself is the core's
+//! ([`throttle_core::wait::Engine`], the same engine embassy and blocking threads drive):
+//! this crate gives it the limiter's clock, the runtime's timer and the driver task.
+//!
+//! # Blocking threads
+//!
+//! No async runtime needed: [`Limiter::new`]`(`[`Threads`]`)`, then
+//! [`Leaf::acquire_blocking`], or `std::io::Read`/`Write` on a [`Throttled`] wrapping any
+//! blocking stream. A blocked thread is unparked by the tree, so a limit change reaches it at
+//! once.
 //!
 //! ```
 //! # use core::task::{Context, Poll};
@@ -65,6 +74,7 @@
 //!   executor's spawn for the driver task.
 
 mod acquire;
+mod blocking;
 mod connection;
 mod driver;
 mod error;
@@ -79,6 +89,7 @@ mod test_rt;
 mod time;
 
 pub use acquire::Acquire;
+pub use blocking::Threads;
 pub use connection::{Connection, Server};
 pub use error::{AcquireError, TryAcquireError};
 pub use keyed::{KeyedConfig, KeyedError, KeyedNode, KeyedNodes, WhenFull};
@@ -90,6 +101,7 @@ pub use runtime::{BoxTask, Runtime, Timer};
 pub use stats::NodeStats;
 pub use stream::{wrap, Throttled};
 
+pub use throttle_core::wait::SleepError;
 pub use throttle_core::{
     Config, InsertError, Instant, Limits, LimitsError, NodeId, SetLimitError, StaleHandle, Tier,
     TierError,

@@ -1,12 +1,12 @@
 //! The shared limiter and its RAII node handles.
 //!
 //! ```text
-//!   Limiter ──Arc──▶ Inner { Shared<tree>, runtime, epoch, limits epoch, driver state }
+//!   Limiter ──Arc──▶ Inner { Shared<tree>, runtime, epoch, driver state }
 //!      ▲                        ▲   ▲
 //!      │ (Limiter clone)        │   └──Weak── driver task (one per limiter, see `driver`)
 //!   Node ──Arc──▶ NodeInner { id, parent: Option<Arc<NodeInner>>, counters }
 //!                     │ Drop: remove `id` from the tree
-//!   Leaf (one task) ──┘ + the poll engine's state
+//!   Leaf (one task) ──┘ + the core's wait::Engine (its state) + a runtime timer
 //! ```
 //!
 //! A node lives as long as some handle to it or to one of its children does: a child holds an
@@ -21,9 +21,7 @@ use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use core::task::Waker;
 use std::sync::Mutex;
 
-use throttle_core::{
-    Config, Growable, InsertError, Instant, Limits, NodeId, SetLimitError, Shared, StdLock, VecTree,
-};
+use throttle_core::{Config, InsertError, Instant, Limits, NodeId, SetLimitError, Shared, VecTree};
 
 use crate::driver::Driver;
 use crate::leaf::Leaf;
@@ -32,7 +30,7 @@ use crate::stats::{NodeStats, Rate};
 use crate::time;
 
 /// The sharing layer this crate builds on: a growable tree behind a std mutex.
-pub type SharedTree = Shared<Growable, StdLock<throttle_core::State<Growable>>>;
+pub type SharedTree = throttle_core::VecShared;
 
 /// A handle to one tree of limits and the runtime that waits on it. Cloning is cheap (an
 /// `Arc`); every clone is the same limiter. All nodes made from it share its clock.
@@ -43,9 +41,6 @@ pub(crate) struct Inner {
     pub(crate) shared: SharedTree,
     pub(crate) runtime: Box<dyn Runtime>,
     pub(crate) epoch: std::time::Instant,
-    /// Bumped after every limit change made through this crate: a leaf re-checks whether its
-    /// path is unlimited only when this moved (one atomic load per poll otherwise).
-    pub(crate) limits_epoch: AtomicU64,
     /// `DRIVER_IDLE`, `DRIVER_RUNNING` or `DRIVER_UNSUPPORTED` (the runtime cannot spawn).
     pub(crate) driver: AtomicU8,
     /// The driver task's waker, woken when this is dropped so that the task ends.
@@ -107,7 +102,6 @@ impl Limiter {
             shared: Shared::new(VecTree::new(config)),
             runtime: Box::new(runtime),
             epoch,
-            limits_epoch: AtomicU64::new(0),
             driver: AtomicU8::new(DRIVER_IDLE),
             driver_waker: Mutex::new(None),
         }))
@@ -136,9 +130,8 @@ impl Limiter {
 
     /// The shared tree itself, for what this crate does not wrap (diagnostics, `wakes()`).
     /// Removing a node that a handle of this crate owns makes that handle stale: its
-    /// operations then fail with typed errors. Change limits through [`Node::set_limit`], not
-    /// here: a leaf whose path was unlimited only re-checks after a change made through this
-    /// crate.
+    /// operations then fail with typed errors. A change made here reaches every leaf like
+    /// one made through [`Node::set_limit`] (the core counts every change).
     pub fn shared(&self) -> &SharedTree {
         &self.0.shared
     }
@@ -190,10 +183,6 @@ impl Limiter {
     /// holder mode, on a runtime that cannot [`spawn`](Runtime::spawn).
     pub fn has_driver(&self) -> bool {
         self.0.shared.has_driver()
-    }
-
-    pub(crate) fn limits_epoch(&self) -> u64 {
-        self.0.limits_epoch.load(Ordering::Acquire)
     }
 }
 
@@ -316,10 +305,7 @@ impl Node {
     /// earlier.
     pub fn set_limit(&self, limits: Limits) -> Result<(), SetLimitError> {
         let l = &self.0.limiter;
-        l.0.shared.set_limit(self.0.id, limits, l.now())?;
-        // After the change: a leaf that reads the new epoch also sees the new limits.
-        l.0.limits_epoch.fetch_add(1, Ordering::AcqRel);
-        Ok(())
+        l.0.shared.set_limit(self.0.id, limits, l.now())
     }
 
     /// Changes this node's weight among its siblings (`≥ 1`; from its next piece on).
@@ -383,12 +369,6 @@ impl Node {
             node = x.parent.as_ref();
         }
     }
-
-    /// True when no node from this one up to the root has a tier.
-    pub(crate) fn path_unlimited(&self) -> bool {
-        let shared = &self.0.limiter.0.shared;
-        shared.with(|s| s.tree().path_unlimited(self.0.id).unwrap_or(false))
-    }
 }
 
 #[cfg(test)]
@@ -451,7 +431,7 @@ mod tests {
     }
 
     #[test]
-    fn set_limit_bumps_epoch_for_bypass_check() {
+    fn unlimited_leaf_set_limit_ends_bypass() {
         let limiter = Manual::new().limiter();
         let node = limiter.node(Limits::UNLIMITED, 1).unwrap();
         let mut leaf = node.leaf(Limits::UNLIMITED, 1).unwrap();
@@ -459,5 +439,20 @@ mod tests {
         node.set_limit(Limits::per_second(5)).unwrap();
         assert!(!leaf.is_unlimited());
         assert_eq!(node.limits().unwrap(), Limits::per_second(5));
+    }
+
+    /// Before the core counted changes, only `Node::set_limit` bumped the bypass epoch: a
+    /// limit set through `Limiter::shared()` left the leaf bypassing the tree forever.
+    #[test]
+    fn unlimited_leaf_limit_set_through_shared_ends_bypass() {
+        let limiter = Manual::new().limiter();
+        let node = limiter.node(Limits::UNLIMITED, 1).unwrap();
+        let mut leaf = node.leaf(Limits::UNLIMITED, 1).unwrap();
+        assert!(leaf.is_unlimited());
+        limiter
+            .shared()
+            .set_limit(node.id(), Limits::per_second(5), limiter.now())
+            .unwrap();
+        assert!(!leaf.is_unlimited());
     }
 }

@@ -7,10 +7,20 @@ use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll};
 
+use throttle_core::wait::{Sleep, SleepError};
+use throttle_core::Instant;
+
+use crate::Limiter;
+
 /// A detached background task, as given to [`Runtime::spawn`].
 pub type BoxTask = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
 /// A runtime's clock and timers, given to [`Limiter::new`](crate::Limiter::new).
+///
+/// `Send + Sync` because a [`Limiter`](crate::Limiter) is shared between threads and reads
+/// the clock from any of them; for a thread-per-core runtime that is a zero-sized type
+/// calling its thread-local clock. Its [`Timer`]s need only be `Send` (a leaf moves with its
+/// task between workers; nothing shares a timer).
 ///
 /// Implementations MUST return a monotonic clock from [`Runtime::now`], and timers from
 /// [`Runtime::timer`] that fire on that same clock (a timer reset to `at` is ready once
@@ -50,11 +60,50 @@ pub trait Runtime: Send + Sync + 'static {
 /// Implementations MUST, after `reset(at)`, make `poll_expired` return `Ready` once the
 /// runtime's clock reaches `at`, and otherwise return `Pending` and wake the given context's
 /// waker when it does. `reset` to an earlier or later instant replaces the deadline.
-pub trait Timer: Send + Sync {
+///
+/// The limiter arms timers through [`Timer::try_reset`], which a runtime overrides when it
+/// can tell that a timer cannot work here (polled outside the runtime, timers disabled, a
+/// timer made by an earlier runtime that is gone): the wait then fails with a typed
+/// [`AcquireError::Runtime`](crate::AcquireError::Runtime) instead of panicking.
+pub trait Timer: Send {
     /// Arms the timer for `at`.
     fn reset(&mut self, at: std::time::Instant);
     /// `Ready` once the deadline has passed.
     fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()>;
+    /// Arms the timer for `at`, or says why it cannot be armed from here. The default
+    /// always can ([`Timer::reset`]).
+    fn try_reset(&mut self, at: std::time::Instant) -> Result<(), SleepError> {
+        self.reset(at);
+        Ok(())
+    }
+}
+
+/// The engine's [`Sleep`] on a runtime [`Timer`], made lazily (from inside a task) on first
+/// use and kept for the next waits.
+pub(crate) struct RuntimeSleep<'a> {
+    pub(crate) limiter: &'a Limiter,
+    pub(crate) timer: &'a mut Option<Box<dyn Timer>>,
+}
+
+impl Sleep for RuntimeSleep<'_> {
+    fn poll_until(
+        &mut self,
+        at: Instant,
+        _now: Instant,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), SleepError>> {
+        // past the end of the platform's clock: never due
+        let Some(at) = self.limiter.to_std(at) else {
+            return Poll::Pending;
+        };
+        let timer = self
+            .timer
+            .get_or_insert_with(|| self.limiter.runtime().timer());
+        if let Err(e) = timer.try_reset(at) {
+            return Poll::Ready(Err(e));
+        }
+        timer.poll_expired(cx).map(Ok)
+    }
 }
 
 #[cfg(feature = "async-io")]

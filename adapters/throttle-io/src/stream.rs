@@ -61,6 +61,11 @@ impl<S> Throttled<S> {
         self.inner
     }
 
+    /// The inner stream and both leaves `(read, write)`, borrowed apart.
+    pub(crate) fn parts_mut(&mut self) -> (&mut S, &mut Leaf, &mut Leaf) {
+        (&mut self.inner, &mut self.read, &mut self.write)
+    }
+
     /// The read side's leaf (its [`node`](Leaf::node) is the control handle).
     pub fn read_leaf(&self) -> &Leaf {
         &self.read

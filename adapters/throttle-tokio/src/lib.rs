@@ -36,8 +36,8 @@ pub use time::Tokio;
 
 pub use throttle_io::{
     Acquire, AcquireError, Config, Connection, InsertError, Instant, Leaf, Limiter, Limits,
-    LimitsError, Node, NodeId, NodeStats, Server, SetLimitError, StaleHandle, Tier, TierError,
-    TryAcquireError,
+    LimitsError, Node, NodeId, NodeStats, Server, SetLimitError, SleepError, StaleHandle, Tier,
+    TierError, TryAcquireError,
 };
 
 /// A limiter on tokio's clock with the default [`Config`].

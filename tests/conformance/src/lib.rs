@@ -6,9 +6,13 @@
 //! async-std, and [`suite!`] turns every scenario into a `#[test]` for one runtime
 //! (`tests/tokio.rs`, `tests/smol.rs`, `tests/async_std.rs`).
 //!
+//! [`blocking`] holds the same contracts for blocking threads (`std::io` over
+//! `std::net::TcpStream`, no runtime), run by `tests/blocking.rs`.
+//!
 //! Timed assertions are deliberately generous: the tests share a busy 2-core machine with
 //! other builds. Precise figures are the benchmark's business.
 
+pub mod blocking;
 pub mod runtimes;
 pub mod scenarios;
 pub mod weighted;
@@ -94,6 +98,7 @@ macro_rules! suite {
         $crate::suite!(@tests $rt;
             one_stream_accuracy,
             connection_limit_under_server_limit,
+            per_direction_server_limits_each_direction,
             fairness_of_twenty_connections,
             limit_change_reaches_sleeping_writer,
             weighted_groups_share_server,

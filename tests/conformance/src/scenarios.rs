@@ -673,3 +673,54 @@ pub async fn acquire_before_deadline_fails_fast<R: Rt>() {
         Err(AcquireError::Deadline { wait: None })
     );
 }
+
+/// A server limited per direction (`Server::per_direction`: reads 128 KiB/s, writes
+/// 384 KiB/s, each its own node), two connections uploading and two downloading at once: the
+/// uploads share the read limit, the downloads the write limit, independently (one node for
+/// both directions would cap the sum instead).
+pub async fn per_direction_server_limits_each_direction<R: Rt>() {
+    const IN: u64 = 128 * KIB;
+    const OUT: u64 = 384 * KIB;
+    let limiter = R::limiter();
+    let srv = Server::per_direction(
+        limiter.node(Limits::per_second(IN), 1).expect("read node"),
+        limiter
+            .node(Limits::per_second(OUT), 1)
+            .expect("write node"),
+        Limits::UNLIMITED,
+        Limits::UNLIMITED,
+    );
+    let (l, addr) = R::bind(srv.clone()).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let counts = counters(4);
+    let mut tasks = Vec::new();
+    for count in &counts[..2] {
+        tasks.push(uploader::<R>(&l, addr, count.clone(), stop.clone()).await);
+    }
+    let (mut writers, mut readers) = (Vec::new(), Vec::new());
+    for count in &counts[2..] {
+        let raw = R::connect(addr).await;
+        let conn = R::accept(&l).await;
+        writers.push(R::spawn(source(conn, 8 << 10, count.clone(), stop.clone())));
+        readers.push(R::spawn(sink(raw, Arc::new(AtomicU64::new(0)))));
+    }
+    let rates = measure::<R>(
+        &counts,
+        Duration::from_millis(400),
+        Duration::from_millis(1500),
+    )
+    .await;
+    assert_eq!(srv.connections(), 4);
+    assert_eq!(srv.connection_stats().len(), 4);
+    stop.store(true, Ordering::Relaxed);
+    drop((tasks, writers, readers));
+    let (rin, rout) = (rates[0] + rates[1], rates[2] + rates[3]);
+    eprintln!(
+        "per-direction server: in {rin:.0} B/s of {IN}, out {rout:.0} B/s of {OUT}; {rates:.0?}"
+    );
+    assert!((rin / IN as f64 - 1.0).abs() <= 0.10, "in {rin:.0} vs {IN}");
+    assert!(
+        (rout / OUT as f64 - 1.0).abs() <= 0.10,
+        "out {rout:.0} vs {OUT}"
+    );
+}

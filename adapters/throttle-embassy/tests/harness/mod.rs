@@ -163,3 +163,25 @@ pub async fn connect(
     c.expect("connect");
     (server, client)
 }
+
+/// Two connected (server, client) pairs on the same `port`: `([server1, server2], [client1,
+/// client2])`, accepted and connected at once.
+pub async fn connect_two(
+    link_server: Stack<'static>,
+    link_client: Stack<'static>,
+    port: u16,
+) -> ([TcpSocket<'static>; 2], [TcpSocket<'static>; 2]) {
+    link_server.wait_config_up().await;
+    link_client.wait_config_up().await;
+    let (mut s1, mut s2) = (socket(link_server), socket(link_server));
+    let (mut c1, mut c2) = (socket(link_client), socket(link_client));
+    let (r1, r2, r3, r4) = embassy_futures::join::join4(
+        s1.accept(port),
+        s2.accept(port),
+        c1.connect((SERVER, port)),
+        c2.connect((SERVER, port)),
+    )
+    .await;
+    assert!(r1.is_ok() && r2.is_ok() && r3.is_ok() && r4.is_ok());
+    ([s1, s2], [c1, c2])
+}
