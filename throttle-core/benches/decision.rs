@@ -21,8 +21,10 @@
 //!   with the scheduler (fair queues over 100 × 100 children) and the timer heap in play.
 //!   Step/grant/wake counts (warm-up included) are printed after the bench.
 //! - `acquire_settle/10k_leaves_leaf_limits`: the same with every leaf also limited to
-//!   256 KiB/s with no burst, so a leaf served shortly before its poll is in debt when it asks
-//!   again: the timer heap then holds many leaf timers, not just the root's.
+//!   256 KiB/s with the smallest burst the tree accepts (`Config::min_burst`, 5 ms of the rate),
+//!   so a leaf served shortly before its poll is in debt when it asks again: the timer heap then
+//!   holds many leaf timers, not just the root's. (With a burst of 0 the tree refuses the leaf:
+//!   `BurstTooSmall`.)
 //!
 //! - `shared/depth3`: the `acquire_settle/depth3` iteration through [`Shared`] with a
 //!   `StdLock` (uncontended std mutex, one lock per call, change notice included): what an
@@ -275,7 +277,10 @@ fn many_leaves(c: &mut Criterion) {
         ("acquire_settle/10k_leaves", huge()),
         (
             "acquire_settle/10k_leaves_leaf_limits",
-            Limits::new(Tier::per_second(256 << 10).with_burst(0)),
+            {
+                let tier = Tier::per_second(256 << 10);
+                Limits::new(tier.with_burst(Config::DEFAULT.min_burst_of(&tier)))
+            },
         ),
     ];
     for (name, leaf_limits) in cases {
