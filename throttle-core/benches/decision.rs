@@ -275,13 +275,10 @@ impl Driver {
 fn many_leaves(c: &mut Criterion) {
     let cases = [
         ("acquire_settle/10k_leaves", huge()),
-        (
-            "acquire_settle/10k_leaves_leaf_limits",
-            {
-                let tier = Tier::per_second(256 << 10);
-                Limits::new(tier.with_burst(Config::DEFAULT.min_burst_of(&tier)))
-            },
-        ),
+        ("acquire_settle/10k_leaves_leaf_limits", {
+            let tier = Tier::per_second(256 << 10);
+            Limits::new(tier.with_burst(Config::DEFAULT.min_burst_of(&tier)))
+        }),
     ];
     for (name, leaf_limits) in cases {
         let mut d = Driver::new(100, 100, leaf_limits);

@@ -556,11 +556,11 @@ fn burst_below_minimum_is_refused_and_changes_nothing() {
     assert!(tree.contains(ok.node()));
 }
 
-/// Issue 9: a root in debt with nobody waiting but turns held below must come back into the
-/// roots' list when it recovers (a timer). It once armed none (only waiting pieces armed
-/// one), so it stayed out, and the next leaf to ask took the idle fast path, first come,
-/// first served, whoever's turn it was: weights 10:1 came out 8.3:1 with 8 KiB copy loops
-/// and 1 ms of wake-up latency.
+/// Issue 9: a root that went into debt with nobody waiting but turns held below arms no
+/// timer (nobody waits), so after it recovers it is still out of the roots' list. A leaf
+/// that asks then must not take the idle fast path while a sibling holds the turn: it once
+/// did, first come, first served, whoever's turn it was (weights 10:1 came out 8.3:1 with
+/// 8 KiB copy loops and 1 ms of wake-up latency).
 #[test]
 fn a_root_in_debt_with_held_turns_below_comes_back_when_it_recovers() {
     let ms = 1_000_000;
@@ -574,11 +574,8 @@ fn a_root_in_debt_with_held_turns_below_comes_back_when_it_recovers() {
         tree.settle(l, 8 * KIB, t(0)).unwrap();
     }
     assert!(tree.tokens(root, 0).unwrap() < 0);
-    // the root's recovery is a timer of the tree although nobody waits
-    let due = tree
-        .poll_timeout()
-        .expect("a timer for the root's recovery");
-    assert!(due.as_nanos() <= 8 * ms, "recovery at {due:?}");
+    // nobody waits: no timer (an idle tree costs no wake-up)
+    assert_eq!(tree.poll_timeout(), None);
     // a (weight 4) is next in the fair queue but late; b asks first: it waits for a's turn
     let d = tree.acquire(b, 8 * KIB, t(10 * ms)).unwrap();
     assert!(
