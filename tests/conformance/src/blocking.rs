@@ -1,6 +1,6 @@
 //! The conformance scenarios for blocking threads: `std::net::TcpStream` on loopback wrapped
 //! by `throttle_io::Throttled` (its `std::io::Read`/`Write`), a limiter on
-//! [`Threads`](throttle_io::Threads), one OS thread per connection, no async runtime. The
+//! [`Threads`], one OS thread per connection, no async runtime. The
 //! same contracts as the async suite: accuracy, per-connection under server limits, fairness,
 //! limit changes reaching a blocked thread, idle connections holding nothing, cancel on
 //! drop. `tests/blocking.rs` runs each as a `#[test]`.
