@@ -17,6 +17,12 @@
 //!   cannot jump ahead of siblings that waited at the same tag. (Ties once went to the lower
 //!   slot index, and one such requester took a whole 100/s limit from nine others.)
 //!
+//! Tags are `u64` in serial-number order: `V` grows without bound and wraps, and tags are
+//! compared by their wrapping difference ([`tag_before`]), which is right while the live tags of
+//! one queue lie within `2^63` of each other: they lie within a few pieces of `V`, and a piece
+//! is charged at most [`MAX_CHARGE`]. A child away while `V` wrapped around keeps a finish tag
+//! that looks up to one piece ahead at worst: it waits one piece longer, once.
+//!
 //! The eligible children of a node form an intrusive pairing heap keyed by `(S, arrival)`:
 //! links live in the slots (`hchild`, `hnext`, `hprev`), so no storage is needed beyond the
 //! arena. Insert is O(1), removing the minimum or any member O(log n) amortized.
@@ -24,6 +30,21 @@
 use crate::node::NIL;
 use crate::storage::Storage;
 use crate::tree::Tree;
+
+/// Largest tag cost of one piece: a larger piece is charged this much. Tags are `u64` that
+/// wrap (see [`tag_before`]), and every comparison between live tags needs them within
+/// `2^63` of each other: the live tags of one queue lie within a few pieces of its `V`, so
+/// a cap of `2^61` keeps them there. Below it the charge is exact: pieces up to `2^29`
+/// tokens at weight 1 (512 MiB of bytes), larger at higher weights.
+pub(crate) const MAX_CHARGE: u64 = 1 << 61;
+
+/// `a` comes before `b` in the wrapping order of tags (serial-number arithmetic, as TCP
+/// compares sequence numbers): `V` grows without bound, a `u64` tag wraps, and two live
+/// tags are never `2^63` apart.
+#[inline]
+pub(crate) fn tag_before(a: u64, b: u64) -> bool {
+    (a.wrapping_sub(b) as i64) < 0
+}
 
 /// `2^32 / weight`: the tag cost of one token for a child of this weight.
 pub(crate) fn tag_step(weight: u16) -> u64 {
@@ -34,14 +55,25 @@ impl<S: Storage> Tree<S> {
     /// The start tag child `c` of `p` gets when it becomes eligible now: `max(V − its last
     /// piece, F)`. The one rule, for a child entering the fair queue and for a piece granted
     /// on the fast path alike.
-    pub(crate) fn fq_start(&self, p: u32, c: u32) -> u128 {
+    pub(crate) fn fq_start(&self, p: u32, c: u32) -> u64 {
         let s = self.n(c);
-        if self.clock < s.keep_tag_until {
+        let v = self.n(p).vtime;
+        // F − V. F is at most one piece ahead of V (it was S + charge with S ≤ V, and V only
+        // grows): a tag further ahead is one left behind by a whole wrap of V while the child
+        // was away, which is far behind, not ahead.
+        let ahead = s.ftag.wrapping_sub(v) as i64;
+        let plausible = ahead <= s.last_charge as i64;
+        if self.clock < s.keep_tag_until && plausible {
             // it let a held turn go while it was late: its siblings went ahead on its account
             // and it catches up now (see `sched`, "Held turns")
             return s.ftag;
         }
-        s.ftag.max(self.n(p).vtime.saturating_sub(s.last_charge))
+        // max(F, V − its last piece)
+        if plausible && ahead >= -(s.last_charge as i64) {
+            s.ftag
+        } else {
+            v.wrapping_sub(s.last_charge)
+        }
     }
 
     /// Gives child `c` of `p` its start tag ([`Tree::fq_start`]) and its arrival number.
@@ -107,17 +139,19 @@ impl<S: Storage> Tree<S> {
     }
 
     /// Charges a piece served through child `c` of `p` (start tag `start`).
-    pub(crate) fn fq_charge(&mut self, p: u32, c: u32, start: u128, piece: u64) {
+    pub(crate) fn fq_charge(&mut self, p: u32, c: u32, start: u64, piece: u64) {
         let pn = self.m(p);
-        pn.vtime = pn.vtime.max(start);
+        if tag_before(pn.vtime, start) {
+            pn.vtime = start;
+        }
         let s = self.m(c);
-        s.last_charge = u128::from(piece) * u128::from(s.tag_step);
-        s.ftag = start + s.last_charge;
+        s.last_charge = piece.saturating_mul(s.tag_step).min(MAX_CHARGE);
+        s.ftag = start.wrapping_add(s.last_charge);
     }
 
     fn fq_less(&self, a: u32, b: u32) -> bool {
         let (x, y) = (self.n(a), self.n(b));
-        (x.stag, x.seq) < (y.stag, y.seq)
+        tag_before(x.stag, y.stag) || (x.stag == y.stag && x.seq < y.seq)
     }
 
     /// Melds two heap roots (each without siblings); returns the new root.
@@ -204,13 +238,13 @@ mod tests {
             x = x
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
-            tree.m(k).ftag = u128::from(x >> 58);
+            tree.m(k).ftag = x >> 58;
             tree.fq_insert(p, k);
         }
         for &k in kids.iter().step_by(3) {
             tree.fq_remove(p, k);
         }
-        let mut last = (0u128, 0u64);
+        let mut last = (0u64, 0u64);
         let mut n = 0;
         while tree.n(p).hroot != super::NIL {
             let r = tree.n(p).hroot;

@@ -104,16 +104,17 @@ pub struct Slot {
     pub(crate) hnext: u32,
     pub(crate) hprev: u32,
     /// Start and finish tags at the parent, and this node's own virtual time.
-    pub(crate) stag: u128,
-    pub(crate) ftag: u128,
-    pub(crate) vtime: u128,
+    /// `u64` that wrap, compared in serial-number order (`fairq::tag_before`).
+    pub(crate) stag: u64,
+    pub(crate) ftag: u64,
+    pub(crate) vtime: u64,
     /// When this node last entered its parent's fair queue (a tree-wide counter): equal start
     /// tags are served first come, first served, so a new or re-created child cannot jump
     /// ahead of siblings that waited at the same tag.
     pub(crate) seq: u64,
     /// Tag cost of this child's last piece: how much service it may be owed when it comes
     /// back (see `fairq`).
-    pub(crate) last_charge: u128,
+    pub(crate) last_charge: u64,
     /// `2^32 / weight`.
     pub(crate) tag_step: u64,
     /// Root of this node's fair queue of eligible children.
