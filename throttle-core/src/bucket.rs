@@ -17,6 +17,7 @@
 //! while its window has room for one more token.
 
 use crate::limits::{Limits, MAX_TIERS};
+use crate::muldiv;
 use crate::window::Window;
 
 /// Refills are capped here before they are added (a full bucket is at most `2^119`).
@@ -135,13 +136,8 @@ impl Buckets {
                 continue;
             }
             if l < 0 {
-                let debt = l.unsigned_abs();
-                let rate = u128::from(t.amount());
-                let dt = debt.div_ceil(rate);
-                at = at.max(
-                    self.last
-                        .saturating_add(u64::try_from(dt).unwrap_or(u64::MAX)),
-                );
+                let dt = muldiv::div_ceil(l.unsigned_abs(), t.amount());
+                at = at.max(self.last.saturating_add(muldiv::saturate(dt)));
             }
         }
         Some(at)
@@ -162,7 +158,7 @@ impl Buckets {
                 Some(o) if o.period_ns() == t.period_ns() => self.level[i].min(full),
                 Some(o) => {
                     // tokens = level / old period, floored toward −∞ so a rescale never mints
-                    let tokens = self.level[i].div_euclid(i128::from(o.period_ns()));
+                    let tokens = muldiv::floor_div(self.level[i], o.period_ns());
                     (tokens * i128::from(t.period_ns())).min(full)
                 }
                 None => full,
@@ -194,11 +190,10 @@ impl Buckets {
                 continue;
             }
             let period = u128::from(t.period_ns());
-            let amount = u128::from(t.amount());
-            let round = amount * u128::from(round_ns) / period;
-            let bound = round.min(u128::from(t.burst())) / 2;
+            let round = muldiv::mul_div(t.amount(), round_ns, t.period_ns());
+            let bound = u128::from(round.min(t.burst()) / 2);
             let banked = l >= 0 && l.unsigned_abs() >= bound * period;
-            let ns = u64::try_from(bound * period / amount).unwrap_or(u64::MAX);
+            let ns = muldiv::saturate(muldiv::div(bound * period, t.amount()));
             out = Some(match out {
                 None => (ns, banked),
                 Some((h, b)) => (h.min(ns), b || banked),
@@ -212,7 +207,7 @@ impl Buckets {
     pub(crate) fn tokens(&self, limits: &Limits, i: usize) -> i128 {
         match limits.tiers().get(i) {
             Some(t) if t.is_window() => i128::from(self.window.room(t)),
-            Some(t) => self.level[i].div_euclid(i128::from(t.period_ns())),
+            Some(t) => muldiv::floor_div(self.level[i], t.period_ns()),
             None => 0,
         }
     }

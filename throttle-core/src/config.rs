@@ -123,9 +123,7 @@ impl Config {
         if tier.is_window() {
             return 0;
         }
-        let t = u128::from(tier.amount()) * u128::from(self.min_burst_ns)
-            / u128::from(tier.period_ns());
-        u64::try_from(t).unwrap_or(u64::MAX)
+        crate::muldiv::mul_div(tier.amount(), self.min_burst_ns, tier.period_ns())
     }
 
     /// Checks every tier of `limits` against [`Config::min_burst_of`].

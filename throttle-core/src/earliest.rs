@@ -132,10 +132,11 @@ fn bucket_ready_at(tier: &Tier, tokens: i128, earned: u64, t: u64) -> u64 {
         return t;
     }
     // need < 2^122, period ≤ 2^55 ... but tokens ≥ -2^66: need·period fits u128 below 2^125
-    let ns = (need as u128)
-        .saturating_mul(u128::from(tier.period_ns()))
-        .div_ceil(u128::from(tier.amount().max(1)));
-    t.saturating_add(u64::try_from(ns).unwrap_or(u64::MAX))
+    let ns = crate::muldiv::div_ceil(
+        (need as u128).saturating_mul(u128::from(tier.period_ns())),
+        tier.amount(),
+    );
+    t.saturating_add(crate::muldiv::saturate(ns))
 }
 
 /// A window tier: room for `min(n, N)` now or later, then one more window per further `N`.

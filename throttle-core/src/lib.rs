@@ -110,6 +110,7 @@ mod earliest;
 mod error;
 mod fairq;
 mod limits;
+mod muldiv;
 mod node;
 mod sched;
 pub mod shared;

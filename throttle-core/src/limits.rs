@@ -180,8 +180,7 @@ impl Tier {
 
     /// The rate in tokens per second, rounded down and saturating.
     pub fn rate_per_second(&self) -> u64 {
-        let r = u128::from(self.amount) * u128::from(NANOS_PER_SEC) / u128::from(self.period_ns());
-        u64::try_from(r).unwrap_or(u64::MAX)
+        crate::muldiv::mul_div(self.amount, NANOS_PER_SEC, self.period_ns())
     }
 
     /// True when this tier grants nothing until its limit changes.

@@ -688,8 +688,12 @@ impl<S: Storage> Tree<S> {
 
     fn swap(&mut self, a: u32, b: u32) {
         let heap = self.storage.heap_mut();
-        heap.swap(a as usize, b as usize);
-        let (x, y) = (heap[a as usize].1, heap[b as usize].1);
+        // by hand, not `slice::swap`: that one goes through `ptr::swap` (a == b may overlap),
+        // which links a 1.5 KB `memmove` into a firmware for two 16-byte entries
+        let (ea, eb) = (heap[a as usize], heap[b as usize]);
+        heap[a as usize] = eb;
+        heap[b as usize] = ea;
+        let (x, y) = (eb.1, ea.1);
         self.m(x).heap_pos = a;
         self.m(y).heap_pos = b;
     }

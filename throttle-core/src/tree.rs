@@ -498,14 +498,11 @@ impl<S: Storage> Tree<S> {
 
     /// Smallest tier rate × round, in tokens (`u64::MAX` when unlimited).
     fn round_tokens(&self, limits: &Limits) -> u64 {
-        let round = u128::from(self.config.round_ns());
+        let round = self.config.round_ns();
         limits
             .tiers()
             .iter()
-            .map(|t| {
-                let r = u128::from(t.amount()) * round / u128::from(t.period_ns());
-                u64::try_from(r).unwrap_or(u64::MAX - 1)
-            })
+            .map(|t| crate::muldiv::mul_div(t.amount(), round, t.period_ns()).min(u64::MAX - 1))
             .min()
             .unwrap_or(u64::MAX)
     }
