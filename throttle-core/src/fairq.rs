@@ -151,7 +151,7 @@ impl<S: Storage> Tree<S> {
 
     fn fq_less(&self, a: u32, b: u32) -> bool {
         let (x, y) = (self.n(a), self.n(b));
-        tag_before(x.stag, y.stag) || (x.stag == y.stag && x.seq < y.seq)
+        tag_before(x.stag, y.stag) || (x.stag == y.stag && (x.seq.wrapping_sub(y.seq) as i32) < 0)
     }
 
     /// Melds two heap roots (each without siblings); returns the new root.
@@ -244,7 +244,7 @@ mod tests {
         for &k in kids.iter().step_by(3) {
             tree.fq_remove(p, k);
         }
-        let mut last = (0u64, 0u64);
+        let mut last = (0u64, 0u32);
         let mut n = 0;
         while tree.n(p).hroot != super::NIL {
             let r = tree.n(p).hroot;

@@ -108,10 +108,11 @@ pub struct Slot {
     pub(crate) stag: u64,
     pub(crate) ftag: u64,
     pub(crate) vtime: u64,
-    /// When this node last entered its parent's fair queue (a tree-wide counter): equal start
-    /// tags are served first come, first served, so a new or re-created child cannot jump
-    /// ahead of siblings that waited at the same tag.
-    pub(crate) seq: u64,
+    /// When this node last entered its parent's fair queue (a tree-wide counter that wraps,
+    /// compared in serial-number order): equal start tags are served first come, first served,
+    /// so a new or re-created child cannot jump ahead of siblings that waited at the same tag.
+    /// (Two entries at one tag 2^31 insertions apart would swap their order once: harmless.)
+    pub(crate) seq: u32,
     /// Tag cost of this child's last piece: how much service it may be owed when it comes
     /// back (see `fairq`).
     pub(crate) last_charge: u64,

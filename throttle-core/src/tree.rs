@@ -34,7 +34,7 @@ pub struct Tree<S: Storage> {
     pub(crate) len: u32,
     pub(crate) generation: u32,
     /// Fair-queue arrival counter (see `Slot::seq`).
-    pub(crate) fq_seq: u64,
+    pub(crate) fq_seq: u32,
     /// Roots in the roots' list (eligible roots).
     pub(crate) linked_roots: u32,
     /// Leaves with a piece waiting, in the whole tree.
