@@ -1,10 +1,10 @@
 //! Start-time fair queueing among the eligible children of one node.
 //!
 //! Every node keeps a virtual time `V`; every child a finish tag `F` (virtual work done so far,
-//! in tokens × 2^32 / weight). A child that becomes eligible gets the start tag
+//! in tokens × 2^31 / weight). A child that becomes eligible gets the start tag
 //! `S = max(V − its last piece, F)` (the tag its last piece cost); the node
 //! serves the eligible child with the smallest `S`, then sets `V = max(V, S)` and
-//! `F = S + piece × 2^32 / weight` (start-time fair queueing, Goyal et al. 1996, with a
+//! `F = S + piece × 2^31 / weight` (start-time fair queueing, Goyal et al. 1996, with a
 //! one-piece memory). So:
 //! - busy children share in proportion to their weights, in tokens, whatever their piece sizes;
 //! - a child that drops out for a moment (its leaf is being served, or its own tiers are in
@@ -34,8 +34,8 @@ use crate::tree::Tree;
 /// Largest tag cost of one piece: a larger piece is charged this much. Tags are `u64` that
 /// wrap (see [`tag_before`]), and every comparison between live tags needs them within
 /// `2^63` of each other: the live tags of one queue lie within a few pieces of its `V`, so
-/// a cap of `2^61` keeps them there. Below it the charge is exact: pieces up to `2^29`
-/// tokens at weight 1 (512 MiB of bytes), larger at higher weights.
+/// a cap of `2^61` keeps them there. Below it the charge is exact: pieces up to `2^30`
+/// tokens at weight 1 (1 GiB of bytes), larger at higher weights.
 pub(crate) const MAX_CHARGE: u64 = 1 << 61;
 
 /// `a` comes before `b` in the wrapping order of tags (serial-number arithmetic, as TCP
@@ -46,9 +46,10 @@ pub(crate) fn tag_before(a: u64, b: u64) -> bool {
     (a.wrapping_sub(b) as i64) < 0
 }
 
-/// `2^32 / weight`: the tag cost of one token for a child of this weight.
-pub(crate) fn tag_step(weight: u16) -> u64 {
-    (1u64 << 32) / u64::from(weight.max(1))
+/// `2^31 / weight`: the tag cost of one token for a child of this weight (a `u32`: the
+/// ratio between two weights is still exact to 1 part in 2^15 at worst).
+pub(crate) fn tag_step(weight: u16) -> u32 {
+    (1u32 << 31) / u32::from(weight.max(1))
 }
 
 impl<S: Storage> Tree<S> {
@@ -145,7 +146,7 @@ impl<S: Storage> Tree<S> {
             pn.vtime = start;
         }
         let s = self.m(c);
-        s.last_charge = piece.saturating_mul(s.tag_step).min(MAX_CHARGE);
+        s.last_charge = piece.saturating_mul(u64::from(s.tag_step)).min(MAX_CHARGE);
         s.ftag = start.wrapping_add(s.last_charge);
     }
 

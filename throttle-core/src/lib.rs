@@ -128,7 +128,7 @@ pub use error::{
     StaleHandle,
 };
 pub use limits::{Limits, LimitsError, Tier, TierError, MAX_PERIOD, MAX_TIERS};
-pub use node::{LeafId, NodeId, Slot};
+pub use node::{LeafId, NodeId};
 #[cfg(feature = "critical-section")]
 pub use shared::CsShared;
 pub use shared::Shared;

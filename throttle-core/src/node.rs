@@ -76,7 +76,8 @@ pub(crate) enum LeafState {
     Holding { piece: u64 },
 }
 
-/// One arena slot. Opaque: only the tree reads it.
+/// One arena slot. `pub` because the sealed storage trait names it; no path outside the
+/// crate reaches it.
 #[derive(Clone, Debug)]
 pub struct Slot {
     pub(crate) gen: u32,
@@ -116,8 +117,8 @@ pub struct Slot {
     /// Tag cost of this child's last piece: how much service it may be owed when it comes
     /// back (see `fairq`).
     pub(crate) last_charge: u64,
-    /// `2^32 / weight`.
-    pub(crate) tag_step: u64,
+    /// `2^31 / weight` (see `fairq::tag_step`).
+    pub(crate) tag_step: u32,
     /// Root of this node's fair queue of eligible children.
     pub(crate) hroot: u32,
     /// Position in the timer heap (whose entries carry the wake-up instant).

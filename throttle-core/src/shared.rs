@@ -74,24 +74,33 @@ pub enum Step {
     },
 }
 
-/// One slot's waiter record. Opaque; public only because it sizes the storage's waiter table.
-#[doc(hidden)]
-#[derive(Debug)]
-pub struct Waiter {
-    waker: Option<Waker>,
-    prev: u32,
-    next: u32,
-    linked: bool,
-}
+pub(crate) use waiter::Waiter;
 
-impl Waiter {
-    /// No waiter.
-    pub const NONE: Waiter = Waiter {
-        waker: None,
-        prev: NIL,
-        next: NIL,
-        linked: false,
-    };
+/// In a private module: the storage's sealed waiter table names the type, so it is `pub`,
+/// but no path outside the crate reaches it.
+mod waiter {
+    use core::task::Waker;
+
+    use crate::node::NIL;
+
+    /// One slot's waiter record.
+    #[derive(Debug)]
+    pub struct Waiter {
+        pub(super) waker: Option<Waker>,
+        pub(super) prev: u32,
+        pub(super) next: u32,
+        pub(super) linked: bool,
+    }
+
+    impl Waiter {
+        /// No waiter.
+        pub const NONE: Waiter = Waiter {
+            waker: None,
+            prev: NIL,
+            next: NIL,
+            linked: false,
+        };
+    }
 }
 
 /// Who sleeps on the tree's timer, and until when.

@@ -586,7 +586,7 @@ fn a_root_in_debt_with_held_turns_below_comes_back_when_it_recovers() {
     assert!(matches!(d, Decision::Grant(_)), "a's turn: {d:?}");
 }
 
-/// Fair-queue tags are `u64` that wrap: start every virtual time a second before the wrap,
+/// Fair-queue tags are `u64` that wrap: start every virtual time two seconds before the wrap,
 /// and the shares still follow the weights through it.
 #[test]
 fn weights_hold_across_the_wrap_of_virtual_time() {
@@ -596,7 +596,7 @@ fn weights_hold_across_the_wrap_of_virtual_time() {
         .iter()
         .map(|&w| leaf(&mut tree, Some(root), Limits::UNLIMITED, w))
         .collect();
-    // V grows by about 4 MiB × 2^30 = 2^52 a second (the weight-4 leaf's share and cost)
+    // V grows by about 4 MiB × 2^29 = 2^51 a second (the weight-4 leaf's share and cost)
     let start = u64::MAX - (1 << 52);
     tree.m(root.index).vtime = start;
     for l in &leaves {
@@ -631,7 +631,7 @@ fn a_finish_tag_left_behind_by_a_wrap_is_not_taken_for_ahead() {
     tree.m(a.node().index).ftag = 1 << 40;
     // b's tag from before the last wrap: 2^62 "ahead" of V
     tree.m(b.node().index).ftag = (1 << 40) + (1 << 62);
-    tree.m(b.node().index).last_charge = 8 * KIB * (1 << 32);
+    tree.m(b.node().index).last_charge = 8 * KIB * (1 << 31);
     let got = saturate(&mut tree, &[a, b], 2);
     assert!(
         close(rate_mib(got[0], 2), 1.0, 0.03) && close(rate_mib(got[1], 2), 1.0, 0.03),
