@@ -41,7 +41,7 @@ impl Buckets {
     /// Every tier starts full, so a new node may use its burst at once.
     pub(crate) fn full(limits: &Limits, now: u64) -> Buckets {
         let mut level = [0; MAX_TIERS];
-        for (l, t) in level.iter_mut().zip(limits.tiers()) {
+        for (l, t) in level.iter_mut().zip(limits.iter_tiers()) {
             if !t.is_window() {
                 *l = cap(t.burst(), t.period_ns());
             }
@@ -64,7 +64,7 @@ impl Buckets {
     fn refill_slow(&mut self, limits: &Limits, now: u64) {
         let dt = u128::from(now - self.last);
         self.last = now;
-        for (l, t) in self.level.iter_mut().zip(limits.tiers()) {
+        for (l, t) in self.level.iter_mut().zip(limits.iter_tiers()) {
             if t.is_window() {
                 self.window.advance(t, now);
                 continue;
@@ -87,7 +87,7 @@ impl Buckets {
     /// True when no tier is paused or in debt. Call [`Buckets::refill`] first.
     #[inline]
     pub(crate) fn sendable(&self, limits: &Limits) -> bool {
-        limits.tiers().iter().zip(&self.level).all(|(t, &l)| {
+        limits.iter_tiers().zip(&self.level).all(|(t, &l)| {
             !t.is_paused()
                 && if t.is_window() {
                     self.window.room(t) > 0
@@ -100,7 +100,7 @@ impl Buckets {
     /// Spends `n` tokens on every tier (may go into debt).
     #[inline]
     pub(crate) fn consume(&mut self, limits: &Limits, n: u64) {
-        for (l, t) in self.level.iter_mut().zip(limits.tiers()) {
+        for (l, t) in self.level.iter_mut().zip(limits.iter_tiers()) {
             if t.is_window() {
                 self.window.consume(n);
             } else {
@@ -111,7 +111,7 @@ impl Buckets {
 
     /// Gives back `n` unused tokens on every tier, never beyond a full bucket.
     pub(crate) fn refund(&mut self, limits: &Limits, n: u64) {
-        for (l, t) in self.level.iter_mut().zip(limits.tiers()) {
+        for (l, t) in self.level.iter_mut().zip(limits.iter_tiers()) {
             if t.is_window() {
                 self.window.refund(n);
                 continue;
@@ -127,7 +127,7 @@ impl Buckets {
     /// `self.last`; `None` when paused. Exact: the first nanosecond at which every level ≥ 0.
     pub(crate) fn recovery(&self, limits: &Limits) -> Option<u64> {
         let mut at = self.last;
-        for (t, &l) in limits.tiers().iter().zip(&self.level) {
+        for (t, &l) in limits.iter_tiers().zip(&self.level) {
             if t.is_paused() {
                 return None;
             }
@@ -184,7 +184,7 @@ impl Buckets {
     /// so holding a turn never wastes a token. `None` when no tier earns anything.
     pub(crate) fn hold_bound(&self, limits: &Limits, round_ns: u64) -> Option<(u64, bool)> {
         let mut out: Option<(u64, bool)> = None;
-        for (t, &l) in limits.tiers().iter().zip(&self.level) {
+        for (t, &l) in limits.iter_tiers().zip(&self.level) {
             // a window keeps its room until used (up to its N): holding wastes nothing there
             if t.is_paused() || t.is_window() {
                 continue;
