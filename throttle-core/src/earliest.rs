@@ -61,7 +61,7 @@ impl<S: Storage> Tree<S> {
         let mut burst = u64::MAX;
         let mut round = u64::MAX;
         while i != NIL {
-            let s = self.n(i);
+            let s = self.slot(i);
             burst = burst.min(s.burst_min);
             round = round.min(s.round_tokens);
             i = s.parent;
@@ -87,7 +87,7 @@ impl<S: Storage> Tree<S> {
         let t = now.max(self.now()).as_nanos();
         let mut at = t;
         while i != NIL {
-            let s = self.n(i);
+            let s = self.slot(i);
             match node_ready_at(s.limits, s.buckets, earned, n, t) {
                 Some(x) => at = at.max(x),
                 None => return Ok(None),

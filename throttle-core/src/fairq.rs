@@ -57,8 +57,8 @@ impl<S: Storage> Tree<S> {
     /// piece, F)`. The one rule, for a child entering the fair queue and for a piece granted
     /// on the fast path alike.
     pub(crate) fn fq_start(&self, p: u32, c: u32) -> u64 {
-        let s = self.n(c);
-        let v = self.n(p).vtime;
+        let s = self.slot(c);
+        let v = self.slot(p).vtime;
         // F − V. F is at most one piece ahead of V (it was S + charge with S ≤ V, and V only
         // grows): a tag further ahead is one left behind by a whole wrap of V while the child
         // was away, which is far behind, not ahead.
@@ -82,7 +82,7 @@ impl<S: Storage> Tree<S> {
         let start = self.fq_start(p, c);
         let seq = self.fq_seq;
         self.fq_seq = seq.wrapping_add(1);
-        let s = self.m(c);
+        let s = self.slot_mut(c);
         s.stag = start;
         s.seq = seq;
     }
@@ -90,19 +90,19 @@ impl<S: Storage> Tree<S> {
     /// Makes child `c` of `p` eligible: start tag [`Tree::fq_start`], into `p`'s heap.
     pub(crate) fn fq_insert(&mut self, p: u32, c: u32) {
         self.fq_stamp(p, c);
-        let s = self.m(c);
+        let s = self.slot_mut(c);
         s.hchild = NIL;
         s.hnext = NIL;
         s.hprev = NIL;
-        let root = self.n(p).hroot;
+        let root = self.slot(p).hroot;
         let root = self.fq_meld(root, c);
-        self.m(p).hroot = root;
+        self.slot_mut(p).hroot = root;
     }
 
     /// Puts child `c`, in `p`'s heap, back at its new start tag after it was charged. The
     /// only child in the heap simply takes its new tag.
     pub(crate) fn fq_requeue(&mut self, p: u32, c: u32) {
-        if self.n(p).hroot == c && self.n(c).hchild == NIL {
+        if self.slot(p).hroot == c && self.slot(c).hchild == NIL {
             self.fq_stamp(p, c);
             return;
         }
@@ -112,28 +112,28 @@ impl<S: Storage> Tree<S> {
 
     /// Takes child `c` out of `p`'s heap.
     pub(crate) fn fq_remove(&mut self, p: u32, c: u32) {
-        let kids = self.n(c).hchild;
-        if self.n(p).hroot == c {
+        let kids = self.slot(c).hchild;
+        if self.slot(p).hroot == c {
             let root = self.fq_merge_pairs(kids);
-            self.m(p).hroot = root;
+            self.slot_mut(p).hroot = root;
         } else {
-            let (prev, next) = (self.n(c).hprev, self.n(c).hnext);
+            let (prev, next) = (self.slot(c).hprev, self.slot(c).hnext);
             if prev != NIL {
-                if self.n(prev).hchild == c {
-                    self.m(prev).hchild = next;
+                if self.slot(prev).hchild == c {
+                    self.slot_mut(prev).hchild = next;
                 } else {
-                    self.m(prev).hnext = next;
+                    self.slot_mut(prev).hnext = next;
                 }
             }
             if next != NIL {
-                self.m(next).hprev = prev;
+                self.slot_mut(next).hprev = prev;
             }
             let sub = self.fq_merge_pairs(kids);
-            let root = self.n(p).hroot;
+            let root = self.slot(p).hroot;
             let root = self.fq_meld(root, sub);
-            self.m(p).hroot = root;
+            self.slot_mut(p).hroot = root;
         }
-        let s = self.m(c);
+        let s = self.slot_mut(c);
         s.hchild = NIL;
         s.hnext = NIL;
         s.hprev = NIL;
@@ -141,17 +141,17 @@ impl<S: Storage> Tree<S> {
 
     /// Charges a piece served through child `c` of `p` (start tag `start`).
     pub(crate) fn fq_charge(&mut self, p: u32, c: u32, start: u64, piece: u64) {
-        let pn = self.m(p);
+        let pn = self.slot_mut(p);
         if tag_before(pn.vtime, start) {
             pn.vtime = start;
         }
-        let s = self.m(c);
+        let s = self.slot_mut(c);
         s.last_charge = piece.saturating_mul(u64::from(s.tag_step)).min(MAX_CHARGE);
         s.ftag = start.wrapping_add(s.last_charge);
     }
 
     fn fq_less(&self, a: u32, b: u32) -> bool {
-        let (x, y) = (self.n(a), self.n(b));
+        let (x, y) = (self.slot(a), self.slot(b));
         tag_before(x.stag, y.stag) || (x.stag == y.stag && (x.seq.wrapping_sub(y.seq) as i32) < 0)
     }
 
@@ -164,14 +164,14 @@ impl<S: Storage> Tree<S> {
             return a;
         }
         let (top, sub) = if self.fq_less(b, a) { (b, a) } else { (a, b) };
-        let first = self.n(top).hchild;
-        let s = self.m(sub);
+        let first = self.slot(top).hchild;
+        let s = self.slot_mut(sub);
         s.hnext = first;
         s.hprev = top;
         if first != NIL {
-            self.m(first).hprev = sub;
+            self.slot_mut(first).hprev = sub;
         }
-        self.m(top).hchild = sub;
+        self.slot_mut(top).hchild = sub;
         top
     }
 
@@ -182,29 +182,29 @@ impl<S: Storage> Tree<S> {
         let mut cur = first;
         while cur != NIL {
             let a = cur;
-            let b = self.n(a).hnext;
-            cur = if b == NIL { NIL } else { self.n(b).hnext };
+            let b = self.slot(a).hnext;
+            cur = if b == NIL { NIL } else { self.slot(b).hnext };
             for x in [a, b] {
                 if x != NIL {
-                    let s = self.m(x);
+                    let s = self.slot_mut(x);
                     s.hnext = NIL;
                     s.hprev = NIL;
                 }
             }
             let m = self.fq_meld(a, b);
-            self.m(m).hnext = stack;
+            self.slot_mut(m).hnext = stack;
             stack = m;
         }
         // pass 2, right to left: meld everything into one tree
         let mut root = NIL;
         while stack != NIL {
             let s = stack;
-            stack = self.n(s).hnext;
-            self.m(s).hnext = NIL;
+            stack = self.slot(s).hnext;
+            self.slot_mut(s).hnext = NIL;
             root = self.fq_meld(root, s);
         }
         if root != NIL {
-            let r = self.m(root);
+            let r = self.slot_mut(root);
             r.hnext = NIL;
             r.hprev = NIL;
         }
@@ -239,7 +239,7 @@ mod tests {
             x = x
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
-            tree.m(k).ftag = x >> 58;
+            tree.slot_mut(k).ftag = x >> 58;
             tree.fq_insert(p, k);
         }
         for &k in kids.iter().step_by(3) {
@@ -247,9 +247,9 @@ mod tests {
         }
         let mut last = (0u64, 0u32);
         let mut n = 0;
-        while tree.n(p).hroot != super::NIL {
-            let r = tree.n(p).hroot;
-            let key = (tree.n(r).stag, tree.n(r).seq);
+        while tree.slot(p).hroot != super::NIL {
+            let r = tree.slot(p).hroot;
+            let key = (tree.slot(r).stag, tree.slot(r).seq);
             assert!(key >= last, "{key:?} after {last:?}");
             last = key;
             tree.fq_remove(p, r);

@@ -36,10 +36,12 @@
 //!   served first when it comes back, until it has caught up. Later than that, it is owed one
 //!   piece, as any child that comes back.
 //!
-//! Timers live in one binary heap keyed by `(wake_at, index)`: one timer for the whole tree.
+//! Timers live in one binary heap keyed by `(wake_at, index)` (`timers`): one timer for the
+//! whole tree. Eligible roots and leaves with a grant to collect are FIFO lists (`lists`).
 
 use crate::bucket::Buckets;
 use crate::decision::Decision;
+use crate::lists::List;
 use crate::node::{Kind, LeafState, Slot, HOLD_NONE, HOLD_OPEN, NIL};
 use crate::storage::Storage;
 use crate::time::Instant;
@@ -56,9 +58,9 @@ impl<S: Storage> Tree<S> {
         self.pending = self.pending.saturating_add(1);
         let mut i = leaf;
         while i != NIL {
-            self.m(i).busy += 1;
+            self.slot_mut(i).busy += 1;
             self.refresh(i);
-            i = self.n(i).parent;
+            i = self.slot(i).parent;
         }
     }
 
@@ -66,18 +68,18 @@ impl<S: Storage> Tree<S> {
         self.pending = self.pending.saturating_sub(1);
         let mut i = leaf;
         while i != NIL {
-            let s = self.m(i);
+            let s = self.slot_mut(i);
             s.busy = s.busy.saturating_sub(1);
             self.refresh(i);
-            i = self.n(i).parent;
+            i = self.slot(i).parent;
         }
     }
 
     /// Withdraws a waiting piece or refunds a grant; the leaf ends idle. Returns the refund.
     pub(crate) fn drop_request(&mut self, leaf: u32) -> u64 {
         // a request abandoned: the leaf does not hold its turn either
-        let held = core::mem::replace(&mut self.m(leaf).hold, HOLD_NONE) != HOLD_NONE;
-        match self.n(leaf).state {
+        let held = core::mem::replace(&mut self.slot_mut(leaf).hold, HOLD_NONE) != HOLD_NONE;
+        match self.slot(leaf).state {
             LeafState::Idle => {
                 if held {
                     self.refresh_up(leaf);
@@ -85,13 +87,13 @@ impl<S: Storage> Tree<S> {
                 0
             }
             LeafState::Pending { .. } => {
-                self.m(leaf).state = LeafState::Idle;
+                self.slot_mut(leaf).state = LeafState::Idle;
                 self.sub_busy(leaf);
                 0
             }
             LeafState::Granted { piece } | LeafState::Holding { piece } => {
                 self.remove_ready(leaf);
-                self.m(leaf).state = LeafState::Idle;
+                self.slot_mut(leaf).state = LeafState::Idle;
                 self.refund_path(leaf, piece);
                 piece
             }
@@ -102,7 +104,7 @@ impl<S: Storage> Tree<S> {
     pub(crate) fn collect(&mut self, leaf: u32, piece: u64, want: u64) -> Decision {
         self.remove_ready(leaf);
         let n = piece.min(want);
-        self.m(leaf).state = LeafState::Holding { piece: n };
+        self.slot_mut(leaf).state = LeafState::Holding { piece: n };
         if n < piece {
             self.refund_path(leaf, piece - n);
             self.run(leaf);
@@ -115,12 +117,12 @@ impl<S: Storage> Tree<S> {
         let now = self.clock;
         let mut i = leaf;
         while i != NIL {
-            let s = self.m(i);
+            let s = self.slot_mut(i);
             s.buckets.refill(&s.limits, now);
             s.buckets.refund(&s.limits, n);
             s.granted = s.granted.saturating_sub(n);
             self.refresh(i);
-            i = self.n(i).parent;
+            i = self.slot(i).parent;
         }
     }
 
@@ -129,7 +131,7 @@ impl<S: Storage> Tree<S> {
         let mut until = self.clock;
         let mut i = leaf;
         while i != NIL {
-            let s = self.n(i);
+            let s = self.slot(i);
             if Buckets::paused(&s.limits) {
                 return Decision::Paused;
             }
@@ -204,13 +206,13 @@ impl<S: Storage> Tree<S> {
         let mut unit = cap;
         let mut burst = u64::MAX;
         let mut limited = false;
-        let has_parent = self.n(leaf).parent != NIL;
+        let has_parent = self.slot(leaf).parent != NIL;
         let mut credit = self.root_head == NIL;
         let now = self.clock;
         let mut i = leaf;
         let mut child = NIL;
         while i != NIL {
-            let s = self.m(i);
+            let s = self.slot_mut(i);
             if !sized {
                 // this leaf is not counted busy yet
                 unit = bound_unit(unit, s, u64::from(s.busy) + 1);
@@ -227,14 +229,14 @@ impl<S: Storage> Tree<S> {
                 // re-evaluates the path) lets the fair queue decide whose turn it is; the
                 // idle fast path here once granted whoever asked first (weights 10:1 came out
                 // 8.3:1 with 8 KiB copy loops and 1 ms of wake-up latency).
-                let s = self.n(i);
+                let s = self.slot(i);
                 if credit && !s.linked && s.hroot != NIL {
                     let h = s.hroot;
-                    credit = h == child && self.n(h).hchild == NIL;
+                    credit = h == child && self.slot(h).hchild == NIL;
                 }
             }
             child = i;
-            i = self.n(i).parent;
+            i = self.slot(i).parent;
         }
         let piece = if sized {
             cap
@@ -255,7 +257,7 @@ impl<S: Storage> Tree<S> {
         let mut i = leaf;
         let mut child = NIL;
         while i != NIL {
-            let s = self.m(i);
+            let s = self.slot_mut(i);
             s.buckets.consume(&s.limits, piece);
             s.granted = s.granted.saturating_add(piece);
             s.pieces = s.pieces.saturating_add(1);
@@ -271,7 +273,7 @@ impl<S: Storage> Tree<S> {
             i = parent;
         }
         if holds {
-            self.m(leaf).hold = HOLD_OPEN;
+            self.slot_mut(leaf).hold = HOLD_OPEN;
             self.refresh_up(leaf);
         }
         (piece, true, holds)
@@ -286,7 +288,7 @@ impl<S: Storage> Tree<S> {
         let mut burst = u64::MAX;
         let mut i = leaf;
         while i != NIL {
-            let s = self.n(i);
+            let s = self.slot(i);
             unit = bound_unit(unit, s, u64::from(s.busy.max(1)));
             burst = burst.min(s.burst_min);
             i = s.parent;
@@ -299,13 +301,13 @@ impl<S: Storage> Tree<S> {
     /// it), true otherwise (a grant, or a turn released).
     fn grant_one(&mut self, caller: u32) -> bool {
         let root = self.root_head;
-        if self.n(root).busy == 0 {
+        if self.slot(root).busy == 0 {
             // only held turns below, nobody waits: nothing to grant, nobody kept waiting
             return false;
         }
         let mut i = root;
-        while self.n(i).kind == Kind::Interior {
-            let s = self.n(i);
+        while self.slot(i).kind == Kind::Interior {
+            let s = self.slot(i);
             let c = s.hroot;
             if c == NIL {
                 // An eligible interior node always has an eligible child; if that ever broke,
@@ -317,7 +319,7 @@ impl<S: Storage> Tree<S> {
             i = c;
         }
         let leaf = i;
-        let LeafState::Pending { piece, since } = self.n(leaf).state else {
+        let LeafState::Pending { piece, since } = self.slot(leaf).state else {
             // the leaf is between two requests and holds its turn
             return !self.keep_hold(leaf);
         };
@@ -332,11 +334,11 @@ impl<S: Storage> Tree<S> {
         } else {
             HOLD_NONE
         };
-        let s = self.m(leaf);
+        let s = self.slot_mut(leaf);
         s.state = LeafState::Granted { piece };
         s.hold = hold;
         self.spend_path(leaf, piece, Some(waited));
-        if self.n(root).linked && self.root_head == root {
+        if self.slot(root).linked && self.root_head == root {
             self.move_to_tail(NIL, root);
         }
         if leaf != caller {
@@ -355,7 +357,7 @@ impl<S: Storage> Tree<S> {
         let mut child = NIL;
         let mut i = leaf;
         while i != NIL {
-            let s = self.m(i);
+            let s = self.slot_mut(i);
             s.buckets.refill(&s.limits, now);
             s.buckets.consume(&s.limits, piece);
             if let Some(w) = waited {
@@ -365,21 +367,21 @@ impl<S: Storage> Tree<S> {
             s.granted = s.granted.saturating_add(piece);
             s.pieces = s.pieces.saturating_add(1);
             if child != NIL {
-                let start = self.n(child).stag;
+                let start = self.slot(child).stag;
                 self.fq_charge(i, child, start, piece);
-                if self.n(child).linked {
+                if self.slot(child).linked {
                     // still eligible: back into the queue with its new start tag
                     self.fq_requeue(i, child);
                 }
             }
             // still sendable, still eligible, no timer: nothing to re-evaluate (the common
             // case of a node with credit to spare)
-            let s = self.n(i);
+            let s = self.slot(i);
             if !(s.linked && s.heap_pos == NIL && s.has_work() && s.buckets.sendable(&s.limits)) {
                 self.refresh(i);
             }
             child = i;
-            i = self.n(i).parent;
+            i = self.slot(i).parent;
         }
     }
 
@@ -388,18 +390,18 @@ impl<S: Storage> Tree<S> {
     /// would pick) and the path has credit, grant it at once — the outcome of queueing it and running the scheduler,
     /// without either. `None`: not its turn; nothing changed.
     pub(crate) fn try_grant_held(&mut self, leaf: u32, want: u64) -> Option<u64> {
-        let s = self.n(leaf);
+        let s = self.slot(leaf);
         if s.hold == HOLD_NONE || !s.linked {
             return None;
         }
         let mut i = leaf;
         loop {
-            let p = self.n(i).parent;
+            let p = self.slot(i).parent;
             if p == NIL {
                 break;
             }
             // linked nodes have credit (refill only adds; spending refreshes)
-            if self.n(p).hroot != i || !self.n(p).linked {
+            if self.slot(p).hroot != i || !self.slot(p).linked {
                 return None;
             }
             i = p;
@@ -413,7 +415,7 @@ impl<S: Storage> Tree<S> {
         let (piece, granted, holds) = self.size_and_try_grant(leaf, want);
         debug_assert!(!granted, "a linked root rules out the idle fast path");
         let hold = if holds { HOLD_OPEN } else { HOLD_NONE };
-        let s = self.m(leaf);
+        let s = self.slot_mut(leaf);
         s.state = LeafState::Holding { piece };
         s.hold = hold;
         self.spend_path(leaf, piece, None);
@@ -423,12 +425,12 @@ impl<S: Storage> Tree<S> {
     /// True when `leaf` keeps its turn between two requests: it has siblings to keep it from
     /// (a parent), and some node from it up to its root has a tier (else nobody ever waits).
     pub(crate) fn holds_turns(&self, leaf: u32) -> bool {
-        if self.n(leaf).parent == NIL {
+        if self.slot(leaf).parent == NIL {
             return false;
         }
         let mut i = leaf;
         while i != NIL {
-            let s = self.n(i);
+            let s = self.slot(i);
             if !s.limits.is_unlimited() {
                 return true;
             }
@@ -448,7 +450,7 @@ impl<S: Storage> Tree<S> {
     /// up. After the deadline it is owed one piece at most, as any child that comes back.
     fn keep_hold(&mut self, leaf: u32) -> bool {
         let now = self.clock;
-        let hold = self.n(leaf).hold;
+        let hold = self.slot(leaf).hold;
         let round = self.config.round_ns();
         let memory = u64::from(LATE_MEMORY_ROUNDS).saturating_mul(round);
         if hold != HOLD_OPEN && hold <= now {
@@ -458,7 +460,7 @@ impl<S: Storage> Tree<S> {
         let mut bound: Option<(u64, bool)> = None;
         let mut i = leaf;
         while i != NIL {
-            let s = self.n(i);
+            let s = self.slot(i);
             if !s.limits.is_unlimited() {
                 let mut b = s.buckets;
                 b.refill(&s.limits, now);
@@ -486,7 +488,7 @@ impl<S: Storage> Tree<S> {
             return self.release_turn(leaf, until.saturating_add(memory));
         }
         if hold == HOLD_OPEN {
-            self.m(leaf).hold = until;
+            self.slot_mut(leaf).hold = until;
             self.refresh(leaf);
         }
         true
@@ -498,12 +500,12 @@ impl<S: Storage> Tree<S> {
         if keep_until > self.clock {
             let mut i = leaf;
             while i != NIL {
-                let s = self.m(i);
+                let s = self.slot_mut(i);
                 s.keep_tag_until = s.keep_tag_until.max(keep_until);
                 i = s.parent;
             }
         }
-        self.m(leaf).hold = HOLD_NONE;
+        self.slot_mut(leaf).hold = HOLD_NONE;
         self.refresh_up(leaf);
         false
     }
@@ -512,7 +514,7 @@ impl<S: Storage> Tree<S> {
     /// or unlinks it in its parent's active list. Returns true when its eligibility changed.
     pub(crate) fn refresh(&mut self, i: u32) -> bool {
         let now = self.clock;
-        let s = self.m(i);
+        let s = self.slot_mut(i);
         s.buckets.refill(&s.limits, now);
         if s.hold != HOLD_OPEN && s.hold <= now {
             s.hold = HOLD_NONE;
@@ -554,52 +556,30 @@ impl<S: Storage> Tree<S> {
     /// Re-evaluates a node and then its ancestors while eligibility keeps changing.
     pub(crate) fn refresh_up(&mut self, mut i: u32) {
         while i != NIL && self.refresh(i) {
-            i = self.n(i).parent;
+            i = self.slot(i).parent;
         }
     }
 
     // ---- eligibility: the parent's fair queue, or for roots a plain FIFO ----
 
     fn link(&mut self, p: u32, c: u32) {
-        self.m(c).linked = true;
+        self.slot_mut(c).linked = true;
         if p != NIL {
             self.fq_insert(p, c);
             return;
         }
         self.linked_roots += 1;
-        let tail = self.root_tail;
-        let s = self.m(c);
-        s.prev = tail;
-        s.next = NIL;
-        if tail == NIL {
-            self.root_head = c;
-        } else {
-            self.m(tail).next = c;
-        }
-        self.root_tail = c;
+        self.list_push(List::Roots, c);
     }
 
     pub(crate) fn unlink(&mut self, p: u32, c: u32) {
-        self.m(c).linked = false;
+        self.slot_mut(c).linked = false;
         if p != NIL {
             self.fq_remove(p, c);
             return;
         }
         self.linked_roots -= 1;
-        let s = self.m(c);
-        let (prev, next) = (s.prev, s.next);
-        s.prev = NIL;
-        s.next = NIL;
-        if prev == NIL {
-            self.root_head = next;
-        } else {
-            self.m(prev).next = next;
-        }
-        if next == NIL {
-            self.root_tail = prev;
-        } else {
-            self.m(next).prev = prev;
-        }
+        self.list_remove(List::Roots, c);
     }
 
     /// Round robin between independent roots (they share nothing; this only keeps the order
@@ -612,130 +592,22 @@ impl<S: Storage> Tree<S> {
         self.link(p, c);
     }
 
-    // ---- the timer heap: entries (wake_at, index), smallest first ----
-
-    fn heap_set(&mut self, i: u32, at: u64) {
-        let pos = self.n(i).heap_pos;
-        if pos == NIL {
-            let pos = self.storage.heap().len() as u32;
-            self.storage.heap_push((at, i));
-            self.m(i).heap_pos = pos;
-            self.sift_up(pos);
-        } else if self.storage.heap()[pos as usize].0 != at {
-            self.storage.heap_mut()[pos as usize].0 = at;
-            let pos = self.sift_up(pos);
-            self.sift_down(pos);
-        }
-    }
-
-    #[inline]
-    pub(crate) fn heap_remove(&mut self, i: u32) {
-        if self.n(i).heap_pos != NIL {
-            self.heap_remove_at(i);
-        }
-    }
-
-    fn heap_remove_at(&mut self, i: u32) {
-        let pos = self.n(i).heap_pos;
-        self.m(i).heap_pos = NIL;
-        let Some(last) = self.storage.heap_pop() else {
-            return;
-        };
-        if last.1 == i {
-            return;
-        }
-        self.storage.heap_mut()[pos as usize] = last;
-        self.m(last.1).heap_pos = pos;
-        let pos = self.sift_up(pos);
-        self.sift_down(pos);
-    }
-
-    /// Moves the entry at `pos` up to its place; returns where it ended.
-    fn sift_up(&mut self, mut pos: u32) -> u32 {
-        while pos > 0 {
-            let parent = (pos - 1) / 2;
-            let heap = self.storage.heap();
-            if heap[pos as usize] >= heap[parent as usize] {
-                break;
-            }
-            self.swap(pos, parent);
-            pos = parent;
-        }
-        pos
-    }
-
-    fn sift_down(&mut self, mut pos: u32) {
-        loop {
-            let heap = self.storage.heap();
-            let len = heap.len() as u32;
-            let l = 2 * pos + 1;
-            if l >= len {
-                break;
-            }
-            let r = l + 1;
-            let c = if r < len && heap[r as usize] < heap[l as usize] {
-                r
-            } else {
-                l
-            };
-            if heap[c as usize] >= heap[pos as usize] {
-                break;
-            }
-            self.swap(pos, c);
-            pos = c;
-        }
-    }
-
-    fn swap(&mut self, a: u32, b: u32) {
-        let heap = self.storage.heap_mut();
-        // by hand, not `slice::swap`: that one goes through `ptr::swap` (a == b may overlap),
-        // which links a 1.5 KB `memmove` into a firmware for two 16-byte entries
-        let (ea, eb) = (heap[a as usize], heap[b as usize]);
-        heap[a as usize] = eb;
-        heap[b as usize] = ea;
-        let (x, y) = (eb.1, ea.1);
-        self.m(x).heap_pos = a;
-        self.m(y).heap_pos = b;
-    }
-
     // ---- the ready list: leaves granted by someone else's call ----
 
     fn push_ready(&mut self, i: u32) {
-        if self.n(i).in_ready {
+        if self.slot(i).in_ready {
             return;
         }
-        let tail = self.ready_tail;
-        let s = self.m(i);
-        s.in_ready = true;
-        s.ready_prev = tail;
-        s.ready_next = NIL;
-        if tail == NIL {
-            self.ready_head = i;
-        } else {
-            self.m(tail).ready_next = i;
-        }
-        self.ready_tail = i;
+        self.slot_mut(i).in_ready = true;
+        self.list_push(List::Ready, i);
     }
 
     pub(crate) fn remove_ready(&mut self, i: u32) {
-        if !self.n(i).in_ready {
+        if !self.slot(i).in_ready {
             return;
         }
-        let s = self.m(i);
-        s.in_ready = false;
-        let (prev, next) = (s.ready_prev, s.ready_next);
-        s.ready_prev = NIL;
-        s.ready_next = NIL;
-        if prev == NIL {
-            self.ready_head = next;
-        } else {
-            self.m(prev).ready_next = next;
-        }
-        if next == NIL {
-            self.ready_tail = prev;
-        } else {
-            self.m(next).ready_prev = prev;
-        }
+        self.slot_mut(i).in_ready = false;
+        self.list_remove(List::Ready, i);
     }
 }
 

@@ -598,15 +598,15 @@ fn weights_hold_across_the_wrap_of_virtual_time() {
         .collect();
     // V grows by about 4 MiB × 2^29 = 2^51 a second (the weight-4 leaf's share and cost)
     let start = u64::MAX - (1 << 52);
-    tree.m(root.index).vtime = start;
+    tree.slot_mut(root.index).vtime = start;
     for l in &leaves {
-        tree.m(l.node().index).ftag = start;
+        tree.slot_mut(l.node().index).ftag = start;
     }
     let got = saturate(&mut tree, &leaves, 4);
     assert!(
-        tree.n(root.index).vtime < start,
+        tree.slot(root.index).vtime < start,
         "V did not wrap: {}",
-        tree.n(root.index).vtime
+        tree.slot(root.index).vtime
     );
     for (g, w) in got.iter().zip([1.0, 2.0, 4.0]) {
         assert!(close(rate_mib(*g, 4), w, 0.02), "{got:?}");
@@ -627,11 +627,11 @@ fn a_finish_tag_left_behind_by_a_wrap_is_not_taken_for_ahead() {
         tree.settle(a, n, t(0)).unwrap();
     }
     tree.cancel(a, t(0)).unwrap();
-    tree.m(root.index).vtime = 1 << 40;
-    tree.m(a.node().index).ftag = 1 << 40;
+    tree.slot_mut(root.index).vtime = 1 << 40;
+    tree.slot_mut(a.node().index).ftag = 1 << 40;
     // b's tag from before the last wrap: 2^62 "ahead" of V
-    tree.m(b.node().index).ftag = (1 << 40) + (1 << 62);
-    tree.m(b.node().index).last_charge = 8 * KIB * (1 << 31);
+    tree.slot_mut(b.node().index).ftag = (1 << 40) + (1 << 62);
+    tree.slot_mut(b.node().index).last_charge = 8 * KIB * (1 << 31);
     let got = saturate(&mut tree, &[a, b], 2);
     assert!(
         close(rate_mib(got[0], 2), 1.0, 0.03) && close(rate_mib(got[1], 2), 1.0, 0.03),

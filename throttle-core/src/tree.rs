@@ -157,7 +157,7 @@ impl<S: Storage> Tree<S> {
             None => NIL,
             Some(id) => {
                 let p = self.index(id).ok_or(InsertError::StaleParent)?;
-                if self.n(p).kind == Kind::Leaf {
+                if self.slot(p).kind == Kind::Leaf {
                     return Err(InsertError::ParentIsLeaf);
                 }
                 p
@@ -180,9 +180,9 @@ impl<S: Storage> Tree<S> {
         );
         let index = if self.free_head != NIL {
             let i = self.free_head;
-            let gen = self.n(i).gen;
-            self.free_head = self.n(i).next;
-            *self.m(i) = Slot { gen, ..slot };
+            let gen = self.slot(i).gen;
+            self.free_head = self.slot(i).next;
+            *self.slot_mut(i) = Slot { gen, ..slot };
             i
         } else {
             let i = self.storage.slots().len();
@@ -192,17 +192,17 @@ impl<S: Storage> Tree<S> {
             i as u32
         };
         if p != NIL {
-            self.m(p).children += 1;
+            self.slot_mut(p).children += 1;
             // owed nothing yet: a fresh child does not win ties against siblings that are
             // owed service (see `fairq`)
-            let v = self.n(p).vtime;
-            self.m(index).ftag = v;
+            let v = self.slot(p).vtime;
+            self.slot_mut(index).ftag = v;
         }
         self.len += 1;
         self.generation = self.generation.wrapping_add(1);
         Ok(NodeId {
             index,
-            gen: self.n(index).gen,
+            gen: self.slot(index).gen,
         })
     }
 
@@ -211,24 +211,24 @@ impl<S: Storage> Tree<S> {
     /// (and any copy of it) is stale afterwards, even once the slot is reused.
     pub fn remove(&mut self, node: NodeId, now: Instant) -> Result<(), RemoveError> {
         let i = self.index(node).ok_or(RemoveError::StaleHandle)?;
-        if self.n(i).children > 0 {
+        if self.slot(i).children > 0 {
             return Err(RemoveError::HasChildren);
         }
         self.tick(now);
-        if self.n(i).kind == Kind::Leaf {
+        if self.slot(i).kind == Kind::Leaf {
             self.drop_request(i);
         }
-        let p = self.n(i).parent;
-        if self.n(i).linked {
+        let p = self.slot(i).parent;
+        if self.slot(i).linked {
             self.unlink(p, i);
         }
         self.heap_remove(i);
         self.remove_ready(i);
         if p != NIL {
-            self.m(p).children -= 1;
+            self.slot_mut(p).children -= 1;
         }
         let free = self.free_head;
-        let s = self.m(i);
+        let s = self.slot_mut(i);
         s.kind = Kind::Free;
         s.gen = s.gen.wrapping_add(1);
         s.next = free;
@@ -258,7 +258,7 @@ impl<S: Storage> Tree<S> {
         self.tick(now);
         let clock = self.clock;
         let round = self.round_tokens(&limits);
-        let s = self.m(i);
+        let s = self.slot_mut(i);
         let old = s.limits;
         s.buckets.relimit(&old, &limits, clock);
         s.limits = limits;
@@ -282,7 +282,7 @@ impl<S: Storage> Tree<S> {
         if weight == 0 {
             return Err(SetLimitError::ZeroWeight);
         }
-        let s = self.m(i);
+        let s = self.slot_mut(i);
         s.weight = weight;
         s.tag_step = crate::fairq::tag_step(weight);
         self.generation = self.generation.wrapping_add(1);
@@ -312,14 +312,14 @@ impl<S: Storage> Tree<S> {
             return Err(AcquireError::ZeroRequest);
         }
         self.tick(now);
-        if let LeafState::Holding { .. } = self.n(i).state {
-            self.m(i).state = LeafState::Idle;
+        if let LeafState::Holding { .. } = self.slot(i).state {
+            self.slot_mut(i).state = LeafState::Idle;
         }
-        match self.n(i).state {
+        match self.slot(i).state {
             LeafState::Granted { piece } => return Ok(self.collect(i, piece, want)),
             LeafState::Pending { piece, since } => {
                 if want < piece {
-                    self.m(i).state = LeafState::Pending { piece: want, since };
+                    self.slot_mut(i).state = LeafState::Pending { piece: want, since };
                 }
             }
             LeafState::Idle | LeafState::Holding { .. } => {
@@ -329,10 +329,10 @@ impl<S: Storage> Tree<S> {
                 }
                 let (piece, granted, _) = self.size_and_try_grant(i, want);
                 if granted {
-                    self.m(i).state = LeafState::Holding { piece };
+                    self.slot_mut(i).state = LeafState::Holding { piece };
                     return Ok(Decision::Grant(piece));
                 }
-                self.m(i).state = LeafState::Pending {
+                self.slot_mut(i).state = LeafState::Pending {
                     piece,
                     since: self.clock,
                 };
@@ -340,7 +340,7 @@ impl<S: Storage> Tree<S> {
             }
         }
         self.run(i);
-        if let LeafState::Granted { piece } = self.n(i).state {
+        if let LeafState::Granted { piece } = self.slot(i).state {
             return Ok(self.collect(i, piece, want));
         }
         Ok(self.wait_decision(i))
@@ -351,7 +351,7 @@ impl<S: Storage> Tree<S> {
     /// ready are reported by [`Tree::poll_ready`].
     pub fn settle(&mut self, leaf: LeafId, used: u64, now: Instant) -> Result<(), SettleError> {
         let i = self.leaf_index(leaf).ok_or(SettleError::StaleHandle)?;
-        let LeafState::Holding { piece } = self.n(i).state else {
+        let LeafState::Holding { piece } = self.slot(i).state else {
             return Err(SettleError::NoGrant);
         };
         if used > piece {
@@ -359,7 +359,7 @@ impl<S: Storage> Tree<S> {
         }
         self.tick(now);
         // a held turn's deadline stands: a sibling may be waiting on it (and on its timer)
-        self.m(i).state = LeafState::Idle;
+        self.slot_mut(i).state = LeafState::Idle;
         if used < piece {
             self.refund_path(i, piece - used);
             self.run(NIL);
@@ -411,13 +411,13 @@ impl<S: Storage> Tree<S> {
         self.remove_ready(i);
         Some(LeafId(NodeId {
             index: i,
-            gen: self.n(i).gen,
+            gen: self.slot(i).gen,
         }))
     }
 
     /// The node's counters.
     pub fn stats(&self, node: NodeId) -> Result<Stats, StaleHandle> {
-        let s = self.n(self.index(node).ok_or(StaleHandle::Removed)?);
+        let s = self.slot(self.index(node).ok_or(StaleHandle::Removed)?);
         Ok(Stats {
             granted: s.granted,
             pieces: s.pieces,
@@ -428,7 +428,9 @@ impl<S: Storage> Tree<S> {
 
     /// The node's limits.
     pub fn limits(&self, node: NodeId) -> Result<Limits, StaleHandle> {
-        Ok(self.n(self.index(node).ok_or(StaleHandle::Removed)?).limits)
+        Ok(self
+            .slot(self.index(node).ok_or(StaleHandle::Removed)?)
+            .limits)
     }
 
     /// Whether no node from `node` up to its root has a tier: an adapter may then skip the
@@ -437,7 +439,7 @@ impl<S: Storage> Tree<S> {
     pub fn path_unlimited(&self, node: NodeId) -> Result<bool, StaleHandle> {
         let mut i = self.index(node).ok_or(StaleHandle::Removed)?;
         loop {
-            let s = self.n(i);
+            let s = self.slot(i);
             if !s.limits.is_unlimited() {
                 return Ok(false);
             }
@@ -450,10 +452,12 @@ impl<S: Storage> Tree<S> {
 
     /// The node's parent (`None` for a root).
     pub fn parent(&self, node: NodeId) -> Result<Option<NodeId>, StaleHandle> {
-        let p = self.n(self.index(node).ok_or(StaleHandle::Removed)?).parent;
+        let p = self
+            .slot(self.index(node).ok_or(StaleHandle::Removed)?)
+            .parent;
         Ok((p != NIL).then(|| NodeId {
             index: p,
-            gen: self.n(p).gen,
+            gen: self.slot(p).gen,
         }))
     }
 
@@ -465,7 +469,7 @@ impl<S: Storage> Tree<S> {
     /// Whole tokens held by tier `tier` of `node` at the tree's latest `now` (negative: debt;
     /// 0 for a tier index it does not have). For diagnostics and tests.
     pub fn tokens(&self, node: NodeId, tier: usize) -> Result<i128, StaleHandle> {
-        let s = self.n(self.index(node).ok_or(StaleHandle::Removed)?);
+        let s = self.slot(self.index(node).ok_or(StaleHandle::Removed)?);
         let mut b = s.buckets;
         b.refill(&s.limits, self.clock);
         Ok(b.tokens(&s.limits, tier))
@@ -479,16 +483,19 @@ impl<S: Storage> Tree<S> {
     }
 
     fn leaf_index(&self, id: LeafId) -> Option<u32> {
-        self.index(id.0).filter(|&i| self.n(i).kind == Kind::Leaf)
+        self.index(id.0)
+            .filter(|&i| self.slot(i).kind == Kind::Leaf)
     }
 
+    /// The slot at index `i` (an index the caller got from the tree: never out of range).
     #[inline]
-    pub(crate) fn n(&self, i: u32) -> &Slot {
+    pub(crate) fn slot(&self, i: u32) -> &Slot {
         &self.storage.slots()[i as usize]
     }
 
+    /// The slot at index `i`, to change.
     #[inline]
-    pub(crate) fn m(&mut self, i: u32) -> &mut Slot {
+    pub(crate) fn slot_mut(&mut self, i: u32) -> &mut Slot {
         &mut self.storage.slots_mut()[i as usize]
     }
 

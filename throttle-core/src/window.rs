@@ -151,7 +151,7 @@ impl<S: Storage> Tree<S> {
     /// `None` when `n` exceeds the window's `N` or the node has no window tier. For estimates
     /// (deadline-aware waits); what is granted is decided by [`Tree::acquire`].
     pub fn window_ready_at(&self, node: NodeId, n: u64) -> Result<Option<Instant>, StaleHandle> {
-        let s = self.n(self.index(node).ok_or(StaleHandle::Removed)?);
+        let s = self.slot(self.index(node).ok_or(StaleHandle::Removed)?);
         let Some(tier) = s.limits.window() else {
             return Ok(None);
         };
