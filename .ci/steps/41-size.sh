@@ -6,7 +6,8 @@
 #  - flash: the `.text` of nostd-check's objects, whose `exercise` instantiates every operation
 #    of a `FixedTree<N>` (the core is generic: its code is compiled where it is used, so these
 #    objects hold it; compiler-builtins and non-generic helpers left in the core's rlib are not
-#    counted), and the same with the sharing layer (`Shared` + `CsLock`, every operation);
+#    counted), and the same with the sharing layer (`Shared` + `CsLock`) and the waiting
+#    engine (`wait::Engine`, `poll_driver`) as an adapter drives them;
 #  - RAM per node: the size of a `static FixedTree<N>` (and of the `Shared` around it) on the
 #    target, divided by N (fixed overhead included, so small N pay more per node);
 # the same two flash figures for N = 8 in a linked image (examples/firmware's size probes,
@@ -116,7 +117,7 @@ for n in "${NODE_COUNTS[@]}"; do
     sections=$(rlib_sections)
     shared=$(static_of RAM_SHARED <<<"$sections")
     [[ -n "$shared" ]] || { echo "FAIL: no RAM_SHARED section in $rlib"; exit 1; }
-    record "shared_text_n$n" "$(text_of <<<"$sections")" "flash: core + sharing layer (Shared<CsLock>), every operation, N = $n (.text)"
+    record "shared_text_n$n" "$(text_of <<<"$sections")" "flash: core + sharing layer (Shared<CsLock>) + waiting engine, every operation, N = $n (.text)"
     record "shared_ram_per_node_n$n" $(((shared + n - 1) / n)) "RAM per node with the sharing layer: static Shared<FixedTree<$n>> = $shared B / $n"
 done
 
@@ -133,7 +134,7 @@ bins=examples/firmware/target/$TARGET/release
 elf_text() { "$SIZE_TOOL" -A "$1" | awk '$1 == ".text" { print $2 + 0 }'; }
 empty=$(elf_text "$bins/size_empty")
 record core_linked_text_n8 $(($(elf_text "$bins/size_core") - empty)) "flash: core, every operation of FixedTree<8>, linked (opt-level s, LTO; .text minus an empty firmware)"
-record shared_linked_text_n8 $(($(elf_text "$bins/size_shared") - empty)) "flash: core + sharing layer, every operation, N = 8, linked (as above)"
+record shared_linked_text_n8 $(($(elf_text "$bins/size_shared") - empty)) "flash: core + sharing layer + waiting engine, every operation, N = 8, linked (as above)"
 
 elf=$bins/throttle-firmware
 read -r vt text ro data bss < <("$SIZE_TOOL" -A "$elf" | awk '

@@ -122,21 +122,49 @@ pub static RAM_SHARED: MeasuredShared = throttle_core::Shared::from_lock(
     throttle_core::CsLock::new_const(throttle_core::shared::State::new(measured_tree())),
 );
 
-/// Every operation of the sharing layer on [`RAM_SHARED`] (the wake-up protocol, the timer holder
-/// and the driver step). Not meant to be called on the host. `.ci/steps/41-size.sh` prints the
-/// `.text` with and without it.
+/// The clock and the shared tree the waiting engine is driven with in [`exercise_shared`].
+#[cfg(feature = "shared")]
+struct Probe(Instant);
+
+#[cfg(feature = "shared")]
+impl throttle_core::wait::Handle for Probe {
+    type Storage = Fixed<NODES>;
+    type Lock = throttle_core::CsLock<throttle_core::shared::State<Fixed<NODES>>>;
+    fn shared(&self) -> &MeasuredShared {
+        &RAM_SHARED
+    }
+    fn now(&self) -> Instant {
+        self.0
+    }
+}
+
+/// Every operation of the sharing layer on [`RAM_SHARED`] (the wake-up protocol, the timer
+/// holder, the driver step) as an adapter uses them: through the core's waiting engine
+/// (`wait::Engine`: acquire with a timer, settle, cancel, one throttled I/O, the driver loop).
+/// Not meant to be called on the host. `.ci/steps/41-size.sh` prints the `.text` with and
+/// without it.
 #[cfg(feature = "shared")]
 pub fn exercise_shared(leaf: LeafId, now: u64, waker: &core::task::Waker) -> Option<u64> {
+    use core::task::{Context, Poll};
+    use throttle_core::wait::{poll_driver, Deadline, Engine};
+
     let t = Instant::from_nanos(now);
-    let n = match RAM_SHARED.poll_acquire(leaf, 1460, t, waker).ok()? {
-        throttle_core::shared::Step::Grant(n) => {
-            RAM_SHARED.settle(leaf, n, t).ok()?;
+    let mut cx = Context::from_waker(waker);
+    let mut sleep = Deadline::new();
+    let mut engine = Engine::new(Probe(t), leaf);
+    let n = match engine.poll_acquire(&mut cx, &mut sleep, 1460) {
+        Poll::Ready(Ok(n)) => {
+            engine.settle(n);
             n
         }
-        throttle_core::shared::Step::Sleep { until } => until.map_or(0, Instant::as_nanos),
+        Poll::Ready(Err(_)) => return None,
+        Poll::Pending => sleep.take().map_or(0, Instant::as_nanos),
     };
-    let _ = RAM_SHARED.cancel(leaf, t);
+    engine.cancel();
+    let moved = engine.poll_io(&mut cx, &mut sleep, 512, |_, k| {
+        Poll::<Result<usize, throttle_core::wait::WaitError>>::Ready(Ok(k / 2))
+    });
     let _ = RAM_SHARED.set_limit(leaf.node(), Limits::per_second(1 << 20), t);
-    let _ = RAM_SHARED.poll_driver(t, waker);
-    Some(n)
+    let _ = poll_driver(&Probe(t), &mut sleep, &mut cx);
+    Some(n + matches!(moved, Poll::Ready(Ok(_))) as u64)
 }
