@@ -22,6 +22,9 @@
 #
 #     bash .ci/steps/41-size.sh --update-baseline
 #
+# It also fails when an empty limiter in a `static` (nostd-check's `RAM_SHARED`, the embassy
+# `EMBASSY_LIMITER`) is not in `.bss`: an empty limiter must be all zero bytes.
+#
 # Prints SKIPPED and exits 0 when the target cannot be installed or no size tool is found.
 cd "$(dirname "$0")/../.."
 
@@ -117,6 +120,15 @@ for n in "${NODE_COUNTS[@]}"; do
     sections=$(rlib_sections)
     shared=$(static_of RAM_SHARED <<<"$sections")
     [[ -n "$shared" ]] || { echo "FAIL: no RAM_SHARED section in $rlib"; exit 1; }
+    # An empty limiter is all zero bytes, so a `static` one is zeroed RAM (`.bss`), not a
+    # flash image copied to RAM (`.data`, paid twice): `node::Link`, `Config`'s encoding.
+    for name in RAM_SHARED EMBASSY_LIMITER; do
+        if ! grep -q "^\.bss\..*$name" <<<"$sections"; then
+            echo "FAIL: static $name (an empty limiter) is not in .bss:"
+            grep "$name" <<<"$sections" || true
+            exit 1
+        fi
+    done
     record "shared_text_n$n" "$(text_of <<<"$sections")" "flash: core + sharing layer (Shared<CsLock>) + waiting engine, every operation, N = $n (.text)"
     record "shared_ram_per_node_n$n" $(((shared + n - 1) / n)) "RAM per node with the sharing layer: static Shared<FixedTree<$n>> = $shared B / $n"
 done

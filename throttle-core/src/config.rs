@@ -42,6 +42,7 @@
 //! hold when timers fire late and requests are small (8 KiB copy loops), and a task that runs
 //! late is repaid the turns it could not take, for up to 10 rounds.
 
+use core::fmt;
 use core::time::Duration;
 
 use crate::error::BurstTooSmall;
@@ -50,12 +51,33 @@ use crate::time::nanos_of;
 
 /// Tree-wide settings. `Config::default()` suits byte streams and request limits alike: a piece
 /// never exceeds what was asked for, nor the smallest burst on the path.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+///
+/// Each field is kept XOR its default, so [`Config::DEFAULT`] is all zero bytes: with the
+/// links' encoding (`node::Link`) an empty tree, and a `static` limiter around it, is zero
+/// at start and lands in `.bss` (zeroed RAM) instead of `.data` (RAM *and* a flash image).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Config {
     round_ns: u64,
     min_piece: u64,
     max_piece: u64,
     min_burst_ns: u64,
+}
+
+/// The defaults, in the clear (see [`Config::DEFAULT`]).
+const DEFAULT_ROUND_NS: u64 = 10_000_000;
+const DEFAULT_MIN_PIECE: u64 = 512;
+const DEFAULT_MAX_PIECE: u64 = 64 * 1024;
+const DEFAULT_MIN_BURST_NS: u64 = 5_000_000;
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("round", &self.round())
+            .field("min_piece", &self.min_piece())
+            .field("max_piece", &self.max_piece())
+            .field("min_burst", &self.min_burst())
+            .finish()
+    }
 }
 
 /// Largest allowed `max_piece` (2^40 tokens): keeps tag arithmetic far inside `u128`.
@@ -71,17 +93,17 @@ impl Config {
     /// round 10 ms, pieces from 512 B to 64 KiB. At 10 ms a single stream at 64 KiB/s gets
     /// ~100 pieces a second, so any one-second window is within ±1 % of the limit.
     pub const DEFAULT: Config = Config {
-        round_ns: 10_000_000,
-        min_piece: 512,
-        max_piece: 64 * 1024,
-        min_burst_ns: 5_000_000,
+        round_ns: 0,
+        min_piece: 0,
+        max_piece: 0,
+        min_burst_ns: 0,
     };
 
     /// Target duration of one round over the busy children of a node (default 10 ms).
     /// Clamped to at least 1 µs and at most 1 hour.
     #[must_use]
     pub fn with_round(mut self, round: Duration) -> Self {
-        self.round_ns = nanos_of(round).clamp(1_000, 3_600_000_000_000);
+        self.round_ns = nanos_of(round).clamp(1_000, 3_600_000_000_000) ^ DEFAULT_ROUND_NS;
         self
     }
 
@@ -89,8 +111,9 @@ impl Config {
     /// `max` is clamped to `[min, 2^40]`.
     #[must_use]
     pub fn with_pieces(mut self, min: u64, max: u64) -> Self {
-        self.min_piece = min.clamp(1, MAX_PIECE_LIMIT);
-        self.max_piece = max.clamp(self.min_piece, MAX_PIECE_LIMIT);
+        let min = min.clamp(1, MAX_PIECE_LIMIT);
+        self.min_piece = min ^ DEFAULT_MIN_PIECE;
+        self.max_piece = max.clamp(min, MAX_PIECE_LIMIT) ^ DEFAULT_MAX_PIECE;
         self
     }
 
@@ -105,13 +128,17 @@ impl Config {
             3_600_000_000_000
         } else {
             ns as u64
-        };
+        } ^ DEFAULT_MIN_BURST_NS;
         self
     }
 
     /// The smallest burst, as time at a tier's rate.
     pub const fn min_burst(&self) -> Duration {
-        Duration::from_nanos(self.min_burst_ns)
+        Duration::from_nanos(self.min_burst_ns())
+    }
+
+    const fn min_burst_ns(&self) -> u64 {
+        self.min_burst_ns ^ DEFAULT_MIN_BURST_NS
     }
 
     /// The smallest burst this configuration accepts for `tier`, in tokens: its rate ×
@@ -123,7 +150,7 @@ impl Config {
         if tier.is_window() {
             return 0;
         }
-        crate::muldiv::mul_div(tier.amount(), self.min_burst_ns, tier.period_ns())
+        crate::muldiv::mul_div(tier.amount(), self.min_burst_ns(), tier.period_ns())
     }
 
     /// Checks every tier of `limits` against [`Config::min_burst_of`].
@@ -144,21 +171,21 @@ impl Config {
 
     /// The round duration.
     pub const fn round(&self) -> Duration {
-        Duration::from_nanos(self.round_ns)
+        Duration::from_nanos(self.round_ns())
     }
 
     /// The smallest piece.
     pub const fn min_piece(&self) -> u64 {
-        self.min_piece
+        self.min_piece ^ DEFAULT_MIN_PIECE
     }
 
     /// The largest piece.
     pub const fn max_piece(&self) -> u64 {
-        self.max_piece
+        self.max_piece ^ DEFAULT_MAX_PIECE
     }
 
     pub(crate) const fn round_ns(&self) -> u64 {
-        self.round_ns
+        self.round_ns ^ DEFAULT_ROUND_NS
     }
 }
 
@@ -183,6 +210,39 @@ mod tests {
         // opting out
         let any = c.with_min_burst(Duration::ZERO);
         assert!(any.check_bursts(&Limits::new(t.with_burst(0))).is_ok());
+    }
+
+    #[test]
+    fn the_default_is_what_the_docs_say_and_builders_round_trip() {
+        let c = Config::DEFAULT;
+        assert_eq!(c.round(), Duration::from_millis(10));
+        assert_eq!((c.min_piece(), c.max_piece()), (512, 64 * 1024));
+        assert_eq!(c.min_burst(), Duration::from_millis(5));
+        let c = c
+            .with_round(Duration::from_millis(3))
+            .with_pieces(7, 9000)
+            .with_min_burst(Duration::from_micros(250));
+        assert_eq!(c.round(), Duration::from_millis(3));
+        assert_eq!((c.min_piece(), c.max_piece()), (7, 9000));
+        assert_eq!(c.min_burst(), Duration::from_micros(250));
+        assert_ne!(c, Config::DEFAULT);
+        let back = c
+            .with_round(Duration::from_millis(10))
+            .with_pieces(512, 64 * 1024)
+            .with_min_burst(Duration::from_millis(5));
+        assert_eq!(back, Config::DEFAULT);
+        assert_eq!(
+            alloc_free_debug(&Config::DEFAULT),
+            "Config { round: 10ms, min_piece: 512, max_piece: 65536, min_burst: 5ms }"
+        );
+    }
+
+    /// `{:?}` into a fixed buffer (the crate's tests may run without `alloc`).
+    fn alloc_free_debug(c: &Config) -> heapless::String<128> {
+        use core::fmt::Write;
+        let mut s = heapless::String::new();
+        write!(s, "{c:?}").unwrap();
+        s
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! [`List`] picks the pair of link fields in each slot and the head and tail in the tree.
 //! Membership flags (`Slot::linked`, `Slot::in_ready`) are the callers' business.
 
-use crate::node::{Slot, NIL};
+use crate::node::{Link, Slot, NIL};
 use crate::storage::Storage;
 use crate::tree::Tree;
 
@@ -27,7 +27,7 @@ fn links(s: &mut Slot, list: List) -> (&mut u32, &mut u32) {
 
 impl<S: Storage> Tree<S> {
     /// `(head, tail)` of `list`.
-    fn ends(&mut self, list: List) -> (&mut u32, &mut u32) {
+    fn ends(&mut self, list: List) -> (&mut Link, &mut Link) {
         match list {
             List::Roots => (&mut self.root_head, &mut self.root_tail),
             List::Ready => (&mut self.ready_head, &mut self.ready_tail),
@@ -36,16 +36,16 @@ impl<S: Storage> Tree<S> {
 
     /// Appends `i` (not in `list`) at the tail.
     pub(crate) fn list_push(&mut self, list: List, i: u32) {
-        let tail = *self.ends(list).1;
+        let tail = self.ends(list).1.get();
         let (prev, next) = links(self.slot_mut(i), list);
         *prev = tail;
         *next = NIL;
         if tail == NIL {
-            *self.ends(list).0 = i;
+            *self.ends(list).0 = Link::to(i);
         } else {
             *links(self.slot_mut(tail), list).1 = i;
         }
-        *self.ends(list).1 = i;
+        *self.ends(list).1 = Link::to(i);
     }
 
     /// Takes `i` (in `list`) out, wherever it is.
@@ -55,12 +55,12 @@ impl<S: Storage> Tree<S> {
         *prev = NIL;
         *next = NIL;
         if p == NIL {
-            *self.ends(list).0 = n;
+            *self.ends(list).0 = Link::to(n);
         } else {
             *links(self.slot_mut(p), list).1 = n;
         }
         if n == NIL {
-            *self.ends(list).1 = p;
+            *self.ends(list).1 = Link::to(p);
         } else {
             *links(self.slot_mut(n), list).0 = p;
         }
@@ -77,7 +77,7 @@ mod tests {
     /// The members of `list` from head to tail, checking the backward links on the way.
     fn members(tree: &mut VecTree, list: List) -> Vec<u32> {
         let mut out = Vec::new();
-        let (mut i, mut before) = (*tree.ends(list).0, NIL);
+        let (mut i, mut before) = (tree.ends(list).0.get(), NIL);
         while i != NIL {
             let (prev, next) = links(tree.slot_mut(i), list);
             assert_eq!(*prev, before, "backward link of {i}");
@@ -85,7 +85,7 @@ mod tests {
             before = i;
             i = *next;
         }
-        assert_eq!(*tree.ends(list).1, before, "tail");
+        assert_eq!(tree.ends(list).1.get(), before, "tail");
         out
     }
 

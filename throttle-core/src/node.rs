@@ -18,6 +18,38 @@ use crate::limits::Limits;
 /// "No node" in every link field.
 pub(crate) const NIL: u32 = u32::MAX;
 
+/// A link kept as its bitwise complement, so that "none" ([`NIL`]) is stored as zero. Used
+/// where an *empty* tree or sharing layer holds links (the tree's list heads, the waiters'
+/// list): with [`Config`](crate::Config)'s encoding, an empty limiter is then all zero bytes,
+/// and a `static` one lands in `.bss` (zeroed at start) instead of `.data` (a flash image
+/// copied to RAM: paid twice). Slots are not concerned: an empty storage has none.
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Link(u32);
+
+impl Link {
+    /// No link.
+    pub(crate) const NONE: Link = Link(0);
+
+    /// A link to slot `i` ([`NIL`] gives [`Link::NONE`]).
+    pub(crate) const fn to(i: u32) -> Link {
+        Link(!i)
+    }
+
+    /// The slot linked to, or [`NIL`].
+    pub(crate) const fn get(self) -> u32 {
+        !self.0
+    }
+}
+
+impl core::fmt::Debug for Link {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.get() {
+            NIL => f.write_str("NIL"),
+            i => write!(f, "{i}"),
+        }
+    }
+}
+
 /// `Slot::hold` of a leaf that holds no turn.
 pub(crate) const HOLD_NONE: u64 = 0;
 /// `Slot::hold` of a leaf that holds its turn and has not yet kept anyone waiting (the deadline

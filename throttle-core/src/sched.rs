@@ -42,7 +42,7 @@
 use crate::bucket::Buckets;
 use crate::decision::Decision;
 use crate::lists::List;
-use crate::node::{Kind, LeafState, Slot, HOLD_NONE, HOLD_OPEN, NIL};
+use crate::node::{Kind, LeafState, Link, Slot, HOLD_NONE, HOLD_OPEN, NIL};
 use crate::storage::Storage;
 use crate::time::Instant;
 use crate::tree::Tree;
@@ -165,7 +165,7 @@ impl<S: Storage> Tree<S> {
         // one hold (only a grant adds one), and a root whose next turn is held is passed over
         // until every linked root is: this ends.
         let mut held_in_a_row = 0;
-        while self.root_head != NIL {
+        while self.root_head != Link::NONE {
             if self.grant_one(caller) {
                 held_in_a_row = 0;
             } else {
@@ -173,7 +173,7 @@ impl<S: Storage> Tree<S> {
                 if held_in_a_row >= self.linked_roots {
                     break;
                 }
-                let root = self.root_head;
+                let root = self.root_head.get();
                 self.move_to_tail(NIL, root);
             }
         }
@@ -207,7 +207,7 @@ impl<S: Storage> Tree<S> {
         let mut burst = u64::MAX;
         let mut limited = false;
         let has_parent = self.slot(leaf).parent != NIL;
-        let mut credit = self.root_head == NIL;
+        let mut credit = self.root_head == Link::NONE;
         let now = self.clock;
         let mut i = leaf;
         let mut child = NIL;
@@ -300,7 +300,7 @@ impl<S: Storage> Tree<S> {
     /// false when that leaf is away but holds its turn (nothing granted: the root waits for
     /// it), true otherwise (a grant, or a turn released).
     fn grant_one(&mut self, caller: u32) -> bool {
-        let root = self.root_head;
+        let root = self.root_head.get();
         if self.slot(root).busy == 0 {
             // only held turns below, nobody waits: nothing to grant, nobody kept waiting
             return false;
@@ -338,7 +338,7 @@ impl<S: Storage> Tree<S> {
         s.state = LeafState::Granted { piece };
         s.hold = hold;
         self.spend_path(leaf, piece, Some(waited));
-        if self.slot(root).linked && self.root_head == root {
+        if self.slot(root).linked && self.root_head.get() == root {
             self.move_to_tail(NIL, root);
         }
         if leaf != caller {
@@ -585,7 +585,7 @@ impl<S: Storage> Tree<S> {
     /// Round robin between independent roots (they share nothing; this only keeps the order
     /// of grants at one instant fair).
     fn move_to_tail(&mut self, p: u32, c: u32) {
-        if self.root_tail == c {
+        if self.root_tail.get() == c {
             return;
         }
         self.unlink(p, c);

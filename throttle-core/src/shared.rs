@@ -53,7 +53,7 @@ use crate::error::{
     AcquireError, CancelError, InsertError, RemoveError, SetLimitError, SettleError, StaleHandle,
 };
 use crate::limits::Limits;
-use crate::node::{LeafId, NodeId, NIL};
+use crate::node::{LeafId, Link, NodeId};
 use crate::storage::{sealed::Waiters, Storage};
 use crate::sync::{Changes, Lock};
 use crate::time::Instant;
@@ -81,14 +81,14 @@ pub(crate) use waiter::Waiter;
 mod waiter {
     use core::task::Waker;
 
-    use crate::node::NIL;
+    use crate::node::Link;
 
     /// One slot's waiter record.
     #[derive(Debug)]
     pub struct Waiter {
         pub(super) waker: Option<Waker>,
-        pub(super) prev: u32,
-        pub(super) next: u32,
+        pub(super) prev: Link,
+        pub(super) next: Link,
         pub(super) linked: bool,
     }
 
@@ -96,8 +96,8 @@ mod waiter {
         /// No waiter.
         pub const NONE: Waiter = Waiter {
             waker: None,
-            prev: NIL,
-            next: NIL,
+            prev: Link::NONE,
+            next: Link::NONE,
             linked: false,
         };
     }
@@ -114,8 +114,10 @@ struct Timer {
 #[derive(Debug)]
 struct Driver {
     waker: Waker,
-    /// The deadline it sleeps until (`None`: until woken).
-    at: Option<Instant>,
+    /// The deadline it sleeps until, [`Instant::MAX`] when until woken. (Not an `Option`: then
+    /// `Option<Driver>`'s `None` would be encoded in that `Option`'s tag as a non-zero byte,
+    /// and an empty `State` would not be all zeros; see `node::Link`.)
+    at: Instant,
 }
 
 /// The tree and its waiters: what a [`Shared`] locks. Build it with [`State::new`] (`const`).
@@ -124,8 +126,8 @@ pub struct State<S: Storage> {
     tree: Tree<S>,
     waiters: S::Waiters,
     /// FIFO list of slots with a registered waker (oldest first): the hand-off order.
-    head: u32,
-    tail: u32,
+    head: Link,
+    tail: Link,
     timer: Option<Timer>,
     driver: Option<Driver>,
     wakes: u64,
@@ -137,8 +139,8 @@ impl<S: Storage> State<S> {
         State {
             tree,
             waiters: <S::Waiters as Waiters>::EMPTY,
-            head: NIL,
-            tail: NIL,
+            head: Link::NONE,
+            tail: Link::NONE,
             timer: None,
             driver: None,
             wakes: 0,
@@ -151,7 +153,7 @@ impl<S: Storage> State<S> {
     }
 
     fn register(&mut self, i: u32, waker: &Waker) {
-        let tail = self.tail;
+        let tail = self.tail.get();
         let Some(w) = self.waiters.get_mut(i) else {
             return;
         };
@@ -163,14 +165,14 @@ impl<S: Storage> State<S> {
             return;
         }
         w.linked = true;
-        w.prev = tail;
-        w.next = NIL;
+        w.prev = Link::to(tail);
+        w.next = Link::NONE;
         if let Some(t) = self.waiters.get_mut(tail) {
-            t.next = i;
+            t.next = Link::to(i);
         } else {
-            self.head = i;
+            self.head = Link::to(i);
         }
-        self.tail = i;
+        self.tail = Link::to(i);
     }
 
     fn unregister(&mut self, i: u32) -> Option<Waker> {
@@ -181,11 +183,11 @@ impl<S: Storage> State<S> {
         w.linked = false;
         let (prev, next) = (w.prev, w.next);
         let waker = w.waker.take();
-        match self.waiters.get_mut(prev) {
+        match self.waiters.get_mut(prev.get()) {
             Some(p) => p.next = next,
             None => self.head = next,
         }
-        match self.waiters.get_mut(next) {
+        match self.waiters.get_mut(next.get()) {
             Some(n) => n.prev = prev,
             None => self.tail = prev,
         }
@@ -223,13 +225,9 @@ impl<S: Storage> State<S> {
     fn rearm(&mut self, caller: Option<u32>) -> Option<Instant> {
         if let Some(d) = &mut self.driver {
             let at = self.tree.poll_timeout();
-            let earlier = match (at, d.at) {
-                (Some(a), Some(b)) => a < b,
-                (Some(_), None) => true,
-                (None, _) => false,
-            };
+            let earlier = at.is_some_and(|a| a < d.at);
             if earlier {
-                d.at = at;
+                d.at = at.unwrap_or(Instant::MAX);
                 d.waker.wake_by_ref();
                 self.wakes = self.wakes.wrapping_add(1);
             }
@@ -265,8 +263,8 @@ impl<S: Storage> State<S> {
                     self.timer = Some(Timer { holder: c, at });
                     Some(at)
                 }
-                None if self.head != NIL => {
-                    let h = self.head;
+                None if self.head != Link::NONE => {
+                    let h = self.head.get();
                     self.timer = Some(Timer { holder: h, at });
                     self.wake(h);
                     None
@@ -503,12 +501,12 @@ impl<S: Storage, L: Lock<State<S>>> Shared<S, L> {
                     if !d.waker.will_wake(waker) {
                         d.waker = waker.clone();
                     }
-                    d.at = at;
+                    d.at = at.unwrap_or(Instant::MAX);
                 }
                 None => {
                     s.driver = Some(Driver {
                         waker: waker.clone(),
-                        at,
+                        at: at.unwrap_or(Instant::MAX),
                     });
                 }
             }
@@ -593,10 +591,10 @@ impl<S: Storage, L: Lock<State<S>>> Shared<S, L> {
     pub fn sleeping(&self) -> usize {
         self.lock.lock(|s| {
             let mut n = 0;
-            let mut i = s.head;
+            let mut i = s.head.get();
             while let Some(w) = s.waiters.get(i) {
                 n += 1;
-                i = w.next;
+                i = w.next.get();
             }
             n
         })

@@ -10,7 +10,7 @@ use crate::error::{
     AcquireError, CancelError, InsertError, RemoveError, SetLimitError, SettleError, StaleHandle,
 };
 use crate::limits::Limits;
-use crate::node::{Kind, LeafId, LeafState, NodeId, Slot, NIL};
+use crate::node::{Kind, LeafId, LeafState, Link, NodeId, Slot, NIL};
 use crate::storage::Storage;
 use crate::time::Instant;
 use core::time::Duration;
@@ -26,11 +26,13 @@ pub struct Tree<S: Storage> {
     pub(crate) config: Config,
     /// The latest `now` seen, in ns: time never goes backwards inside the tree.
     pub(crate) clock: u64,
-    pub(crate) root_head: u32,
-    pub(crate) root_tail: u32,
-    pub(crate) ready_head: u32,
-    pub(crate) ready_tail: u32,
-    pub(crate) free_head: u32,
+    /// The roots' and ready lists' ends and the free list's head (see `lists`); `Link`s, so
+    /// that an empty tree is all zero bytes.
+    pub(crate) root_head: Link,
+    pub(crate) root_tail: Link,
+    pub(crate) ready_head: Link,
+    pub(crate) ready_tail: Link,
+    pub(crate) free_head: Link,
     pub(crate) len: u32,
     pub(crate) generation: u32,
     /// Fair-queue arrival counter (see `Slot::seq`).
@@ -69,11 +71,11 @@ impl<S: Storage> Tree<S> {
             storage,
             config,
             clock: 0,
-            root_head: NIL,
-            root_tail: NIL,
-            ready_head: NIL,
-            ready_tail: NIL,
-            free_head: NIL,
+            root_head: Link::NONE,
+            root_tail: Link::NONE,
+            ready_head: Link::NONE,
+            ready_tail: Link::NONE,
+            free_head: Link::NONE,
             len: 0,
             generation: 0,
             fq_seq: 0,
@@ -164,7 +166,7 @@ impl<S: Storage> Tree<S> {
             }
         };
         // Fail before touching anything: an error leaves the tree exactly as it was.
-        if self.free_head == NIL
+        if self.free_head == Link::NONE
             && self.storage.slots().len() >= self.storage.capacity().min(MAX_NODES)
         {
             return Err(InsertError::CapacityFull);
@@ -178,10 +180,10 @@ impl<S: Storage> Tree<S> {
             self.round_tokens(&limits),
             self.clock,
         );
-        let index = if self.free_head != NIL {
-            let i = self.free_head;
+        let index = if self.free_head != Link::NONE {
+            let i = self.free_head.get();
             let gen = self.slot(i).gen;
-            self.free_head = self.slot(i).next;
+            self.free_head = Link::to(self.slot(i).next);
             *self.slot_mut(i) = Slot { gen, ..slot };
             i
         } else {
@@ -227,12 +229,12 @@ impl<S: Storage> Tree<S> {
         if p != NIL {
             self.slot_mut(p).children -= 1;
         }
-        let free = self.free_head;
+        let free = self.free_head.get();
         let s = self.slot_mut(i);
         s.kind = Kind::Free;
         s.gen = s.gen.wrapping_add(1);
         s.next = free;
-        self.free_head = i;
+        self.free_head = Link::to(i);
         self.len -= 1;
         self.generation = self.generation.wrapping_add(1);
         if p != NIL {
@@ -404,7 +406,7 @@ impl<S: Storage> Tree<S> {
     /// settle, cancel, a limit change, `handle_timeout`). The driver wakes it; the leaf
     /// collects its grant by calling [`Tree::acquire`]. Call until `None`.
     pub fn poll_ready(&mut self) -> Option<LeafId> {
-        let i = self.ready_head;
+        let i = self.ready_head.get();
         if i == NIL {
             return None;
         }
