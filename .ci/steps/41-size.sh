@@ -137,7 +137,9 @@ done
 # linker script come from its .cargo/config.toml). Default features: the QEMU report (feature
 # `qemu`) is not counted.
 (cd examples/firmware && cargo build -q --release)
-bins=examples/firmware/target/$TARGET/release
+# Its target dir as cargo resolves it (CARGO_TARGET_DIR, when set, wins over examples/firmware/target).
+fw_target_dir=$(cd examples/firmware && cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+bins=$fw_target_dir/$TARGET/release
 
 # Linked images (the firmware's profile: opt-level "s", LTO, one codegen unit): the same
 # `exercise` functions as above in a binary, minus an empty one with the same start-up. Unlike

@@ -10,9 +10,15 @@
 #     feature that only another member turns on breaks there and nowhere else;
 #  4. no tracked file points outside the repository (a clone has nothing beside it): no
 #     `../shared/` path, no absolute path of a development machine's work tree;
-#  5. the published libraries package (`cargo package --no-verify`, nothing uploaded): every
-#     dependency has a version, the metadata crates.io requires is there. throttle-cli is
-#     left out until its `throttle-demo` dependency is published or folded into it.
+#  5. the published crates package (`cargo package --no-verify`, nothing uploaded): every
+#     dependency has a version, the metadata crates.io requires is there. throttle-cli (the
+#     `throttle` binary, the demo included) only in the same call as the libraries it uses:
+#     alone, cargo would look for them on crates.io;
+#  6. optional, when a nightly toolchain is installed: the libraries as docs.rs builds them
+#     (nightly rustdoc, `--cfg docsrs`, every feature), so `feature(doc_cfg)` in each lib.rs and
+#     the feature badges it derives from `#[cfg]` still compile without a warning; otherwise
+#     `SKIPPED`. Never installs nightly; ~1 minute the first time (nightly builds the
+#     dependencies' metadata again), seconds after that.
 # `--no-deps`: the dependencies' docs are theirs. About a minute after the test build.
 cd "$(dirname "$0")/../.."
 export RUSTDOCFLAGS="-D warnings"
@@ -31,10 +37,18 @@ if git grep -nIE '\.\./shared/|/work/(shared|main|wt-)' -- . ':!.ci/steps/70-doc
     echo "FAIL: the lines above point outside the repository; say it in the repository instead"
     exit 1
 fi
-echo "-- cargo package --no-verify (published libraries)"
+echo "-- cargo package --no-verify (published crates)"
 cargo package -q --no-verify --allow-dirty -p throttle-core -p throttle-io -p throttle-tokio \
     -p throttle-smol -p throttle-async-std -p throttle-embassy -p throttle-spec -p throttle-redis \
-    -p throttle-tower \
+    -p throttle-tower -p throttle-cli \
     2>&1 | { grep -v -e 'manifest has no documentation, homepage or repository' -e '^ *|$' \
     -e 'note: see https://doc.rust-lang.org/cargo/reference/manifest.html#package-metadata' || true; }
-echo "docs: no warnings, no pointer outside the repository; the libraries package"
+if command -v rustup >/dev/null && rustup toolchain list | grep -q '^nightly'; then
+    echo "-- docs.rs build: cargo +nightly doc --no-deps --all-features, --cfg docsrs ($(rustc +nightly -V))"
+    RUSTDOCFLAGS="--cfg docsrs -D warnings" cargo +nightly doc -q --no-deps --all-features \
+        -p throttle-core -p throttle-io -p throttle-tokio -p throttle-smol -p throttle-async-std \
+        -p throttle-embassy -p throttle-spec -p throttle-redis -p throttle-tower
+else
+    echo "SKIPPED: the docs.rs build with --cfg docsrs (no nightly toolchain installed)"
+fi
+echo "docs: no warnings, no pointer outside the repository; the published crates package"

@@ -9,6 +9,7 @@ extern crate alloc;
 mod control;
 mod copy;
 mod ctl;
+mod demo;
 mod pipe;
 mod progress;
 mod proxy;
@@ -120,7 +121,7 @@ fn main() -> ExitCode {
         Command::Proxy(args) => proxy::run(*args),
         Command::Ctl(args) => ctl::run(*args),
         Command::Check { config } => proxy::check(&config),
-        Command::Demo { args } => return throttle_demo::main_with(args),
+        Command::Demo { args } => return demo::main_with(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -97,6 +97,7 @@
 //! [`shared::Step`] to a timer and back, settle, cancel on drop, the driver task's loop, a
 //! blocking thread's loop, and the unlimited fast path on a lock-free change counter. An
 //! adapter supplies a clock, a resettable sleep and a waker.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![no_std]
 #![forbid(unsafe_code)]
 

@@ -32,6 +32,7 @@
 //! Why a crate of its own: the CLI, the proxy's config file and a Redis-shared limit all read
 //! the same rates and schedules, and embedded users want the grammar and the schedule without
 //! std; the core stays free of parsing.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![no_std]
 
 #[cfg(feature = "std")]

@@ -42,6 +42,7 @@
 //! ([`CriticalSectionRawMutex`](embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex)
 //! by default; the firmware provides the critical-section implementation, e.g. cortex-m's
 //! `critical-section-single-core`). Each limiter call holds it for one tree operation.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![no_std]
 #![forbid(unsafe_code)]
 

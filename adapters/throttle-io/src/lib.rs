@@ -72,6 +72,7 @@
 //! - `async-io`: `AsyncIo`, a [`Runtime`] on async-io's timers (smol, async-std). It cannot
 //!   spawn (holder mode); `throttle_smol::Smol` and `throttle_async_std::AsyncStd` add their
 //!   executor's spawn for the driver task.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod acquire;
 mod blocking;

@@ -28,6 +28,7 @@
 //! ```
 //!
 //! See the README for the key layout, the scripts' semantics and the bounds.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 extern crate alloc;
 

@@ -20,6 +20,7 @@
 //! })
 //! # }
 //! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 use core::net::SocketAddr;
 use std::io;

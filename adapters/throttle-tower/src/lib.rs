@@ -34,6 +34,7 @@
 //!
 //! Costs: per request one lock of the key map, a leaf inserted and removed, and one or two
 //! locks of the tree; memory: one node per key held (bounded by `max_keys`).
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 extern crate alloc;
 

@@ -2,8 +2,8 @@
 //! Both go through [`apply`], which changes the limit on the live [`LogServer`]: the server
 //! node for the server limit, every registered connection for the per-connection limit.
 
-use crate::args::{parse_rate, show_rate};
-use crate::server::LogServer;
+use crate::demo::args::{parse_rate, show_rate};
+use crate::demo::server::LogServer;
 
 /// One limit change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -168,7 +168,7 @@ pub(crate) fn apply(server: &LogServer, current: &mut Current, change: Change) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::MIB;
+    use crate::demo::MIB;
 
     const DEFAULT: Current = Current {
         server: Some(8 * MIB),

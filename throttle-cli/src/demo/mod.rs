@@ -1,5 +1,5 @@
-//! The demo as a library: `throttle demo` (the CLI) and `cargo run --release -p throttle-demo`
-//! both call [`main_with`]. The TCP log server of the first seed scenario.
+//! `throttle demo`: the showcase, the TCP log server of the first seed scenario. `main.rs`
+//! hands it the arguments after `demo` and exits with what [`main_with`] returns.
 //!
 //! A server on 127.0.0.1 (port 0) streams endless generated log lines over raw TCP to four
 //! clients under a server limit (8 MiB/s) and a per-connection limit (3 MiB/s). The clients
@@ -8,9 +8,8 @@
 //! run the server limit doubles, at two thirds the per-connection limit drops to a third: the
 //! next rows show every existing connection following. `--help` lists the options, including
 //! two weighted groups of clients (`--groups`) and an interactive mode that reads new limits
-//! from the terminal.
-
-extern crate alloc;
+//! from the terminal. It has its own hand-rolled options (`args.rs`), not clap's: the tool
+//! passes everything after `demo` through unchanged.
 
 mod args;
 mod clients;
@@ -27,16 +26,16 @@ use std::process::ExitCode;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::args::{show_rate, ArgsError, Options};
-use crate::control::{Command, Current};
-use crate::server::LogServer;
+use crate::demo::args::{show_rate, ArgsError, Options};
+use crate::demo::control::{Command, Current};
+use crate::demo::server::LogServer;
 
 /// One mebibyte, in bytes.
 const MIB: u64 = 1 << 20;
 
 /// Runs the demo with `args` (the arguments after the program name, `--help` for the list)
 /// and returns the process's exit code: 0, 1 when it failed, 2 for bad arguments.
-pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
+pub(crate) fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
     let opts = match args::parse(args) {
         Ok(o) => o,
         Err(ArgsError::Help) => {

@@ -2,8 +2,8 @@
 //! interval divided by the interval's measured length; the last column is what the server
 //! node's own statistics say (the adapter's smoothed rate), for comparison.
 
-use crate::control::Current;
-use crate::MIB;
+use crate::demo::control::Current;
+use crate::demo::MIB;
 
 fn mib(x: f64) -> f64 {
     x / MIB as f64

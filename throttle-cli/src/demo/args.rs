@@ -5,7 +5,7 @@
 
 use core::fmt;
 
-use crate::MIB;
+use crate::demo::MIB;
 
 /// What the demo runs.
 #[derive(Clone, Debug, PartialEq)]
@@ -38,7 +38,7 @@ impl Default for Options {
 }
 
 pub(crate) const USAGE: &str = "\
-usage: throttle demo [options]    (or: cargo run --release -p throttle-demo -- [options])
+usage: throttle demo [options]    (from a clone: cargo run --release -p throttle-cli -- demo [options])
 
 A log server on 127.0.0.1 streams generated log lines to N clients over TCP, under a server
 limit and a per-connection limit; every second it prints what each client received. Scripted:

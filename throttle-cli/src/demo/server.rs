@@ -17,7 +17,7 @@ use std::io;
 use throttle_tokio::{Limits, Listener, Node, NodeStats, Server, SetLimitError};
 use tokio::io::AsyncWriteExt;
 
-use crate::logs::LogGen;
+use crate::demo::logs::LogGen;
 
 /// `None` (unlimited) or bytes per second, as throttle limits.
 pub(crate) fn limits(rate: Option<u64>) -> Limits {
