@@ -37,6 +37,13 @@ if git grep -nIE '\.\./shared/|/work/(shared|main|wt-)' -- . ':!.ci/steps/70-doc
     echo "FAIL: the lines above point outside the repository; say it in the repository instead"
     exit 1
 fi
+echo "-- every published library shows its feature badges on docs.rs"
+for lib in throttle-core throttle-spec adapters/throttle-{io,tokio,smol,async-std,embassy,redis,tower}; do
+    if ! grep -q '^#!\[cfg_attr(docsrs, feature(doc_cfg))\]' "$lib/src/lib.rs"; then
+        echo "FAIL: $lib/src/lib.rs lacks #![cfg_attr(docsrs, feature(doc_cfg))]"
+        exit 1
+    fi
+done
 echo "-- cargo package --no-verify (published crates)"
 cargo package -q --no-verify --allow-dirty -p throttle-core -p throttle-io -p throttle-tokio \
     -p throttle-smol -p throttle-async-std -p throttle-embassy -p throttle-spec -p throttle-redis \
