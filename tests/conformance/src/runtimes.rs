@@ -91,7 +91,7 @@ impl Rt for Tokio {
     fn limiter_with(config: Config) -> Limiter {
         Limiter::with_config(config, throttle_tokio::Tokio)
     }
-    fn block_on<F: Future<Output = ()> + Send + 'static>(f: F) {
+    fn block_on<F: Future<Output = ()>>(f: F) {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -138,7 +138,7 @@ impl Rt for Smol {
     fn limiter_with(config: Config) -> Limiter {
         Limiter::with_config(config, throttle_smol::Smol)
     }
-    fn block_on<F: Future<Output = ()> + Send + 'static>(f: F) {
+    fn block_on<F: Future<Output = ()>>(f: F) {
         smol::block_on(f);
     }
     fn spawn<T: Send + 'static>(
@@ -179,7 +179,7 @@ impl Rt for AsyncStd {
     fn limiter_with(config: Config) -> Limiter {
         Limiter::with_config(config, throttle_async_std::AsyncStd)
     }
-    fn block_on<F: Future<Output = ()> + Send + 'static>(f: F) {
+    fn block_on<F: Future<Output = ()>>(f: F) {
         async_std::task::block_on(f);
     }
     fn spawn<T: Send + 'static>(
