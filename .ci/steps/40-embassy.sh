@@ -14,7 +14,7 @@ cd "$(dirname "$0")/../.."
 # 1.
 log=$(mktemp)
 rc=0
-cargo test -p throttle-conformance --release --test embassy -- --nocapture --test-threads 4 >"$log" 2>&1 || rc=$?
+cargo test -p throttle-conformance --release --test embassy -- --nocapture >"$log" 2>&1 || rc=$?
 grep -E '^(test |raw link|10 MiB|write |read |fair|aggregate|limit change|per-connection|cancel|weights|busy|connection [12])|test result' "$log" || true
 if [[ $rc -ne 0 ]]; then
     cat "$log"

@@ -216,8 +216,9 @@ async fn finish<const N: usize, M: RawMutex, E>(
             Err(Error::Io(e))
         }
         Poll::Pending => {
-            // The stream would block: give everything back while it waits.
-            if !req.settle(0) {
+            // The stream would block: give everything back while it waits (it stalls), then
+            // pay for what moved (the I/O accounting rule of `throttle_core::wait`).
+            if !req.stall() {
                 return Err(Error::Removed);
             }
             let n = io.await.map_err(Error::Io)?.min(granted);

@@ -413,3 +413,85 @@ pub async fn weighted_groups_share_server_limit<N: Net>(net: N) {
         "light group's share {share:.3}, want 0.25"
     );
 }
+
+/// The I/O accounting rule (`throttle_core::wait`): a reader whose stream is idle holds
+/// nothing and takes no turns, however often it is polled (here: in a `join` beside a ticker
+/// that wakes the task every 5 ms); when 96 KiB then arrive, it pays for exactly the bytes
+/// that moved, once, at the rate (64 KiB/s), and holds nothing again afterwards.
+pub async fn stalled_reader_holds_nothing_and_pays_only_what_moved<N: Net>(net: N) {
+    const RATE: u64 = 64 * KIB;
+    const TOTAL: usize = 96 << 10;
+    let group = net.group(None, read_only(limit(RATE)), 1);
+    let (mut conn, mut peer) = net.attach(Some(&group)).await;
+    let got = Cell::new(0usize);
+    let done = Cell::new(false);
+    let mut idle_seen = Vec::new();
+    let checks = async {
+        // idle: sample what the reader holds while it is polled every 5 ms
+        for _ in 0..10 {
+            net.sleep(Duration::from_millis(30)).await;
+            // the group has this one leaf: its counts are the leaf's
+            let g = net.group_stats(&group).read;
+            idle_seen.push((g.granted, g.waiting));
+        }
+        let t0 = Instant::now();
+        send(&mut peer, TOTAL).await;
+        while got.get() < TOTAL {
+            net.sleep(Duration::from_millis(5)).await;
+        }
+        let took = t0.elapsed();
+        // idle again: the last bytes are paid, then nothing is held
+        net.sleep(Duration::from_millis(300)).await;
+        let after = net.group_stats(&group).read;
+        done.set(true);
+        (took, after)
+    };
+    let ticker = async {
+        while !done.get() {
+            net.sleep(Duration::from_millis(5)).await;
+        }
+    };
+    let reader = async {
+        let mut buf = vec![0u8; 8192];
+        let stop = async {
+            while !done.get() {
+                net.sleep(Duration::from_millis(20)).await;
+            }
+        };
+        let mut stop = core::pin::pin!(stop);
+        while let Either::First(n) = select(conn_recv(&mut conn, &mut buf), stop.as_mut()).await {
+            got.set(got.get() + n);
+        }
+    };
+    let ((took, after), _, _) = embassy_futures::join::join3(checks, ticker, reader).await;
+    let st = net.stats(&conn).read;
+    assert_eq!(
+        st.granted, after.granted,
+        "the group's counts are its one leaf's"
+    );
+    eprintln!(
+        "stalled reader: idle samples (granted, waiting) \
+         {idle_seen:?}; {TOTAL} B at {RATE} B/s took {took:?}; afterwards {after:?}, at the end \
+         {st:?}"
+    );
+    assert!(
+        idle_seen.iter().all(|s| *s == (0, 0)),
+        "an idle reader holds nothing: {idle_seen:?}"
+    );
+    assert_eq!(got.get(), TOTAL);
+    assert_eq!(
+        (after.granted, after.waiting),
+        (TOTAL as u64, 0),
+        "paid exactly the bytes that moved, nothing held after"
+    );
+    // 96 KiB at 64 KiB/s less the 3.2 KiB burst: ~1.45 s
+    assert!(
+        took >= Duration::from_millis(1100) && took < Duration::from_secs(6),
+        "{TOTAL} B took {took:?} at {RATE} B/s"
+    );
+}
+
+/// One read of `conn` (0 on error).
+async fn conn_recv(conn: &mut impl Io, buf: &mut [u8]) -> usize {
+    conn.recv(buf).await.unwrap_or(0)
+}

@@ -9,6 +9,7 @@ throttle_conformance::suite!(throttle_conformance::embassy::Embassy;
         limit_change_reaches_sleeping_writer_in_group,
         dropped_waiting_write_cancels_other_leaf_gets_tokens,
         idle_reader_holds_no_tokens_busy_one_gets_server_rate,
+        stalled_reader_holds_nothing_and_pays_only_what_moved,
         server_per_connection_limit_under_server_limit,
         server_connection_limit_change_reaches_sleeping_connection,
         weighted_groups_share_server_limit;

@@ -1,4 +1,4 @@
-//! The conformance suite on smol: every std and portable scenario but two (reasons below).
+//! The conformance suite on smol: every std and portable scenario but one (reason below).
 
 throttle_conformance::suite!(throttle_conformance::runtimes::Smol;
     run: one_stream_accuracy, connection_limit_under_server_limit,
@@ -13,6 +13,8 @@ throttle_conformance::suite!(throttle_conformance::runtimes::Smol;
         write_1mib_per_s_within_10_percent, write_10mib_per_s_within_10_percent_or_scaled_to_link,
         read_1mib_per_s_within_10_percent, two_connections_share_server_limit_fairly,
         limit_change_reaches_sleeping_writer_in_group,
+        idle_reader_holds_no_tokens_busy_one_gets_server_rate,
+        stalled_reader_holds_nothing_and_pays_only_what_moved,
         server_per_connection_limit_under_server_limit,
         server_connection_limit_change_reaches_sleeping_connection,
         weighted_groups_share_server_limit;
@@ -22,10 +24,6 @@ throttle_conformance::suite!(throttle_conformance::runtimes::Smol;
          its piece queued until the stream is polled again or dropped (embassy's async fn \
          write cancels on drop); what std promises instead is \
          dropped_write_future_does_not_stall_others (the driver task keeps the others going)";
-    idle_reader_holds_no_tokens_busy_one_gets_server_rate =>
-        "the std I/O accounting rule asks the tree again on every poll while the stream is not \
-         ready: an idle reader polled in a join/select loop keeps taking (and refunding) turns \
-         (issue 13, the I/O accounting rule)";
     blocking_one_stream_accuracy, reader_is_limited,
     connection_limit_under_server_limit_and_fairness, limit_change_reaches_blocked_writer,
     idle_reader_holds_no_tokens, requests_from_threads_share_node =>
