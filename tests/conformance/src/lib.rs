@@ -87,6 +87,14 @@ pub trait Rt: 'static {
     fn sleep(d: Duration) -> impl Future<Output = ()> + Send;
     /// A listener on 127.0.0.1, any port, registering connections with `server`.
     fn bind(server: Server) -> impl Future<Output = (Self::Listener, SocketAddr)> + Send;
+    /// A listener on 127.0.0.1, any port, putting each connection into the group `pick`
+    /// chooses from the peer's address (`Listener::grouped`).
+    fn bind_grouped(
+        groups: Vec<Server>,
+        pick: impl Fn(SocketAddr) -> Option<usize> + Send + Sync + 'static,
+    ) -> impl Future<Output = (Self::Listener, SocketAddr)> + Send;
+    /// The local port of a plain client socket.
+    fn local_port(raw: &Self::Raw) -> u16;
     /// Accepts one throttled connection.
     fn accept(l: &Self::Listener) -> impl Future<Output = Self::Conn> + Send + '_;
     /// Connects a plain socket.
@@ -168,7 +176,8 @@ entries! {
         dropped_write_future_does_not_stall_others, idle_connection_holds_no_tokens,
         connection_close_frees_leaves, unlimited_skips_tree, acquire_before_deadline_fails_fast,
         requests_from_many_tasks_share_node, weighted_one_leaf_groups_8k_writes_at_60_mib,
-        weighted_groups_of_three_8k_writes_at_60_mib, window_tier_admits_at_most_n_in_any_window;
+        weighted_groups_of_three_8k_writes_at_60_mib, window_tier_admits_at_most_n_in_any_window,
+        listener_groups_share_by_weight;
     net: link_raw_throughput_reported, write_100kib_per_s_within_10_percent,
         write_1mib_per_s_within_10_percent, write_10mib_per_s_within_10_percent_or_scaled_to_link,
         read_1mib_per_s_within_10_percent, two_connections_share_server_limit_fairly,

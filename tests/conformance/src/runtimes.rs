@@ -115,6 +115,18 @@ impl Rt for Tokio {
         let a = l.local_addr().expect("addr");
         (l, a)
     }
+    async fn bind_grouped(
+        groups: Vec<Server>,
+        pick: impl Fn(SocketAddr) -> Option<usize> + Send + Sync + 'static,
+    ) -> (Self::Listener, SocketAddr) {
+        let tcp = tokio::net::TcpListener::bind(local()).await.expect("bind");
+        let l = throttle_tokio::Listener::grouped(tcp, groups, pick).expect("groups");
+        let a = l.local_addr().expect("addr");
+        (l, a)
+    }
+    fn local_port(raw: &Self::Raw) -> u16 {
+        raw.0.local_addr().expect("local addr").port()
+    }
     async fn accept(l: &Self::Listener) -> Self::Conn {
         Tok(l.accept().await.expect("accept").0)
     }
@@ -156,6 +168,18 @@ impl Rt for Smol {
         let a = l.local_addr().expect("addr");
         (l, a)
     }
+    async fn bind_grouped(
+        groups: Vec<Server>,
+        pick: impl Fn(SocketAddr) -> Option<usize> + Send + Sync + 'static,
+    ) -> (Self::Listener, SocketAddr) {
+        let tcp = smol::net::TcpListener::bind(local()).await.expect("bind");
+        let l = throttle_smol::Listener::grouped(tcp, groups, pick).expect("groups");
+        let a = l.local_addr().expect("addr");
+        (l, a)
+    }
+    fn local_port(raw: &Self::Raw) -> u16 {
+        raw.0.local_addr().expect("local addr").port()
+    }
     async fn accept(l: &Self::Listener) -> Self::Conn {
         Fut(l.accept().await.expect("accept").0)
     }
@@ -196,6 +220,20 @@ impl Rt for AsyncStd {
             .expect("bind");
         let a = l.local_addr().expect("addr");
         (l, a)
+    }
+    async fn bind_grouped(
+        groups: Vec<Server>,
+        pick: impl Fn(SocketAddr) -> Option<usize> + Send + Sync + 'static,
+    ) -> (Self::Listener, SocketAddr) {
+        let tcp = async_std::net::TcpListener::bind(local())
+            .await
+            .expect("bind");
+        let l = throttle_async_std::Listener::grouped(tcp, groups, pick).expect("groups");
+        let a = l.local_addr().expect("addr");
+        (l, a)
+    }
+    fn local_port(raw: &Self::Raw) -> u16 {
+        raw.0.local_addr().expect("local addr").port()
     }
     async fn accept(l: &Self::Listener) -> Self::Conn {
         Fut(l.accept().await.expect("accept").0)

@@ -724,3 +724,87 @@ pub async fn per_direction_server_limits_each_direction<R: Rt>() {
         "out {rout:.0} vs {OUT}"
     );
 }
+
+/// Several weighted groups behind ONE listener (`Listener::grouped`): a 1 MiB/s server node,
+/// two groups under it weighted 1 and 3, each connection put into a group by a closure on
+/// its peer's address (here its port, registered by the test before `accept`). Two
+/// connections per group write as fast as they may: the groups get 1/4 and 3/4 of the
+/// server's rate; a connection the closure refuses is closed and `accept` returns the next.
+pub async fn listener_groups_share_by_weight<R: Rt>() {
+    const SERVER: u64 = MIB;
+    let limiter = R::limiter();
+    let root = limiter.node(Limits::per_second(SERVER), 1).expect("root");
+    let groups = vec![
+        Server::new(
+            root.child(Limits::UNLIMITED, 1).expect("light"),
+            Limits::UNLIMITED,
+            Limits::UNLIMITED,
+        ),
+        Server::new(
+            root.child(Limits::UNLIMITED, 3).expect("heavy"),
+            Limits::UNLIMITED,
+            Limits::UNLIMITED,
+        ),
+    ];
+    let routes: Arc<std::sync::Mutex<std::collections::HashMap<u16, usize>>> = Arc::default();
+    let pick = {
+        let routes = routes.clone();
+        move |peer: core::net::SocketAddr| {
+            routes
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(&peer.port())
+                .copied()
+        }
+    };
+    let (l, addr) = R::bind_grouped(groups.clone(), pick).await;
+    let route = |raw: &R::Raw, group: usize| {
+        routes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(R::local_port(raw), group);
+    };
+    // a connection nobody routes is refused: its client sees the end of the stream
+    let mut refused = R::connect(addr).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let counts = counters(4);
+    let (mut sinks, mut sources) = (Vec::new(), Vec::new());
+    for (k, count) in counts.iter().enumerate() {
+        let raw = R::connect(addr).await;
+        route(&raw, k / 2);
+        let conn = R::accept(&l).await;
+        sinks.push(R::spawn(sink(raw, Arc::new(AtomicU64::new(0)))));
+        sources.push(R::spawn(source(conn, 8 << 10, count.clone(), stop.clone())));
+    }
+    let mut one = [0u8; 1];
+    let eof = timeout::<R, _>(Duration::from_secs(5), refused.read(&mut one)).await;
+    assert!(
+        matches!(eof, Some(Ok(0)) | Some(Err(_))),
+        "the refused connection was closed: {eof:?}"
+    );
+    let rates = measure::<R>(&counts, Duration::from_millis(500), Duration::from_secs(2)).await;
+    stop.store(true, Ordering::Relaxed);
+    drop(l);
+    let (a, b) = (rates[0] + rates[1], rates[2] + rates[3]);
+    let share = a / (a + b);
+    eprintln!(
+        "one listener, groups weighted 1:3: shares {share:.3} : {:.3}, total {:.0} B/s of \
+         {SERVER}; per connection {rates:.0?}",
+        1.0 - share,
+        a + b
+    );
+    assert_eq!(
+        groups.iter().map(Server::connections).collect::<Vec<_>>(),
+        [2, 2],
+        "two connections in each group"
+    );
+    assert!(
+        (share - 0.25).abs() <= 0.05,
+        "group shares {a:.0} : {b:.0} ({rates:?})"
+    );
+    assert!(
+        ((a + b) / SERVER as f64 - 1.0).abs() <= 0.10,
+        "total {}",
+        a + b
+    );
+}

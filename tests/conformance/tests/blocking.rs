@@ -14,6 +14,7 @@ throttle_conformance::suite!(throttle_conformance::Blocking;
     connection_close_frees_leaves, unlimited_skips_tree, acquire_before_deadline_fails_fast,
     requests_from_many_tasks_share_node, weighted_one_leaf_groups_8k_writes_at_60_mib,
     weighted_groups_of_three_8k_writes_at_60_mib, window_tier_admits_at_most_n_in_any_window,
+    listener_groups_share_by_weight,
     link_raw_throughput_reported, write_100kib_per_s_within_10_percent,
     write_1mib_per_s_within_10_percent, write_10mib_per_s_within_10_percent_or_scaled_to_link,
     read_1mib_per_s_within_10_percent, two_connections_share_server_limit_fairly,

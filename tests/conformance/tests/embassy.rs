@@ -42,6 +42,11 @@ throttle_conformance::suite!(throttle_conformance::embassy::Embassy;
         "std bookkeeping (`Limiter::len`, `Server::stats`, unlimited bytes counted in \
          `granted`, `Shared::wakes`); embassy skips the tree without counting \
          (throttle-embassy unit tests unlimited_path_write_skips_tree, into_inner_removes_leaves)";
+    listener_groups_share_by_weight =>
+        "std `Listener::grouped` (a closure on the peer address picks the group); embassy has \
+         no listener type (its sockets accept one connection each): a connection goes into a \
+         group by `Limiter::throttle(socket, Some(&group), ..)`, which \
+         weighted_groups_share_server_limit runs here";
     weighted_one_leaf_groups_8k_writes_at_60_mib, weighted_groups_of_three_8k_writes_at_60_mib =>
         "60 MiB/s over TCP with spawned copy tasks: a debug build's embassy-net link carries \
          ~5-15 MiB/s; weights over embassy: weighted_groups_share_server_limit at 512 KiB/s";
