@@ -172,9 +172,9 @@ entries! {
     std: one_stream_accuracy, connection_limit_under_server_limit,
         per_direction_server_limits_each_direction, fairness_of_twenty_connections,
         limit_change_reaches_sleeping_writer, weighted_groups_share_server,
-        cancel_refunds_to_other_leaf, dropped_stream_hands_over_to_other_connection,
+        dropped_stream_hands_over_to_other_connection,
         dropped_write_future_does_not_stall_others, idle_connection_holds_no_tokens,
-        connection_close_frees_leaves, unlimited_skips_tree, acquire_before_deadline_fails_fast,
+        connection_close_frees_leaves, unlimited_skips_tree,
         requests_from_many_tasks_share_node, weighted_one_leaf_groups_8k_writes_at_60_mib,
         weighted_groups_of_three_8k_writes_at_60_mib, window_tier_admits_at_most_n_in_any_window,
         listener_groups_share_by_weight;
@@ -187,7 +187,8 @@ entries! {
         stalled_reader_holds_nothing_and_pays_only_what_moved,
         server_per_connection_limit_under_server_limit,
         server_connection_limit_change_reaches_sleeping_connection,
-        weighted_groups_share_server_limit;
+        weighted_groups_share_server_limit, request_deadline_fails_fast_and_reserves_nothing,
+        request_cancel_refunds_to_other_leaf;
     blocking: blocking_one_stream_accuracy, reader_is_limited,
         connection_limit_under_server_limit_and_fairness, limit_change_reaches_blocked_writer,
         idle_reader_holds_no_tokens, requests_from_threads_share_node;
@@ -270,9 +271,9 @@ macro_rules! std_suite {
             run: one_stream_accuracy, connection_limit_under_server_limit,
                 per_direction_server_limits_each_direction, fairness_of_twenty_connections,
                 limit_change_reaches_sleeping_writer, weighted_groups_share_server,
-                cancel_refunds_to_other_leaf, dropped_stream_hands_over_to_other_connection,
+                dropped_stream_hands_over_to_other_connection,
                 dropped_write_future_does_not_stall_others, idle_connection_holds_no_tokens,
-                connection_close_frees_leaves, unlimited_skips_tree, acquire_before_deadline_fails_fast,
+                connection_close_frees_leaves, unlimited_skips_tree,
                 requests_from_many_tasks_share_node, weighted_one_leaf_groups_8k_writes_at_60_mib,
                 weighted_groups_of_three_8k_writes_at_60_mib, window_tier_admits_at_most_n_in_any_window,
                 listener_groups_share_by_weight,
@@ -284,7 +285,9 @@ macro_rules! std_suite {
                 stalled_reader_holds_nothing_and_pays_only_what_moved,
                 server_per_connection_limit_under_server_limit,
                 server_connection_limit_change_reaches_sleeping_connection,
-                weighted_groups_share_server_limit;
+                weighted_groups_share_server_limit,
+                request_deadline_fails_fast_and_reserves_nothing,
+                request_cancel_refunds_to_other_leaf;
             skip:
             dropped_waiting_write_cancels_other_leaf_gets_tokens =>
                 "poll-based AsyncWrite has no per-call drop hook: a dropped `write_all` future leaves \

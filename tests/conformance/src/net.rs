@@ -47,6 +47,18 @@ pub struct Counts {
     pub waiting: u32,
 }
 
+/// Why a portable request ([`Net::acquire`]) failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReqError {
+    /// Asked for 0.
+    ZeroRequest,
+    /// [`Net::acquire_before`]: the deadline cannot be met; the earliest wait (`None`: never,
+    /// a paused limit).
+    Deadline(Option<Duration>),
+    /// Anything else (the leaf is gone, no timer).
+    Other,
+}
+
 /// A runtime and a network, as a portable scenario sees them.
 pub trait Net: Sized + 'static {
     /// One node per direction.
@@ -89,6 +101,33 @@ pub trait Net: Sized + 'static {
     fn stats(&self, conn: &Self::Conn) -> Directions<Counts>;
     /// Sleeps for `d` on this runtime's timers.
     async fn sleep(&self, d: Duration);
+
+    /// A leaf for requests (any unit) with `limits`, under `parent`'s read node (`None`: a
+    /// root).
+    type Req;
+    /// A request leaf.
+    fn request_leaf(&self, parent: Option<&Self::Group>, limits: Limits) -> Self::Req;
+    /// Waits until `n` tokens were granted to `leaf` (cancel-safe).
+    async fn acquire(&self, leaf: &mut Self::Req, n: u64) -> Result<(), ReqError>;
+    /// As [`Net::acquire`], but fails at once when `n` cannot be granted within `within`.
+    async fn acquire_before(
+        &self,
+        leaf: &mut Self::Req,
+        n: u64,
+        within: Duration,
+    ) -> Result<(), ReqError>;
+    /// A request leaf's counts.
+    fn request_stats(&self, leaf: &Self::Req) -> Counts;
+    /// Changes a request leaf's limits.
+    fn set_request_limit(&self, leaf: &Self::Req, limits: Limits);
+}
+
+fn std_req_error(e: throttle_tokio::AcquireError) -> ReqError {
+    match e {
+        throttle_tokio::AcquireError::ZeroRequest => ReqError::ZeroRequest,
+        throttle_tokio::AcquireError::Deadline { wait } => ReqError::Deadline(wait),
+        _ => ReqError::Other,
+    }
 }
 
 fn counts(s: throttle_tokio::NodeStats) -> Counts {
@@ -235,5 +274,32 @@ impl<R: Rt> Net for StdNet<R> {
     }
     async fn sleep(&self, d: Duration) {
         R::sleep(d).await;
+    }
+
+    type Req = throttle_tokio::Leaf;
+    fn request_leaf(&self, parent: Option<&Self::Group>, limits: Limits) -> Self::Req {
+        match parent {
+            Some(g) => g.read.leaf(limits, 1).expect("leaf"),
+            None => self.limiter.leaf(limits).expect("leaf"),
+        }
+    }
+    async fn acquire(&self, leaf: &mut Self::Req, n: u64) -> Result<(), ReqError> {
+        leaf.acquire(n).await.map_err(std_req_error)
+    }
+    async fn acquire_before(
+        &self,
+        leaf: &mut Self::Req,
+        n: u64,
+        within: Duration,
+    ) -> Result<(), ReqError> {
+        leaf.acquire_before(n, std::time::Instant::now() + within)
+            .await
+            .map_err(std_req_error)
+    }
+    fn request_stats(&self, leaf: &Self::Req) -> Counts {
+        counts(leaf.node().stats())
+    }
+    fn set_request_limit(&self, leaf: &Self::Req, limits: Limits) {
+        leaf.node().set_limit(limits).expect("set limit");
     }
 }

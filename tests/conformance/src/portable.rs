@@ -17,7 +17,7 @@ use embassy_futures::select::{select, Either};
 use throttle_core::{Limits, Tier};
 use throttle_embassy::Directions;
 
-use crate::net::{Io, Net};
+use crate::net::{Io, Net, ReqError};
 
 const KIB: u64 = 1 << 10;
 const MIB: u64 = 1 << 20;
@@ -494,4 +494,95 @@ pub async fn stalled_reader_holds_nothing_and_pays_only_what_moved<N: Net>(net: 
 /// One read of `conn` (0 on error).
 async fn conn_recv(conn: &mut impl Io, buf: &mut [u8]) -> usize {
     conn.recv(buf).await.unwrap_or(0)
+}
+
+/// `Some(output)` of `f`, or `None` after `d` (dropping `f`: cancellation).
+async fn within<N: Net, T>(
+    net: &N,
+    d: Duration,
+    f: impl core::future::Future<Output = T>,
+) -> Option<T> {
+    match select(f, net.sleep(d)).await {
+        Either::First(v) => Some(v),
+        Either::Second(()) => None,
+    }
+}
+
+/// Requests (seed 002's "10/s AND 300/min"): the burst and one piece of debt at once; a
+/// deadline that cannot be met fails at once with the earliest wait and reserves nothing; one
+/// that can is met; a zero request and a paused limit are typed errors.
+pub async fn request_deadline_fails_fast_and_reserves_nothing<N: Net>(net: N) {
+    let limits = Limits::per_second(10)
+        .and(Tier::per_period(300, Duration::from_secs(60)).expect("tier"))
+        .expect("limits");
+    let mut leaf = net.request_leaf(None, limits);
+    for _ in 0..11 {
+        net.acquire(&mut leaf, 1).await.expect("burst");
+    }
+    let t0 = Instant::now();
+    match net
+        .acquire_before(&mut leaf, 30, Duration::from_millis(200))
+        .await
+    {
+        Err(ReqError::Deadline(Some(w))) => {
+            assert!(w > Duration::from_millis(200), "{w:?}");
+            assert!(w < Duration::from_secs(4), "earliest {w:?} away");
+        }
+        other => panic!("expected a deadline error, got {other:?}"),
+    }
+    let took = t0.elapsed();
+    assert!(
+        took < Duration::from_millis(150),
+        "failed at once, not after {took:?}"
+    );
+    assert_eq!(net.request_stats(&leaf).waiting, 0, "nothing reserved");
+    net.acquire_before(&mut leaf, 1, Duration::from_secs(3))
+        .await
+        .expect("in time");
+    assert_eq!(net.acquire(&mut leaf, 0).await, Err(ReqError::ZeroRequest));
+    net.set_request_limit(&leaf, Limits::per_second(0));
+    assert_eq!(
+        net.acquire_before(&mut leaf, 1, Duration::from_secs(60))
+            .await,
+        Err(ReqError::Deadline(None))
+    );
+    eprintln!("requests: a 30-token deadline failed in {took:?}");
+}
+
+/// A waiting request dropped by a timeout withdraws its piece and is charged nothing; the
+/// other leaf under the same node (100/s, burst 100) is served when the debt is repaid.
+pub async fn request_cancel_refunds_to_other_leaf<N: Net>(net: N) {
+    let node = net.group(
+        None,
+        read_only(Limits::new(Tier::per_second(100).with_burst(100))),
+        1,
+    );
+    let mut a = net.request_leaf(Some(&node), Limits::UNLIMITED);
+    let mut b = net.request_leaf(Some(&node), Limits::UNLIMITED);
+    net.acquire(&mut a, 100).await.expect("burst");
+    net.acquire(&mut a, 100).await.expect("debt");
+    let spent = net.request_stats(&a).granted;
+    assert_eq!(spent, 200);
+    let t0 = Instant::now();
+    assert!(
+        within(&net, Duration::from_millis(300), net.acquire(&mut a, 50))
+            .await
+            .is_none(),
+        "a waits for the debt"
+    );
+    let st = net.request_stats(&a);
+    assert_eq!(
+        (st.granted, st.waiting),
+        (spent, 0),
+        "the dropped request was charged nothing and left nothing queued"
+    );
+    let r = within(&net, Duration::from_secs(5), net.acquire(&mut b, 50)).await;
+    let took = t0.elapsed();
+    eprintln!("after a's cancel, b served at {took:?} (debt repaid at 1 s)");
+    assert_eq!(r, Some(Ok(())), "b is served");
+    assert!(
+        took >= Duration::from_millis(700) && took < Duration::from_millis(2500),
+        "{took:?}"
+    );
+    assert_eq!(net.group_stats(&node).read.granted, 250);
 }

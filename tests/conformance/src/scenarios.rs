@@ -8,7 +8,7 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use core::time::Duration;
 use std::time::Instant;
 
-use throttle_tokio::{AcquireError, Config, Limiter, Limits, Server, Tier};
+use throttle_tokio::{Config, Limiter, Limits, Server, Tier};
 
 pub use crate::weighted::{
     weighted_groups_of_three_8k_writes_at_60_mib, weighted_one_leaf_groups_8k_writes_at_60_mib,
@@ -325,43 +325,6 @@ pub async fn weighted_groups_share_server<R: Rt>() {
     assert!(j >= 0.95, "inside the weight-3 group: {rates:?}");
 }
 
-/// A waiting `acquire` dropped by a timeout withdraws its piece: the other leaf, asleep
-/// without a timer of its own, takes over and gets the next tokens; the dropped request was
-/// charged nothing.
-pub async fn cancel_refunds_to_other_leaf<R: Rt>() {
-    let limiter = R::limiter();
-    // 100 tokens/s, burst 100
-    let node = limiter.node(Limits::per_second(100), 1).expect("node");
-    let mut a = node.leaf(Limits::UNLIMITED, 1).expect("a");
-    let mut b = node.leaf(Limits::UNLIMITED, 1).expect("b");
-    // the burst, then one piece of debt: both immediate
-    a.acquire(100).await.expect("burst");
-    a.acquire(100).await.expect("debt");
-    let spent = a.node().stats().granted;
-    assert_eq!(spent, 200);
-    let t0 = Instant::now();
-    // `a` waits first (it holds the tree's timer), then is dropped by the timeout
-    assert!(timeout::<R, _>(Duration::from_millis(300), a.acquire(50))
-        .await
-        .is_none());
-    assert_eq!(
-        a.node().stats().granted,
-        spent,
-        "the dropped request was charged nothing"
-    );
-    assert_eq!(a.node().stats().waiting, 0, "and left nothing queued");
-    // `b` now gets the tokens as soon as the debt is repaid (1 s after the start)
-    let r = timeout::<R, _>(Duration::from_secs(5), b.acquire(50)).await;
-    let took = t0.elapsed();
-    eprintln!("after a's cancel, b served at {took:?} (debt repaid at 1 s)");
-    assert_eq!(r, Some(Ok(())), "b is served");
-    assert!(
-        took >= Duration::from_millis(700) && took < Duration::from_millis(2500),
-        "{took:?}"
-    );
-    assert_eq!(node.stats().granted, 250);
-}
-
 /// Dropping a throttled connection while its write sleeps hands its share (and the tree's
 /// timer) to the other connection, which then gets the whole server limit.
 pub async fn dropped_stream_hands_over_to_other_connection<R: Rt>() {
@@ -632,46 +595,6 @@ pub async fn requests_from_many_tasks_share_node<R: Rt>() {
     assert!((total / 100.0 - 1.0).abs() <= 0.10, "{total}");
     assert!(j >= 0.95, "{rates:?}");
     assert_eq!(limiter.len(), 1, "every request's leaf is gone");
-}
-
-/// The request limiter of seed 002 ("10/s AND 300/min"): a deadline that cannot be met
-/// fails at once with the earliest time; one that can is met; paused limits and zero-sized
-/// requests are typed errors.
-pub async fn acquire_before_deadline_fails_fast<R: Rt>() {
-    // Request limits: pieces of one token, so a request never borrows beyond the burst.
-    let limiter = R::limiter_with(Config::DEFAULT.with_pieces(1, 64 << 10));
-    let limits = Limits::per_second(10)
-        .and(Tier::per_period(300, Duration::from_secs(60)).expect("tier"))
-        .expect("limits");
-    let mut leaf = limiter.leaf(limits).expect("leaf");
-    for _ in 0..11 {
-        leaf.acquire(1).await.expect("burst");
-    }
-    let t0 = Instant::now();
-    let deadline = t0 + Duration::from_millis(200);
-    match leaf.acquire_before(30, deadline).await {
-        Err(AcquireError::Deadline { wait: Some(w) }) => {
-            assert!(t0 + w > deadline, "{w:?}");
-            assert!(w < Duration::from_secs(4), "earliest {w:?} away");
-        }
-        other => panic!("expected a deadline error, got {other:?}"),
-    }
-    assert!(
-        t0.elapsed() < Duration::from_millis(150),
-        "failed at once, not after sleeping"
-    );
-    assert_eq!(leaf.node().stats().waiting, 0, "nothing reserved");
-    // a deadline that can be met (one token, ~100 ms away) is met
-    leaf.acquire_before(1, Instant::now() + Duration::from_secs(3))
-        .await
-        .expect("in time");
-    assert_eq!(leaf.acquire(0).await, Err(AcquireError::ZeroRequest));
-    leaf.node().set_limit(Limits::per_second(0)).expect("pause");
-    assert_eq!(
-        leaf.acquire_before(1, Instant::now() + Duration::from_secs(60))
-            .await,
-        Err(AcquireError::Deadline { wait: None })
-    );
 }
 
 /// A server limited per direction (`Server::per_direction`: reads 128 KiB/s, writes

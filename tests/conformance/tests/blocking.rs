@@ -9,9 +9,9 @@ throttle_conformance::suite!(throttle_conformance::Blocking;
     one_stream_accuracy, connection_limit_under_server_limit,
     per_direction_server_limits_each_direction, fairness_of_twenty_connections,
     limit_change_reaches_sleeping_writer, weighted_groups_share_server,
-    cancel_refunds_to_other_leaf, dropped_stream_hands_over_to_other_connection,
+    dropped_stream_hands_over_to_other_connection,
     dropped_write_future_does_not_stall_others, idle_connection_holds_no_tokens,
-    connection_close_frees_leaves, unlimited_skips_tree, acquire_before_deadline_fails_fast,
+    connection_close_frees_leaves, unlimited_skips_tree,
     requests_from_many_tasks_share_node, weighted_one_leaf_groups_8k_writes_at_60_mib,
     weighted_groups_of_three_8k_writes_at_60_mib, window_tier_admits_at_most_n_in_any_window,
     listener_groups_share_by_weight,
@@ -24,7 +24,8 @@ throttle_conformance::suite!(throttle_conformance::Blocking;
     stalled_reader_holds_nothing_and_pays_only_what_moved,
     server_per_connection_limit_under_server_limit,
     server_connection_limit_change_reaches_sleeping_connection,
-    weighted_groups_share_server_limit =>
+    weighted_groups_share_server_limit, request_deadline_fails_fast_and_reserves_nothing,
+    request_cancel_refunds_to_other_leaf =>
         "async scenarios (futures, join/select or spawn); threads have no executor: the \
          blocking_* / *_blocked_* scenarios hold the same contracts with std::io";
 );

@@ -12,7 +12,8 @@ throttle_conformance::suite!(throttle_conformance::embassy::Embassy;
         stalled_reader_holds_nothing_and_pays_only_what_moved,
         server_per_connection_limit_under_server_limit,
         server_connection_limit_change_reaches_sleeping_connection,
-        weighted_groups_share_server_limit;
+        weighted_groups_share_server_limit, request_deadline_fails_fast_and_reserves_nothing,
+        request_cancel_refunds_to_other_leaf;
     skip:
     one_stream_accuracy =>
         "checks throttle-io's smoothed `NodeStats::rate`, which embassy does not keep; the \
@@ -29,11 +30,10 @@ throttle_conformance::suite!(throttle_conformance::embassy::Embassy;
          versions run here: limit_change_reaches_sleeping_writer_in_group, \
          server_connection_limit_change_reaches_sleeping_connection, \
          weighted_groups_share_server_limit, idle_reader_holds_no_tokens_busy_one_gets_server_rate";
-    cancel_refunds_to_other_leaf, acquire_before_deadline_fails_fast,
+
     window_tier_admits_at_most_n_in_any_window =>
-        "request leaves of the std layer (`Leaf::acquire`, `acquire_before` with a \
-         std::time::Instant); embassy's `Limiter::acquire`/`acquire_before` are covered by \
-         throttle-embassy's unit tests (acquire_*)";
+        "polls with the std layer's `Leaf::try_acquire`, which embassy does not have (its \
+         `acquire`/`acquire_before` run here: request_* scenarios)";
     dropped_stream_hands_over_to_other_connection, dropped_write_future_does_not_stall_others =>
         "about the std driver task and `Limiter::len`/`has_driver`; embassy has no driver \
          task: a dropped embassy write cancels at once \

@@ -18,7 +18,7 @@ use embedded_io_async::{Read, Write};
 use throttle_core::Limits;
 use throttle_embassy::{Directions, Group, Limiter, Server, Throttled};
 
-use crate::net::{Counts, Io, Net};
+use crate::net::{Counts, Io, Net, ReqError};
 
 /// Node slots of a scenario's limiter.
 pub const NODES: usize = 16;
@@ -161,5 +161,55 @@ impl Net for Embassy {
     }
     async fn sleep(&self, d: Duration) {
         embassy_time::Timer::after(embassy_time::Duration::from_micros(d.as_micros() as u64)).await;
+    }
+
+    type Req = throttle_core::LeafId;
+    fn request_leaf(&self, parent: Option<&Group>, limits: Limits) -> Self::Req {
+        // a pair of leaves (the limiter's unit of insertion); the read one takes requests
+        self.limiter
+            .insert_leaves(
+                parent,
+                Directions {
+                    read: limits,
+                    write: Limits::UNLIMITED,
+                },
+                1,
+            )
+            .expect("leaves")
+            .read
+    }
+    async fn acquire(&self, leaf: &mut Self::Req, n: u64) -> Result<(), ReqError> {
+        self.limiter.acquire(*leaf, n).await.map_err(req_error)
+    }
+    async fn acquire_before(
+        &self,
+        leaf: &mut Self::Req,
+        n: u64,
+        within: Duration,
+    ) -> Result<(), ReqError> {
+        let deadline = embassy_time::Instant::now()
+            + embassy_time::Duration::from_micros(within.as_micros() as u64);
+        self.limiter
+            .acquire_before(*leaf, n, deadline)
+            .await
+            .map_err(req_error)
+    }
+    fn request_stats(&self, leaf: &Self::Req) -> Counts {
+        counts(self.limiter, *leaf)
+    }
+    fn set_request_limit(&self, leaf: &Self::Req, limits: Limits) {
+        self.limiter
+            .set_limit(leaf.node(), limits)
+            .expect("set limit");
+    }
+}
+
+fn req_error(e: throttle_embassy::AcquireError) -> ReqError {
+    match e {
+        throttle_embassy::AcquireError::ZeroRequest => ReqError::ZeroRequest,
+        throttle_embassy::AcquireError::Deadline { wait } => {
+            ReqError::Deadline(wait.map(|d| Duration::from_micros(d.as_micros())))
+        }
+        _ => ReqError::Other,
     }
 }
