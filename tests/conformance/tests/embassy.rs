@@ -30,7 +30,6 @@ throttle_conformance::suite!(throttle_conformance::embassy::Embassy;
          versions run here: limit_change_reaches_sleeping_writer_in_group, \
          server_connection_limit_change_reaches_sleeping_connection, \
          weighted_groups_share_server_limit, idle_reader_holds_no_tokens_busy_one_gets_server_rate";
-
     window_tier_admits_at_most_n_in_any_window =>
         "polls with the std layer's `Leaf::try_acquire`, which embassy does not have (its \
          `acquire`/`acquire_before` run here: request_* scenarios)";
