@@ -18,7 +18,20 @@
 //! [`Engine`] is one leaf's side: the `Step` → timer → retry loop (bounded: after
 //! [`MAX_SPINS`] timers already due it yields instead of spinning on a coarse clock), settle,
 //! cancel on drop, the unlimited fast path, and [`Engine::poll_io`], the one I/O accounting
-//! rule. [`poll_driver`] is the driver task's loop; [`Engine::block`] a thread's.
+//! rule (below). [`poll_driver`] is the driver task's loop; [`Engine::block`] a thread's.
+//!
+//! **The I/O accounting rule** (every adapter, both directions). Ask for a grant, move at
+//! most that many bytes, settle what moved. If the stream is not ready, the whole grant goes
+//! back at once and the leaf *stalls*: it stops asking and waits on the stream alone, holding
+//! nothing in the tree. The bytes the stream then moves (at most the grant it gave back) are
+//! *owed* and paid before anything else ([`Engine::owe`], [`Engine::poll_pay`]): before the
+//! call returns where the adapter can wait (embassy's `async fn`, blocking threads), at the
+//! start of the next call on poll-based streams (a `poll_read` must hand over the bytes it
+//! read). So an idle connection holds no tokens and takes no turns, and every byte moved is
+//! paid exactly once; the price is that a stalled leaf may move one grant before paying for
+//! it (a shared node's window may see one extra piece per connection that just woke from a
+//! stall). A blocking read cannot learn that its stream is ready without blocking in it, so
+//! it is always in the stalled case: it reads at most one grant, then pays.
 //!
 //! **The unlimited fast path.** When no node from the leaf to its root has a tier, a grant
 //! is pointless: the engine skips the tree. Whether that holds is cached against
@@ -202,6 +215,9 @@ enum Phase {
     Holding(u64),
     /// The path is unlimited: `n` allowed without the tree; not settled yet.
     Bypass(u64),
+    /// Nothing in the tree: the stream was not ready and gave its grant of `n` back; the
+    /// next I/O goes to the stream first, at most `n`, and pays afterwards.
+    Stalled(u64),
 }
 
 /// One leaf's waiting side, used by one task or thread at a time (see the
@@ -216,6 +232,8 @@ pub struct Engine<H: Handle> {
     phase: Phase,
     /// `(Shared::changes, path unlimited)` when last checked.
     unlimited: Option<(u32, bool)>,
+    /// Tokens used after a stall and not yet paid for.
+    owed: u64,
 }
 
 impl<H: Handle> fmt::Debug for Engine<H> {
@@ -241,6 +259,7 @@ impl<H: Handle> Engine<H> {
             leaf,
             phase: Phase::Idle,
             unlimited: None,
+            owed: 0,
         }
     }
 
@@ -286,7 +305,7 @@ impl<H: Handle> Engine<H> {
     ) -> Poll<Result<u64, WaitError>> {
         match self.phase {
             Phase::Holding(n) | Phase::Bypass(n) => return Poll::Ready(Ok(n)),
-            Phase::Idle | Phase::Waiting => {}
+            Phase::Idle | Phase::Waiting | Phase::Stalled(_) => {}
         }
         if want == 0 {
             return Poll::Ready(Err(WaitError::ZeroRequest));
@@ -352,7 +371,7 @@ impl<H: Handle> Engine<H> {
                 self.handle.bypassed(used.min(n));
                 true
             }
-            Phase::Idle | Phase::Waiting => return true,
+            Phase::Idle | Phase::Waiting | Phase::Stalled(_) => return true,
         };
         self.phase = Phase::Idle;
         ok
@@ -365,16 +384,84 @@ impl<H: Handle> Engine<H> {
                 let now = self.handle.now();
                 let _ = self.handle.shared().cancel(self.leaf, now);
             }
-            Phase::Idle | Phase::Bypass(_) => {}
+            Phase::Idle | Phase::Bypass(_) | Phase::Stalled(_) => {}
         }
         self.phase = Phase::Idle;
     }
 
-    /// One throttled I/O operation, the accounting rule of every poll-based adapter: waits
-    /// for a grant of up to `want` tokens, runs `io` with the granted size `n` (`1 ≤ n ≤
-    /// want`: shorten the buffer to it), and settles what `io` reports moved — nothing when it
-    /// is not ready or fails, so an idle stream holds no tokens (it asks again when polled
-    /// again). `want == 0` calls `io(cx, 0)` directly.
+    /// Records `used` tokens moved without a grant (after a stall, see the module docs); the
+    /// next [`poll_pay`](Engine::poll_pay) (which [`poll_io`](Engine::poll_io) calls first)
+    /// pays for them.
+    pub fn owe(&mut self, used: u64) {
+        self.owed = self.owed.saturating_add(used);
+        if let Phase::Stalled(_) = self.phase {
+            self.phase = Phase::Idle;
+        }
+    }
+
+    /// Tokens owed and not yet paid.
+    pub fn owed(&self) -> u64 {
+        self.owed
+    }
+
+    /// Pays what is owed, grant by grant, waiting as [`poll_acquire`](Engine::poll_acquire)
+    /// does. `Ready(Ok(()))` once nothing is owed. On an error (the leaf was removed, no
+    /// timer) the debt is dropped with the leaf's claim to it.
+    pub fn poll_pay(
+        &mut self,
+        cx: &mut Context<'_>,
+        sleep: &mut impl Sleep,
+    ) -> Poll<Result<(), WaitError>> {
+        while self.owed > 0 {
+            match self.poll_acquire(cx, sleep, self.owed) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => {
+                    self.owed = 0;
+                    return Poll::Ready(Err(e));
+                }
+                Poll::Ready(Ok(g)) => {
+                    let g = g.min(self.owed);
+                    self.owed -= g;
+                    if !self.settle(g) {
+                        self.owed = 0;
+                        return Poll::Ready(Err(WaitError::StaleHandle));
+                    }
+                }
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// The stall a stream that was not ready left, if any: the grant it gave back (the most
+    /// the stream may move before paying).
+    pub fn stalled(&self) -> Option<u64> {
+        match self.phase {
+            Phase::Stalled(n) => Some(n),
+            _ => None,
+        }
+    }
+
+    /// Records that the stream was not ready: gives back the current grant (as `settle(0)`)
+    /// and stalls (see the module docs). On an unlimited path there is nothing to stall.
+    pub fn stall(&mut self) -> bool {
+        let (n, bypass) = match self.phase {
+            Phase::Holding(n) => (n, false),
+            Phase::Bypass(n) => (n, true),
+            Phase::Idle | Phase::Waiting | Phase::Stalled(_) => return true,
+        };
+        let ok = self.settle(0);
+        if ok && !bypass {
+            self.phase = Phase::Stalled(n);
+        }
+        ok
+    }
+
+    /// One throttled I/O operation under [the I/O accounting rule](self): pays what is owed;
+    /// after a stall runs `io` at once with at most the grant given back and owes what it
+    /// moved; otherwise waits for a grant of up to `want` tokens, runs `io` with the granted
+    /// size `n` (`1 ≤ n ≤ want`: shorten the buffer to it), settles what `io` reports moved,
+    /// and stalls when it is not ready (the grant goes back; the next poll asks nothing of the
+    /// tree). `want == 0` calls `io(cx, 0)` directly.
     pub fn poll_io<E: From<WaitError>>(
         &mut self,
         cx: &mut Context<'_>,
@@ -385,17 +472,38 @@ impl<H: Handle> Engine<H> {
         if want == 0 {
             return io(cx, 0);
         }
+        match self.poll_pay(cx, sleep) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
+            Poll::Ready(Ok(())) => {}
+        }
+        if let Phase::Stalled(cap) = self.phase {
+            let len = usize::try_from(cap).map_or(want, |c| c.min(want));
+            let r = io(cx, len);
+            match &r {
+                Poll::Pending => {}
+                Poll::Ready(Ok(k)) => self.owe((*k).min(len) as u64),
+                Poll::Ready(Err(_)) => self.phase = Phase::Idle,
+            }
+            return r;
+        }
         let n = match self.poll_acquire(cx, sleep, want as u64) {
             Poll::Pending => return Poll::Pending,
             Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
             Poll::Ready(Ok(n)) => usize::try_from(n).map_or(want, |n| n.min(want)),
         };
         let r = io(cx, n);
-        let used = match &r {
-            Poll::Ready(Ok(k)) => (*k).min(n) as u64,
-            _ => 0,
-        };
-        self.settle(used);
+        match &r {
+            Poll::Ready(Ok(k)) => {
+                self.settle((*k).min(n) as u64);
+            }
+            Poll::Ready(Err(_)) => {
+                self.settle(0);
+            }
+            Poll::Pending => {
+                self.stall();
+            }
+        }
         r
     }
 
@@ -407,12 +515,31 @@ impl<H: Handle> Engine<H> {
         &mut self,
         waker: &Waker,
         want: u64,
-        mut park: impl FnMut(Option<Instant>),
+        park: impl FnMut(Option<Instant>),
     ) -> Result<u64, WaitError> {
+        self.block_on(waker, park, |e, cx, d| e.poll_acquire(cx, d, want))
+    }
+
+    /// [`poll_pay`](Engine::poll_pay) by blocking the calling thread, as
+    /// [`block`](Engine::block) waits.
+    pub fn block_pay(
+        &mut self,
+        waker: &Waker,
+        park: impl FnMut(Option<Instant>),
+    ) -> Result<(), WaitError> {
+        self.block_on(waker, park, |e, cx, d| e.poll_pay(cx, d))
+    }
+
+    fn block_on<T>(
+        &mut self,
+        waker: &Waker,
+        mut park: impl FnMut(Option<Instant>),
+        mut poll: impl FnMut(&mut Self, &mut Context<'_>, &mut Deadline) -> Poll<T>,
+    ) -> T {
         let mut cx = Context::from_waker(waker);
         let mut deadline = Deadline::new();
         loop {
-            match self.poll_acquire(&mut cx, &mut deadline, want) {
+            match poll(self, &mut cx, &mut deadline) {
                 Poll::Ready(r) => return r,
                 Poll::Pending => park(deadline.take()),
             }
@@ -571,6 +698,55 @@ mod tests {
         ));
         drop(e); // cancels the unsettled grant
         assert_eq!(h.shared.stats(leaf.node()).unwrap().waiting, 0);
+    }
+
+    /// The I/O accounting rule: a stream that is not ready gives its grant back and stalls
+    /// (later polls do not ask the tree); what it then moves is owed, capped at that grant,
+    /// and paid first by the next call.
+    #[test]
+    fn poll_io_stalls_then_owes_what_moved() {
+        let h = clocked();
+        let leaf = h
+            .shared
+            .insert_leaf(
+                None,
+                Limits::new(Tier::per_second(1000).with_burst(100)),
+                1,
+                Instant::ZERO,
+            )
+            .unwrap();
+        let mut e = Engine::new(h, leaf);
+        let mut d = Deadline::new();
+        let granted = || h.shared.stats(leaf.node()).unwrap().granted;
+        let not_ready = |_: &mut Context<'_>, _: usize| Poll::<Result<usize, WaitError>>::Pending;
+        let mut asked = 0;
+        assert!(e
+            .poll_io(&mut cx(), &mut d, 500, |_, n| {
+                asked = n;
+                Poll::<Result<usize, WaitError>>::Pending
+            })
+            .is_pending());
+        assert_eq!(asked, 10, "one piece (rate × 10 ms) was granted");
+        assert_eq!((granted(), e.stalled()), (0, Some(10)), "and given back");
+        for _ in 0..5 {
+            assert!(e.poll_io(&mut cx(), &mut d, 500, not_ready).is_pending());
+        }
+        assert_eq!(granted(), 0, "a stalled leaf asks nothing");
+        assert_eq!(h.shared.stats(leaf.node()).unwrap().waiting, 0);
+        // the stream moves 6 (asked for at most the grant given back): owed, not yet paid
+        let mut cap = 0;
+        let r = e.poll_io(&mut cx(), &mut d, 500, |_, n| {
+            cap = n;
+            Poll::<Result<usize, WaitError>>::Ready(Ok(6))
+        });
+        assert_eq!((r, cap), (Poll::Ready(Ok(6)), 10));
+        assert_eq!((granted(), e.owed(), e.stalled()), (0, 6, None));
+        // the next call pays first, then asks for its own grant
+        let r = e.poll_io(&mut cx(), &mut d, 10, |_, n| {
+            Poll::<Result<usize, WaitError>>::Ready(Ok(n))
+        });
+        assert_eq!(r, Poll::Ready(Ok(10)));
+        assert_eq!((granted(), e.owed()), (16, 0), "6 paid once, then 10");
     }
 
     struct Unpark(std::thread::Thread);

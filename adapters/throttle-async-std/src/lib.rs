@@ -23,10 +23,7 @@
 //! ```
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-use core::net::SocketAddr;
-use std::io;
-
-use async_std::net::{TcpListener, TcpStream, ToSocketAddrs};
+use async_std::net::{TcpListener, TcpStream};
 use throttle_io::{BoxTask, Runtime, Timer};
 
 /// Wraps any stream as a connection under a node (from `throttle-io`).
@@ -63,43 +60,9 @@ pub fn limiter() -> Limiter {
     Limiter::new(AsyncStd)
 }
 
-/// Accepts connections and throttles each one with the server's per-connection limits under
-/// its node. Changing a limit through [`Listener::server`] reaches every live connection.
-#[derive(Debug)]
-pub struct Listener {
-    inner: TcpListener,
-    server: Server,
-}
-
-impl Listener {
-    /// Wraps a bound listener.
-    pub fn new(inner: TcpListener, server: Server) -> Self {
-        Listener { inner, server }
-    }
-
-    /// Binds a listener to `addr`.
-    pub async fn bind(addr: impl ToSocketAddrs, server: Server) -> io::Result<Self> {
-        Ok(Self::new(TcpListener::bind(addr).await?, server))
-    }
-
-    /// Accepts the next connection, throttled (fails if it cannot be registered).
-    pub async fn accept(&self) -> io::Result<(Throttled<TcpStream>, SocketAddr)> {
-        let (stream, addr) = self.inner.accept().await?;
-        Ok((self.server.wrap(stream).map_err(io::Error::other)?, addr))
-    }
-
-    /// The server: its node, limits, per-connection limits and statistics.
-    pub fn server(&self) -> &Server {
-        &self.server
-    }
-
-    /// The address the listener is bound to.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.local_addr()
-    }
-
-    /// The inner listener.
-    pub fn get_ref(&self) -> &TcpListener {
-        &self.inner
-    }
-}
+throttle_io::tcp_listener!(
+    TcpListener,
+    TcpStream,
+    Throttled,
+    async_std::net::ToSocketAddrs
+);

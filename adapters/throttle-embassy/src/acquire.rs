@@ -89,17 +89,17 @@ impl<'e, 'a, const N: usize, M: RawMutex> Request<'e, 'a, N, M> {
         self.engine.settle(used)
     }
 
+    /// The stream was not ready: gives the grant back and stalls (the I/O accounting rule of
+    /// [`throttle_core::wait`]). `false`: the leaf is gone.
+    pub(crate) fn stall(&mut self) -> bool {
+        self.engine.stall()
+    }
+
     /// Pays for `amount` tokens already used, grant by grant (pieces may be smaller).
     pub(crate) async fn pay(&mut self, amount: u64) -> Result<(), WaitError> {
-        let mut left = amount;
-        while left > 0 {
-            let n = self.acquire(left).await?.min(left);
-            if !self.settle(n) {
-                return Err(WaitError::StaleHandle);
-            }
-            left -= n;
-        }
-        Ok(())
+        let Request { engine, sleep } = self;
+        engine.owe(amount);
+        poll_fn(|cx| engine.poll_pay(cx, sleep)).await
     }
 }
 

@@ -141,35 +141,18 @@ fn clamp(grant: u64, len: usize) -> usize {
 
 impl<T: Read, const N: usize, M: RawMutex> Read for Throttled<'_, T, N, M> {
     async fn read(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error> {
-        if buf.is_empty() || self.read.is_unlimited() {
-            return self.inner.read(buf).await.map_err(Error::Io);
-        }
-        let mut req = Request::new(&mut self.read);
-        let grant = req
-            .acquire(buf.len() as u64)
-            .await
-            .map_err(|_| Error::Removed)?;
-        let len = clamp(grant, buf.len());
-        let mut io = pin!(self.inner.read(prefix_mut(buf, len)));
-        let first = poll_fn(|cx| Poll::Ready(io.as_mut().poll(cx))).await;
-        finish(&mut req, first, io, len).await
+        let inner = &mut self.inner;
+        throttled(&mut self.read, buf.len(), |n| {
+            inner.read(prefix_mut(buf, n))
+        })
+        .await
     }
 }
 
 impl<T: Write, const N: usize, M: RawMutex> Write for Throttled<'_, T, N, M> {
     async fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
-        if buf.is_empty() || self.write.is_unlimited() {
-            return self.inner.write(buf).await.map_err(Error::Io);
-        }
-        let mut req = Request::new(&mut self.write);
-        let grant = req
-            .acquire(buf.len() as u64)
-            .await
-            .map_err(|_| Error::Removed)?;
-        let len = clamp(grant, buf.len());
-        let mut io = pin!(self.inner.write(prefix(buf, len)));
-        let first = poll_fn(|cx| Poll::Ready(io.as_mut().poll(cx))).await;
-        finish(&mut req, first, io, len).await
+        let inner = &mut self.inner;
+        throttled(&mut self.write, buf.len(), |n| inner.write(prefix(buf, n))).await
     }
 
     async fn flush(&mut self) -> Result<(), Self::Error> {
@@ -191,6 +174,24 @@ impl<T: WriteReady, const N: usize, M: RawMutex> WriteReady for Throttled<'_, T,
     fn write_ready(&mut self) -> Result<bool, Self::Error> {
         self.inner.write_ready().map_err(Error::Io)
     }
+}
+
+/// One read or write of `len` bytes on `engine`'s leaf (the module docs' steps 1–3); `io(n)`
+/// starts the inner operation on the first `n` bytes of the buffer.
+async fn throttled<const N: usize, M: RawMutex, E, F: Future<Output = Result<usize, E>>>(
+    engine: &mut DirectionEngine<'_, N, M>,
+    len: usize,
+    io: impl FnOnce(usize) -> F,
+) -> Result<usize, Error<E>> {
+    if len == 0 || engine.is_unlimited() {
+        return io(len).await.map_err(Error::Io);
+    }
+    let mut req = Request::new(engine);
+    let grant = req.acquire(len as u64).await.map_err(|_| Error::Removed)?;
+    let len = clamp(grant, len);
+    let mut io = pin!(io(len));
+    let first = poll_fn(|cx| Poll::Ready(io.as_mut().poll(cx))).await;
+    finish(&mut req, first, io, len).await
 }
 
 /// Step 3 of the module docs, shared by both directions: `first` is the inner operation's
@@ -216,8 +217,9 @@ async fn finish<const N: usize, M: RawMutex, E>(
             Err(Error::Io(e))
         }
         Poll::Pending => {
-            // The stream would block: give everything back while it waits.
-            if !req.settle(0) {
+            // The stream would block: give everything back while it waits (it stalls), then
+            // pay for what moved (the I/O accounting rule of `throttle_core::wait`).
+            if !req.stall() {
                 return Err(Error::Removed);
             }
             let n = io.await.map_err(Error::Io)?.min(granted);

@@ -1,5 +1,6 @@
-//! Adapter behaviour on in-memory streams (the real-socket tests are in `tests/net.rs`):
-//! unlimited paths skip the tree, a blocked stream holds no tokens, drops cancel, removed
+//! Adapter behaviour on in-memory streams (the real-socket tests are the conformance suite's
+//! portable scenarios, `tests/conformance/tests/embassy.rs`, over two in-process embassy-net
+//! stacks): unlimited paths skip the tree, a blocked stream holds no tokens, drops cancel, removed
 //! leaves give typed errors, hostile limits never panic.
 
 extern crate alloc;

@@ -90,21 +90,22 @@ std::thread_local! {
     static WAKER: Waker = Waker::from(Arc::new(Unpark(std::thread::current())));
 }
 
+/// Parks this thread until `deadline` on `limiter`'s clock (`None`: until unparked).
+fn park(limiter: &Limiter, deadline: Option<Instant>) {
+    match deadline.and_then(|t| limiter.to_std(t)) {
+        Some(at) => {
+            let now = limiter.now_std();
+            if at > now {
+                std::thread::park_timeout(at - now);
+            }
+        }
+        None => std::thread::park(),
+    }
+}
+
 /// Waits on `engine` by parking this thread; `Ok(grant)`.
 fn block(engine: &mut Engine<Node>, limiter: &Limiter, want: u64) -> Result<u64, WaitError> {
-    WAKER.with(|waker| {
-        engine.block(waker, want, |deadline: Option<Instant>| {
-            match deadline.and_then(|t| limiter.to_std(t)) {
-                Some(at) => {
-                    let now = limiter.now_std();
-                    if at > now {
-                        std::thread::park_timeout(at - now);
-                    }
-                }
-                None => std::thread::park(),
-            }
-        })
-    })
+    WAKER.with(|waker| engine.block(waker, want, |d| park(limiter, d)))
 }
 
 impl Leaf {
@@ -126,15 +127,15 @@ impl Leaf {
         block(self.engine(), &limiter, want).map_err(AcquireError::from)
     }
 
-    /// Waits until `n` tokens (already used) are paid for, grant by grant.
+    /// Waits until `n` tokens (already used) are paid for, grant by grant (the engine's
+    /// owed tokens, see the I/O accounting rule in [`throttle_core::wait`]).
     fn pay_blocking(&mut self, n: u64) -> Result<(), AcquireError> {
-        let mut left = n;
-        while left > 0 {
-            let g = self.grant_blocking(left)?.min(left);
-            self.settle(g);
-            left -= g;
-        }
-        Ok(())
+        let limiter = self.node().limiter().clone();
+        let engine = self.engine();
+        engine.owe(n);
+        WAKER
+            .with(|waker| engine.block_pay(waker, |d| park(&limiter, d)))
+            .map_err(AcquireError::from)
     }
 
     /// The most one read may move before it pays: one grant of this path (all of `len` when

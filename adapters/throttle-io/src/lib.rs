@@ -82,6 +82,7 @@ mod error;
 mod keyed;
 mod leaf;
 mod limiter;
+mod listener;
 mod runtime;
 mod stats;
 mod stream;
@@ -96,6 +97,7 @@ pub use error::{AcquireError, TryAcquireError};
 pub use keyed::{KeyedConfig, KeyedError, KeyedNode, KeyedNodes, WhenFull};
 pub use leaf::Leaf;
 pub use limiter::{Limiter, Node, SharedTree};
+pub use listener::{Accept, Bind, Listener};
 #[cfg(feature = "async-io")]
 pub use runtime::AsyncIo;
 pub use runtime::{BoxTask, Runtime, Timer};

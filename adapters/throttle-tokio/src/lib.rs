@@ -5,7 +5,7 @@
 //! wait for tokens of any unit with [`Leaf::acquire`].
 //!
 //! Everything but the tokio glue (clock and timer in `time.rs`, the I/O traits in
-//! `stream.rs`, the listener) is [`throttle_io`], re-exported here.
+//! `stream.rs`, the listener's glue) is [`throttle_io`], re-exported here.
 //!
 //! ```no_run
 //! use throttle_tokio::{Limits, Listener, Server};
@@ -27,11 +27,9 @@
 //! ```
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-mod listener;
 mod stream;
 mod time;
 
-pub use listener::Listener;
 pub use stream::Throttled;
 pub use time::Tokio;
 
@@ -40,6 +38,13 @@ pub use throttle_io::{
     LimitsError, Node, NodeId, NodeStats, Server, SetLimitError, SleepError, StaleHandle, Tier,
     TierError, TryAcquireError,
 };
+
+throttle_io::tcp_listener!(
+    tokio::net::TcpListener,
+    tokio::net::TcpStream,
+    Throttled,
+    tokio::net::ToSocketAddrs
+);
 
 /// A limiter on tokio's clock with the default [`Config`].
 pub fn limiter() -> Limiter {

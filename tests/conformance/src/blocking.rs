@@ -109,7 +109,7 @@ fn stop_all(stop: &AtomicBool, threads: Vec<thread::JoinHandle<()>>) {
 /// One blocking writer limited to 256 KiB/s writes 2 s worth (+ burst): never more than 5 %
 /// above the limit, not more than 10 % below it (threads oversleep on a loaded 2-core
 /// machine; alone it lands within 1 %), and every byte arrives.
-pub fn one_stream_accuracy() {
+pub fn blocking_one_stream_accuracy() {
     const RATE: u64 = 256 * KIB;
     const BURST: u64 = 4096;
     let limiter = Limiter::new(Threads);

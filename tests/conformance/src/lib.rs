@@ -1,22 +1,36 @@
-//! One conformance suite for every runtime adapter, over real loopback TCP.
+//! One conformance suite for every runtime adapter, over real TCP.
 //!
-//! The scenarios ([`scenarios`]) are written once, generic over [`Rt`] (what a test needs
-//! from a runtime: block_on, spawn, sleep, bind/accept/connect) and [`Stream`] (read, write
-//! on plain and throttled sockets). [`runtimes`] implements them for tokio, smol and
-//! async-std, and [`suite!`] turns every scenario into a `#[test]` for one runtime
-//! (`tests/tokio.rs`, `tests/smol.rs`, `tests/async_std.rs`).
+//! Two kinds of scenarios, each written once:
+//! - **portable** ([`portable`]): generic over [`Net`] (groups, servers, connections, sleep;
+//!   one task, `join`/`select`, no spawn, no `Send`), run on tokio, smol, async-std (over
+//!   loopback, [`StdNet`]) AND embassy (over two in-process embassy-net stacks,
+//!   [`embassy::Embassy`]);
+//! - **std** ([`scenarios`], [`weighted`], [`window`]): generic over [`Rt`] (spawn, listeners,
+//!   the std layer's `Limiter`, `Leaf::acquire`, statistics), run on tokio, smol, async-std;
+//!   [`runtimes`] implements [`Rt`] for them.
 //!
-//! [`blocking`] holds the same contracts for blocking threads (`std::io` over
-//! `std::net::TcpStream`, no runtime), run by `tests/blocking.rs`.
+//! [`blocking`] holds the contracts for blocking threads (`std::io` over
+//! `std::net::TcpStream`, no runtime).
+//!
+//! [`suite!`] turns a runtime's list into `#[test]`s: every scenario of [`ALL`] must be named
+//! once, either run or skipped with a reason, and a test of the suite checks it (a scenario
+//! missing from the list, or named twice, fails); [`ALL`] itself is checked against the
+//! scenario files' sources (`every_scenario_is_in_all`, below). The files `tests/tokio.rs`,
+//! `smol.rs`, `async_std.rs`, `embassy.rs` and `blocking.rs` are the lists.
 //!
 //! Timed assertions are deliberately generous: the tests share a busy 2-core machine with
 //! other builds. Precise figures are the benchmark's business.
 
 pub mod blocking;
+pub mod embassy;
+pub mod net;
+pub mod portable;
 pub mod runtimes;
 pub mod scenarios;
 pub mod weighted;
 pub mod window;
+
+pub use net::{Net, StdNet};
 
 use core::future::Future;
 use core::net::SocketAddr;
@@ -64,7 +78,7 @@ pub trait Rt: 'static {
     fn limiter_with(config: Config) -> Limiter;
     /// Runs `f` to completion on a fresh runtime (two worker threads where the runtime has a
     /// choice).
-    fn block_on<F: Future<Output = ()> + Send + 'static>(f: F);
+    fn block_on<F: Future<Output = ()>>(f: F);
     /// Spawns `f`; the returned future resolves to its output.
     fn spawn<T: Send + 'static>(
         f: impl Future<Output = T> + Send + 'static,
@@ -73,6 +87,14 @@ pub trait Rt: 'static {
     fn sleep(d: Duration) -> impl Future<Output = ()> + Send;
     /// A listener on 127.0.0.1, any port, registering connections with `server`.
     fn bind(server: Server) -> impl Future<Output = (Self::Listener, SocketAddr)> + Send;
+    /// A listener on 127.0.0.1, any port, putting each connection into the group `pick`
+    /// chooses from the peer's address (`Listener::grouped`).
+    fn bind_grouped(
+        groups: Vec<Server>,
+        pick: impl Fn(SocketAddr) -> Option<usize> + Send + Sync + 'static,
+    ) -> impl Future<Output = (Self::Listener, SocketAddr)> + Send;
+    /// The local port of a plain client socket.
+    fn local_port(raw: &Self::Raw) -> u16;
     /// Accepts one throttled connection.
     fn accept(l: &Self::Listener) -> impl Future<Output = Self::Conn> + Send + '_;
     /// Connects a plain socket.
@@ -91,36 +113,226 @@ pub async fn timeout<R: Rt, T>(d: Duration, f: impl Future<Output = T>) -> Optio
     .await
 }
 
-/// Defines one `#[test]` per scenario for the runtime `$rt`.
+/// A runtime type whose portable scenarios run on the [`Net`] `Self::Net`.
+pub trait HasNet {
+    /// The runtime's [`Net`].
+    type Net: Net;
+}
+
+impl HasNet for runtimes::Tokio {
+    type Net = StdNet<Self>;
+}
+impl HasNet for runtimes::Smol {
+    type Net = StdNet<Self>;
+}
+impl HasNet for runtimes::AsyncStd {
+    type Net = StdNet<Self>;
+}
+impl HasNet for embassy::Embassy {
+    type Net = Self;
+}
+
+/// Blocking threads, as a runtime of the suite (only [`blocking`]'s scenarios run on it).
+#[derive(Debug)]
+pub struct Blocking;
+
+macro_rules! entries {
+    (std: $($s:ident),* ; net: $($n:ident),* ; blocking: $($b:ident),* $(;)?) => {
+        /// One entry per scenario: runs it on the runtime `R` (a std scenario needs [`Rt`],
+        /// a portable one [`HasNet`], a blocking one [`Blocking`]).
+        pub mod entry {
+            $(
+                #[doc = concat!("Runs [`crate::scenarios::", stringify!($s), "`].")]
+                pub fn $s<R: $crate::Rt>() {
+                    R::block_on($crate::scenarios::$s::<R>());
+                }
+            )*
+            $(
+                #[doc = concat!("Runs [`crate::portable::", stringify!($n), "`].")]
+                pub fn $n<R: $crate::HasNet>() {
+                    <R::Net as $crate::Net>::run($crate::portable::$n);
+                }
+            )*
+            $(
+                #[doc = concat!("Runs [`crate::blocking::", stringify!($b), "`].")]
+                pub fn $b<R: Is<$crate::Blocking>>() {
+                    $crate::blocking::$b();
+                }
+            )*
+            /// `R` is `T` (the blocking entries run only on [`crate::Blocking`]).
+            pub trait Is<T> {}
+            impl<T> Is<T> for T {}
+        }
+        /// Every scenario, by name: std, then portable, then blocking.
+        pub const ALL: &[&str] = &[$(stringify!($s),)* $(stringify!($n),)* $(stringify!($b),)*];
+    };
+}
+
+entries! {
+    std: one_stream_accuracy, connection_limit_under_server_limit,
+        per_direction_server_limits_each_direction, fairness_of_twenty_connections,
+        limit_change_reaches_sleeping_writer, weighted_groups_share_server,
+        dropped_stream_hands_over_to_other_connection,
+        dropped_write_future_does_not_stall_others, idle_connection_holds_no_tokens,
+        connection_close_frees_leaves, unlimited_skips_tree,
+        requests_from_many_tasks_share_node, weighted_one_leaf_groups_8k_writes_at_60_mib,
+        weighted_groups_of_three_8k_writes_at_60_mib, window_tier_admits_at_most_n_in_any_window,
+        listener_groups_share_by_weight;
+    net: link_raw_throughput_reported, write_100kib_per_s_within_10_percent,
+        write_1mib_per_s_within_10_percent, write_10mib_per_s_within_10_percent_or_scaled_to_link,
+        read_1mib_per_s_within_10_percent, two_connections_share_server_limit_fairly,
+        limit_change_reaches_sleeping_writer_in_group,
+        dropped_waiting_write_cancels_other_leaf_gets_tokens,
+        idle_reader_holds_no_tokens_busy_one_gets_server_rate,
+        stalled_reader_holds_nothing_and_pays_only_what_moved,
+        server_per_connection_limit_under_server_limit,
+        server_connection_limit_change_reaches_sleeping_connection,
+        weighted_groups_share_server_limit, request_deadline_fails_fast_and_reserves_nothing,
+        request_cancel_refunds_to_other_leaf;
+    blocking: blocking_one_stream_accuracy, reader_is_limited,
+        connection_limit_under_server_limit_and_fairness, limit_change_reaches_blocked_writer,
+        idle_reader_holds_no_tokens, requests_from_threads_share_node;
+}
+
+/// Checks one runtime's list: every name of [`ALL`] exactly once, run or skipped; every skip
+/// with a reason. Called by the test [`suite!`] generates.
+pub fn check_complete(runtime: &str, run: &[&str], skip: &[(&str, &str)]) {
+    let mut seen: Vec<&str> = run.to_vec();
+    seen.extend(skip.iter().map(|(n, _)| *n));
+    let mut problems = Vec::new();
+    for name in ALL {
+        match seen.iter().filter(|s| *s == name).count() {
+            0 => problems.push(format!("{name}: neither run nor skipped")),
+            1 => {}
+            k => problems.push(format!("{name}: listed {k} times")),
+        }
+    }
+    for name in &seen {
+        if !ALL.contains(name) {
+            problems.push(format!("{name}: not a scenario"));
+        }
+    }
+    for (name, reason) in skip {
+        if reason.trim().len() < 10 {
+            problems.push(format!(
+                "{name}: skipped without a real reason ({reason:?})"
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{runtime}'s suite list: {problems:#?}");
+    eprintln!(
+        "{runtime}: {} scenarios run, {} skipped",
+        run.len(),
+        skip.len()
+    );
+    for (name, reason) in skip {
+        eprintln!("  skip {name}: {reason}");
+    }
+}
+
+/// Defines the suite of the runtime `$rt`: one `#[test]` per scenario it runs, and a test
+/// that the list names every scenario (see [`check_complete`]):
+///
+/// ```ignore
+/// throttle_conformance::suite!(Tokio;
+///     run: one_stream_accuracy, write_1mib_per_s_within_10_percent;
+///     skip: fairness_of_twenty_connections => "why";
+/// );
+/// ```
+///
+/// A skip names one or more scenarios and one reason (`a, b => "reason"`).
 #[macro_export]
 macro_rules! suite {
-    ($rt:ty) => {
-        $crate::suite!(@tests $rt;
-            one_stream_accuracy,
-            connection_limit_under_server_limit,
-            per_direction_server_limits_each_direction,
-            fairness_of_twenty_connections,
-            limit_change_reaches_sleeping_writer,
-            weighted_groups_share_server,
-            cancel_refunds_to_other_leaf,
-            dropped_stream_hands_over_to_other_connection,
-            dropped_write_future_does_not_stall_others,
-            idle_connection_holds_no_tokens,
-            connection_close_frees_leaves,
-            unlimited_skips_tree,
-            acquire_before_deadline_fails_fast,
-            requests_from_many_tasks_share_node,
-            weighted_one_leaf_groups_8k_writes_at_60_mib,
-            weighted_groups_of_three_8k_writes_at_60_mib,
-            window_tier_admits_at_most_n_in_any_window,
-        );
-    };
-    (@tests $rt:ty; $($name:ident,)*) => {
+    ($rt:ty; run: $($name:ident),* $(,)? ; skip: $($($skip:ident),+ => $reason:literal);* $(;)?) => {
         $(
             #[test]
             fn $name() {
-                <$rt as $crate::Rt>::block_on($crate::scenarios::$name::<$rt>());
+                $crate::entry::$name::<$rt>();
             }
         )*
+
+        #[test]
+        fn suite_names_every_scenario_once() {
+            $crate::check_complete(
+                stringify!($rt),
+                &[$(stringify!($name)),*],
+                &[$($((stringify!($skip), $reason)),+),*],
+            );
+        }
     };
+}
+
+/// The suite of a std runtime (tokio, smol, async-std: the same list for each): every std
+/// and portable scenario but the one a poll-based stream cannot keep (reason below).
+#[macro_export]
+macro_rules! std_suite {
+    ($rt:ty) => {
+        $crate::suite!($rt;
+            run: one_stream_accuracy, connection_limit_under_server_limit,
+                per_direction_server_limits_each_direction, fairness_of_twenty_connections,
+                limit_change_reaches_sleeping_writer, weighted_groups_share_server,
+                dropped_stream_hands_over_to_other_connection,
+                dropped_write_future_does_not_stall_others, idle_connection_holds_no_tokens,
+                connection_close_frees_leaves, unlimited_skips_tree,
+                requests_from_many_tasks_share_node, weighted_one_leaf_groups_8k_writes_at_60_mib,
+                weighted_groups_of_three_8k_writes_at_60_mib, window_tier_admits_at_most_n_in_any_window,
+                listener_groups_share_by_weight,
+                link_raw_throughput_reported, write_100kib_per_s_within_10_percent,
+                write_1mib_per_s_within_10_percent, write_10mib_per_s_within_10_percent_or_scaled_to_link,
+                read_1mib_per_s_within_10_percent, two_connections_share_server_limit_fairly,
+                limit_change_reaches_sleeping_writer_in_group,
+                idle_reader_holds_no_tokens_busy_one_gets_server_rate,
+                stalled_reader_holds_nothing_and_pays_only_what_moved,
+                server_per_connection_limit_under_server_limit,
+                server_connection_limit_change_reaches_sleeping_connection,
+                weighted_groups_share_server_limit,
+                request_deadline_fails_fast_and_reserves_nothing,
+                request_cancel_refunds_to_other_leaf;
+            skip:
+            dropped_waiting_write_cancels_other_leaf_gets_tokens =>
+                "poll-based AsyncWrite has no per-call drop hook: a dropped `write_all` future leaves \
+                 its piece queued until the stream is polled again or dropped (embassy's async fn \
+                 write cancels on drop); what std promises instead is \
+                 dropped_write_future_does_not_stall_others (the driver task keeps the others going)";
+            blocking_one_stream_accuracy, reader_is_limited,
+            connection_limit_under_server_limit_and_fairness, limit_change_reaches_blocked_writer,
+            idle_reader_holds_no_tokens, requests_from_threads_share_node =>
+                "blocking-thread scenarios (std::io, no async runtime): tests/blocking.rs";
+        );
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    /// Names of the functions `pub async fn NAME<` / `pub fn NAME()` in `src`.
+    fn scenario_fns(src: &str, prefix: &str) -> Vec<String> {
+        src.lines()
+            .filter_map(|l| l.strip_prefix(prefix))
+            .map(|l| {
+                l.chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// A scenario written in a scenario file but not in [`crate::ALL`] (so in no runtime's
+    /// list) fails here; so does a name in `ALL` that no file defines.
+    #[test]
+    fn every_scenario_is_in_all() {
+        let mut defined = Vec::new();
+        for src in [
+            include_str!("scenarios.rs"),
+            include_str!("weighted.rs"),
+            include_str!("window.rs"),
+            include_str!("portable.rs"),
+        ] {
+            defined.extend(scenario_fns(src, "pub async fn "));
+        }
+        defined.extend(scenario_fns(include_str!("blocking.rs"), "pub fn "));
+        let mut all: Vec<String> = crate::ALL.iter().map(|s| s.to_string()).collect();
+        defined.sort();
+        all.sort();
+        assert_eq!(defined, all, "scenario files vs ALL");
+    }
 }

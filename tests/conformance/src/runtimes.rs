@@ -91,7 +91,7 @@ impl Rt for Tokio {
     fn limiter_with(config: Config) -> Limiter {
         Limiter::with_config(config, throttle_tokio::Tokio)
     }
-    fn block_on<F: Future<Output = ()> + Send + 'static>(f: F) {
+    fn block_on<F: Future<Output = ()>>(f: F) {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -114,6 +114,18 @@ impl Rt for Tokio {
             .expect("bind");
         let a = l.local_addr().expect("addr");
         (l, a)
+    }
+    async fn bind_grouped(
+        groups: Vec<Server>,
+        pick: impl Fn(SocketAddr) -> Option<usize> + Send + Sync + 'static,
+    ) -> (Self::Listener, SocketAddr) {
+        let tcp = tokio::net::TcpListener::bind(local()).await.expect("bind");
+        let l = throttle_tokio::Listener::grouped(tcp, groups, pick).expect("groups");
+        let a = l.local_addr().expect("addr");
+        (l, a)
+    }
+    fn local_port(raw: &Self::Raw) -> u16 {
+        raw.0.local_addr().expect("local addr").port()
     }
     async fn accept(l: &Self::Listener) -> Self::Conn {
         Tok(l.accept().await.expect("accept").0)
@@ -138,7 +150,7 @@ impl Rt for Smol {
     fn limiter_with(config: Config) -> Limiter {
         Limiter::with_config(config, throttle_smol::Smol)
     }
-    fn block_on<F: Future<Output = ()> + Send + 'static>(f: F) {
+    fn block_on<F: Future<Output = ()>>(f: F) {
         smol::block_on(f);
     }
     fn spawn<T: Send + 'static>(
@@ -155,6 +167,18 @@ impl Rt for Smol {
             .expect("bind");
         let a = l.local_addr().expect("addr");
         (l, a)
+    }
+    async fn bind_grouped(
+        groups: Vec<Server>,
+        pick: impl Fn(SocketAddr) -> Option<usize> + Send + Sync + 'static,
+    ) -> (Self::Listener, SocketAddr) {
+        let tcp = smol::net::TcpListener::bind(local()).await.expect("bind");
+        let l = throttle_smol::Listener::grouped(tcp, groups, pick).expect("groups");
+        let a = l.local_addr().expect("addr");
+        (l, a)
+    }
+    fn local_port(raw: &Self::Raw) -> u16 {
+        raw.0.local_addr().expect("local addr").port()
     }
     async fn accept(l: &Self::Listener) -> Self::Conn {
         Fut(l.accept().await.expect("accept").0)
@@ -179,7 +203,7 @@ impl Rt for AsyncStd {
     fn limiter_with(config: Config) -> Limiter {
         Limiter::with_config(config, throttle_async_std::AsyncStd)
     }
-    fn block_on<F: Future<Output = ()> + Send + 'static>(f: F) {
+    fn block_on<F: Future<Output = ()>>(f: F) {
         async_std::task::block_on(f);
     }
     fn spawn<T: Send + 'static>(
@@ -196,6 +220,20 @@ impl Rt for AsyncStd {
             .expect("bind");
         let a = l.local_addr().expect("addr");
         (l, a)
+    }
+    async fn bind_grouped(
+        groups: Vec<Server>,
+        pick: impl Fn(SocketAddr) -> Option<usize> + Send + Sync + 'static,
+    ) -> (Self::Listener, SocketAddr) {
+        let tcp = async_std::net::TcpListener::bind(local())
+            .await
+            .expect("bind");
+        let l = throttle_async_std::Listener::grouped(tcp, groups, pick).expect("groups");
+        let a = l.local_addr().expect("addr");
+        (l, a)
+    }
+    fn local_port(raw: &Self::Raw) -> u16 {
+        raw.0.local_addr().expect("local addr").port()
     }
     async fn accept(l: &Self::Listener) -> Self::Conn {
         Fut(l.accept().await.expect("accept").0)

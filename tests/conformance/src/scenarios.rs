@@ -8,7 +8,7 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use core::time::Duration;
 use std::time::Instant;
 
-use throttle_tokio::{AcquireError, Config, Limiter, Limits, Server, Tier};
+use throttle_tokio::{Config, Limiter, Limits, Server, Tier};
 
 pub use crate::weighted::{
     weighted_groups_of_three_8k_writes_at_60_mib, weighted_one_leaf_groups_8k_writes_at_60_mib,
@@ -325,43 +325,6 @@ pub async fn weighted_groups_share_server<R: Rt>() {
     assert!(j >= 0.95, "inside the weight-3 group: {rates:?}");
 }
 
-/// A waiting `acquire` dropped by a timeout withdraws its piece: the other leaf, asleep
-/// without a timer of its own, takes over and gets the next tokens; the dropped request was
-/// charged nothing.
-pub async fn cancel_refunds_to_other_leaf<R: Rt>() {
-    let limiter = R::limiter();
-    // 100 tokens/s, burst 100
-    let node = limiter.node(Limits::per_second(100), 1).expect("node");
-    let mut a = node.leaf(Limits::UNLIMITED, 1).expect("a");
-    let mut b = node.leaf(Limits::UNLIMITED, 1).expect("b");
-    // the burst, then one piece of debt: both immediate
-    a.acquire(100).await.expect("burst");
-    a.acquire(100).await.expect("debt");
-    let spent = a.node().stats().granted;
-    assert_eq!(spent, 200);
-    let t0 = Instant::now();
-    // `a` waits first (it holds the tree's timer), then is dropped by the timeout
-    assert!(timeout::<R, _>(Duration::from_millis(300), a.acquire(50))
-        .await
-        .is_none());
-    assert_eq!(
-        a.node().stats().granted,
-        spent,
-        "the dropped request was charged nothing"
-    );
-    assert_eq!(a.node().stats().waiting, 0, "and left nothing queued");
-    // `b` now gets the tokens as soon as the debt is repaid (1 s after the start)
-    let r = timeout::<R, _>(Duration::from_secs(5), b.acquire(50)).await;
-    let took = t0.elapsed();
-    eprintln!("after a's cancel, b served at {took:?} (debt repaid at 1 s)");
-    assert_eq!(r, Some(Ok(())), "b is served");
-    assert!(
-        took >= Duration::from_millis(700) && took < Duration::from_millis(2500),
-        "{took:?}"
-    );
-    assert_eq!(node.stats().granted, 250);
-}
-
 /// Dropping a throttled connection while its write sleeps hands its share (and the tree's
 /// timer) to the other connection, which then gets the whole server limit.
 pub async fn dropped_stream_hands_over_to_other_connection<R: Rt>() {
@@ -634,46 +597,6 @@ pub async fn requests_from_many_tasks_share_node<R: Rt>() {
     assert_eq!(limiter.len(), 1, "every request's leaf is gone");
 }
 
-/// The request limiter of seed 002 ("10/s AND 300/min"): a deadline that cannot be met
-/// fails at once with the earliest time; one that can is met; paused limits and zero-sized
-/// requests are typed errors.
-pub async fn acquire_before_deadline_fails_fast<R: Rt>() {
-    // Request limits: pieces of one token, so a request never borrows beyond the burst.
-    let limiter = R::limiter_with(Config::DEFAULT.with_pieces(1, 64 << 10));
-    let limits = Limits::per_second(10)
-        .and(Tier::per_period(300, Duration::from_secs(60)).expect("tier"))
-        .expect("limits");
-    let mut leaf = limiter.leaf(limits).expect("leaf");
-    for _ in 0..11 {
-        leaf.acquire(1).await.expect("burst");
-    }
-    let t0 = Instant::now();
-    let deadline = t0 + Duration::from_millis(200);
-    match leaf.acquire_before(30, deadline).await {
-        Err(AcquireError::Deadline { wait: Some(w) }) => {
-            assert!(t0 + w > deadline, "{w:?}");
-            assert!(w < Duration::from_secs(4), "earliest {w:?} away");
-        }
-        other => panic!("expected a deadline error, got {other:?}"),
-    }
-    assert!(
-        t0.elapsed() < Duration::from_millis(150),
-        "failed at once, not after sleeping"
-    );
-    assert_eq!(leaf.node().stats().waiting, 0, "nothing reserved");
-    // a deadline that can be met (one token, ~100 ms away) is met
-    leaf.acquire_before(1, Instant::now() + Duration::from_secs(3))
-        .await
-        .expect("in time");
-    assert_eq!(leaf.acquire(0).await, Err(AcquireError::ZeroRequest));
-    leaf.node().set_limit(Limits::per_second(0)).expect("pause");
-    assert_eq!(
-        leaf.acquire_before(1, Instant::now() + Duration::from_secs(60))
-            .await,
-        Err(AcquireError::Deadline { wait: None })
-    );
-}
-
 /// A server limited per direction (`Server::per_direction`: reads 128 KiB/s, writes
 /// 384 KiB/s, each its own node), two connections uploading and two downloading at once: the
 /// uploads share the read limit, the downloads the write limit, independently (one node for
@@ -722,5 +645,89 @@ pub async fn per_direction_server_limits_each_direction<R: Rt>() {
     assert!(
         (rout / OUT as f64 - 1.0).abs() <= 0.10,
         "out {rout:.0} vs {OUT}"
+    );
+}
+
+/// Several weighted groups behind ONE listener (`Listener::grouped`): a 1 MiB/s server node,
+/// two groups under it weighted 1 and 3, each connection put into a group by a closure on
+/// its peer's address (here its port, registered by the test before `accept`). Two
+/// connections per group write as fast as they may: the groups get 1/4 and 3/4 of the
+/// server's rate; a connection the closure refuses is closed and `accept` returns the next.
+pub async fn listener_groups_share_by_weight<R: Rt>() {
+    const SERVER: u64 = MIB;
+    let limiter = R::limiter();
+    let root = limiter.node(Limits::per_second(SERVER), 1).expect("root");
+    let groups = vec![
+        Server::new(
+            root.child(Limits::UNLIMITED, 1).expect("light"),
+            Limits::UNLIMITED,
+            Limits::UNLIMITED,
+        ),
+        Server::new(
+            root.child(Limits::UNLIMITED, 3).expect("heavy"),
+            Limits::UNLIMITED,
+            Limits::UNLIMITED,
+        ),
+    ];
+    let routes: Arc<std::sync::Mutex<std::collections::HashMap<u16, usize>>> = Arc::default();
+    let pick = {
+        let routes = routes.clone();
+        move |peer: core::net::SocketAddr| {
+            routes
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(&peer.port())
+                .copied()
+        }
+    };
+    let (l, addr) = R::bind_grouped(groups.clone(), pick).await;
+    let route = |raw: &R::Raw, group: usize| {
+        routes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(R::local_port(raw), group);
+    };
+    // a connection nobody routes is refused: its client sees the end of the stream
+    let mut refused = R::connect(addr).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let counts = counters(4);
+    let (mut sinks, mut sources) = (Vec::new(), Vec::new());
+    for (k, count) in counts.iter().enumerate() {
+        let raw = R::connect(addr).await;
+        route(&raw, k / 2);
+        let conn = R::accept(&l).await;
+        sinks.push(R::spawn(sink(raw, Arc::new(AtomicU64::new(0)))));
+        sources.push(R::spawn(source(conn, 8 << 10, count.clone(), stop.clone())));
+    }
+    let mut one = [0u8; 1];
+    let eof = timeout::<R, _>(Duration::from_secs(5), refused.read(&mut one)).await;
+    assert!(
+        matches!(eof, Some(Ok(0)) | Some(Err(_))),
+        "the refused connection was closed: {eof:?}"
+    );
+    let rates = measure::<R>(&counts, Duration::from_millis(500), Duration::from_secs(2)).await;
+    stop.store(true, Ordering::Relaxed);
+    drop(l);
+    let (a, b) = (rates[0] + rates[1], rates[2] + rates[3]);
+    let share = a / (a + b);
+    eprintln!(
+        "one listener, groups weighted 1:3: shares {share:.3} : {:.3}, total {:.0} B/s of \
+         {SERVER}; per connection {rates:.0?}",
+        1.0 - share,
+        a + b
+    );
+    assert_eq!(
+        groups.iter().map(Server::connections).collect::<Vec<_>>(),
+        [2, 2],
+        "two connections in each group"
+    );
+    assert!(
+        (share - 0.25).abs() <= 0.05,
+        "group shares {a:.0} : {b:.0} ({rates:?})"
+    );
+    assert!(
+        ((a + b) / SERVER as f64 - 1.0).abs() <= 0.10,
+        "total {}",
+        a + b
     );
 }

@@ -1,3 +1,3 @@
-//! The conformance suite on async_std.
+//! The conformance suite on async_std: the std runtimes' list ([`throttle_conformance::std_suite!`]).
 
-throttle_conformance::suite!(throttle_conformance::runtimes::AsyncStd);
+throttle_conformance::std_suite!(throttle_conformance::runtimes::AsyncStd);

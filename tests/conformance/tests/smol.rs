@@ -1,3 +1,3 @@
-//! The conformance suite on smol.
+//! The conformance suite on smol: the std runtimes' list ([`throttle_conformance::std_suite!`]).
 
-throttle_conformance::suite!(throttle_conformance::runtimes::Smol);
+throttle_conformance::std_suite!(throttle_conformance::runtimes::Smol);

@@ -1,3 +1,3 @@
-//! The conformance suite on tokio.
+//! The conformance suite on tokio: the std runtimes' list ([`throttle_conformance::std_suite!`]).
 
-throttle_conformance::suite!(throttle_conformance::runtimes::Tokio);
+throttle_conformance::std_suite!(throttle_conformance::runtimes::Tokio);

@@ -1,16 +1,10 @@
 //! Two real embassy-net stacks in one process, linked by `embassy-net-driver-channel`: two
 //! small "wire" futures copy IP frames between the channels. Everything runs in one future
 //! under [`block_on`], without statics (the stacks' resources are leaked per test), so tests
-//! run in parallel. Time is embassy-time's std driver (real time).
+//! run in parallel. Time is embassy-time's std driver (real time). Moved here from
+//! throttle-embassy's `tests/harness` so the conformance suite runs over it.
 
-#![allow(
-    dead_code,
-    unreachable_pub,
-    clippy::std_instead_of_core,
-    clippy::std_instead_of_alloc
-)]
-
-extern crate std;
+#![allow(clippy::std_instead_of_core, clippy::std_instead_of_alloc)]
 
 use std::boxed::Box;
 use std::future::Future;
@@ -38,6 +32,7 @@ pub const SOCKET_BUF: usize = 64 * 1024;
 
 /// Addresses from TEST-NET-1 (RFC 5737): only ever seen by the two in-process stacks.
 pub const SERVER: Ipv4Address = Ipv4Address::new(192, 0, 2, 1);
+/// The client stack's address.
 pub const CLIENT: Ipv4Address = Ipv4Address::new(192, 0, 2, 2);
 
 /// Runs `fut` on this thread, parking while nothing is ready (the std time driver and the
@@ -107,7 +102,9 @@ async fn wire(mut tx: ch::TxRunner<'static, MTU>, mut rx: ch::RxRunner<'static, 
 
 /// The two stacks, linked, ready to use inside [`run`].
 pub struct Link {
+    /// The stack at [`SERVER`].
     pub server: Stack<'static>,
+    /// The stack at [`CLIENT`].
     pub client: Stack<'static>,
     background: std::pin::Pin<Box<dyn Future<Output = ()>>>,
 }
