@@ -30,7 +30,9 @@ if ! rustup target add "$target"; then
     exit 0
 fi
 (cd examples/firmware && cargo build --release)
-elf=examples/firmware/target/$target/release/throttle-firmware
+# (its own workspace: the target dir cargo uses for it, CARGO_TARGET_DIR included)
+fw_target_dir=$(cd examples/firmware && cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+elf=$fw_target_dir/$target/release/throttle-firmware
 
 # 3. the firmware running on an emulated Cortex-M4 (QEMU's netduinoplus2, an STM32F405: the
 #    memory map of memory.x). Built with feature `qemu`, it prints the measured rates through
