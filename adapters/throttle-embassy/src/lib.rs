@@ -15,9 +15,9 @@
 //!
 //! async fn serve(socket: impl embedded_io_async::Read + embedded_io_async::Write) {
 //!     let server = LIMITER
-//!         .add_group(None, Directions::both(Limits::per_second(1 << 20)), 1)
+//!         .group(None, Directions::both(Limits::per_second(1 << 20)), 1)
 //!         .unwrap();
-//!     let Ok(mut conn) = LIMITER.throttle(socket, Some(&server), Directions::UNLIMITED) else {
+//!     let Ok(mut conn) = LIMITER.wrap(socket, Some(&server), Directions::UNLIMITED) else {
 //!         return; // full: refuse the connection
 //!     };
 //!     use embedded_io_async::Write;
@@ -26,7 +26,7 @@
 //! ```
 //!
 //! A [`Server`] (also a `static`) adds a per-connection limit that reaches every live
-//! connection when it changes: `SERVER.accept(socket)` instead of `LIMITER.throttle(..)`.
+//! connection when it changes: `SERVER.wrap(socket)` instead of `LIMITER.wrap(..)`.
 //!
 //! # The run loop (what a read or write does)
 //!

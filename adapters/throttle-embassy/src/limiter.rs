@@ -111,7 +111,7 @@ impl<const N: usize, M: RawMutex> Limiter<N, M> {
 
     /// Adds a server or group (one node per direction) under `parent` (`None`: a root) with
     /// `limits` and fair-share `weight` (≥ 1). Takes 2 node slots.
-    pub fn add_group(
+    pub fn group(
         &self,
         parent: Option<&Group>,
         limits: Directions<Limits>,
@@ -143,20 +143,20 @@ impl<const N: usize, M: RawMutex> Limiter<N, M> {
     /// `T` is typically `Read + Write`; a half (embassy-net `TcpSocket::split` gives a
     /// `TcpReader` and a `TcpWriter`, for reading and writing from two tasks at once) works
     /// too: wrap each half, its other direction `Limits::UNLIMITED` (unused, one slot).
-    pub fn throttle<T>(
+    pub fn wrap<T>(
         &self,
         stream: T,
         parent: Option<&Group>,
         limits: Directions<Limits>,
     ) -> Result<Throttled<'_, T, N, M>, (InsertError, T)> {
-        match self.insert_leaves(parent, limits, 1) {
+        match self.connection(parent, limits, 1) {
             Ok(leaves) => Ok(Throttled::new(self, stream, leaves)),
             Err(e) => Err((e, stream)),
         }
     }
 
     /// The two leaves of a connection (for drivers that wrap streams themselves).
-    pub fn insert_leaves(
+    pub fn connection(
         &self,
         parent: Option<&Group>,
         limits: Directions<Limits>,
@@ -187,7 +187,7 @@ impl<const N: usize, M: RawMutex> Limiter<N, M> {
     }
 
     /// [`Limiter::set_limit`] on both directions of a group.
-    pub fn set_group_limits(
+    pub fn set_limits(
         &self,
         group: &Group,
         limits: Directions<Limits>,
@@ -210,7 +210,7 @@ impl<const N: usize, M: RawMutex> Limiter<N, M> {
     }
 
     /// Removes a connection's leaves; whatever they held or waited for is refunded.
-    pub fn remove_leaves(&self, leaves: &Leaves) -> Result<(), RemoveError> {
+    pub fn remove_connection(&self, leaves: &Leaves) -> Result<(), RemoveError> {
         let t = now();
         let read = self.shared.remove(leaves.read.node(), t);
         let write = self.shared.remove(leaves.write.node(), t);

@@ -3,7 +3,7 @@
 //!
 //! The server keeps the leaves of the connections it accepted in a fixed-capacity registry.
 //! A connection leaves the limiter when its stream is dropped (that path knows nothing of the
-//! server); the registry forgets such stale entries lazily, on the next `accept` or limit
+//! server); the registry forgets such stale entries lazily, on the next `wrap` or limit
 //! change (a leaf handle is generational, so a stale entry never aliases a new connection).
 //!
 //! Lock order: the server's own mutex, then the limiter's; never the reverse.
@@ -39,7 +39,7 @@ struct Registry<const C: usize> {
 ///     Directions { read: Limits::per_second(1 << 20), write: Limits::per_second(4 << 20) },
 ///     Directions::UNLIMITED,
 /// );
-/// // in the accept loop: `let conn = SERVER.accept(socket)?;`
+/// // in the accept loop: `let conn = SERVER.wrap(socket)?;`
 /// ```
 ///
 /// The server's two nodes count each direction separately, like the std adapters'
@@ -79,7 +79,7 @@ impl<'a, const N: usize, const C: usize, M: RawMutex> Server<'a, N, C, M> {
     /// Registers `stream` as a connection: one leaf per direction under the server, with the
     /// current per-connection limits. The stream is handed back if the limiter or the
     /// registry is full (`InsertError::CapacityFull`).
-    pub fn accept<T>(&self, stream: T) -> Result<Throttled<'a, T, N, M>, (InsertError, T)> {
+    pub fn wrap<T>(&self, stream: T) -> Result<Throttled<'a, T, N, M>, (InsertError, T)> {
         self.with(|r| {
             let group = match self.ensure_group(r) {
                 Ok(g) => g,
@@ -91,7 +91,7 @@ impl<'a, const N: usize, const C: usize, M: RawMutex> Server<'a, N, C, M> {
             }
             let leaves = match self
                 .limiter
-                .insert_leaves(Some(&group), r.per_connection, 1)
+                .connection(Some(&group), r.per_connection, 1)
             {
                 Ok(l) => l,
                 Err(e) => return Err((e, stream)),
@@ -107,7 +107,7 @@ impl<'a, const N: usize, const C: usize, M: RawMutex> Server<'a, N, C, M> {
         self.with(|r| {
             r.limits = limits;
             match r.group {
-                Some(g) => self.limiter.set_group_limits(&g, limits),
+                Some(g) => self.limiter.set_limits(&g, limits),
                 None => Ok(()),
             }
         })
@@ -165,7 +165,7 @@ impl<'a, const N: usize, const C: usize, M: RawMutex> Server<'a, N, C, M> {
         if let Some(g) = r.group {
             return Ok(g);
         }
-        let g = self.limiter.add_group(None, r.limits, 1)?;
+        let g = self.limiter.group(None, r.limits, 1)?;
         r.group = Some(g);
         Ok(g)
     }

@@ -32,7 +32,7 @@ struct Registration<'a, const N: usize, M: RawMutex> {
 impl<const N: usize, M: RawMutex> Drop for Registration<'_, N, M> {
     fn drop(&mut self) {
         // Stale leaves (already removed by someone else) have nothing left to give back.
-        let _ = self.limiter.remove_leaves(&self.leaves);
+        let _ = self.limiter.remove_connection(&self.leaves);
     }
 }
 
@@ -50,7 +50,7 @@ impl<const N: usize, M: RawMutex> Drop for Registration<'_, N, M> {
 ///    0 at once (a stream that makes no progress holds no tokens), waits for it, then pays for
 ///    what it moved before returning, so the next call cannot start on credit.
 ///
-/// Created by [`Limiter::throttle`]; dropping it (or [`Throttled::into_inner`]) removes its
+/// Created by [`Limiter::wrap`]; dropping it (or [`Throttled::into_inner`]) removes its
 /// leaves, refunding anything they held. Both `read` and `write` futures are cancel-safe with
 /// respect to the limiter: dropping one mid-wait cancels its request. (Whether the inner
 /// stream's own futures are cancel-safe is the inner stream's business; embassy-net's

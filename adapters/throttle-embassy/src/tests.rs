@@ -88,9 +88,9 @@ fn write_only(limits: Limits) -> Directions<Limits> {
 #[test]
 fn unlimited_path_write_skips_tree() {
     let lim = Lim::new();
-    let server = lim.add_group(None, Directions::UNLIMITED, 1).unwrap();
+    let server = lim.group(None, Directions::UNLIMITED, 1).unwrap();
     let mut s = lim
-        .throttle(Mem::default(), Some(&server), Directions::UNLIMITED)
+        .wrap(Mem::default(), Some(&server), Directions::UNLIMITED)
         .unwrap_or_else(|_| panic!("full"));
     let n = block_on(s.write(&[0u8; 100_000])).unwrap();
     assert_eq!(n, 100_000, "an unlimited path is never shortened");
@@ -102,10 +102,10 @@ fn unlimited_path_write_skips_tree() {
 fn limited_parent_write_counts_in_tree() {
     let lim = Lim::new();
     let server = lim
-        .add_group(None, write_only(Limits::per_second(1 << 30)), 1)
+        .group(None, write_only(Limits::per_second(1 << 30)), 1)
         .unwrap();
     let mut s = lim
-        .throttle(Mem::default(), Some(&server), Directions::UNLIMITED)
+        .wrap(Mem::default(), Some(&server), Directions::UNLIMITED)
         .unwrap_or_else(|_| panic!("full"));
     let n = block_on(s.write(&[0u8; 1000])).unwrap();
     assert_eq!(
@@ -126,7 +126,7 @@ fn write_longer_than_grant_is_shortened() {
     let lim = Lim::new();
     let slow = Limits::new(Tier::per_second(1000).with_burst(1000));
     let mut s = lim
-        .throttle(Mem::default(), None, write_only(slow))
+        .wrap(Mem::default(), None, write_only(slow))
         .unwrap_or_else(|_| panic!("full"));
     let n = block_on(s.write(&[0u8; 64 * 1024])).unwrap();
     assert!(n > 0 && n <= 1000, "{n}");
@@ -138,7 +138,7 @@ fn blocked_inner_write_holds_no_tokens_then_pays() {
     let lim =
         Lim::with_config(throttle_core::Config::DEFAULT.with_min_burst(core::time::Duration::ZERO));
     let group = lim
-        .add_group(
+        .group(
             None,
             write_only(Limits::new(Tier::per_second(1 << 20).with_burst(4096))),
             1,
@@ -150,7 +150,7 @@ fn blocked_inner_write_holds_no_tokens_then_pays() {
         .unwrap();
     let (mem, blocked) = Mem::blocked();
     let mut s = lim
-        .throttle(mem, Some(&group), Directions::UNLIMITED)
+        .wrap(mem, Some(&group), Directions::UNLIMITED)
         .unwrap_or_else(|_| panic!("full"));
     let leaf = s.leaves().write.node();
     let mut w = pin!(s.write(&[0u8; 2048]));
@@ -188,7 +188,7 @@ fn blocked_read_dropped_holds_nothing() {
         write: Limits::UNLIMITED,
     };
     let mut s = lim
-        .throttle(mem, None, read_only)
+        .wrap(mem, None, read_only)
         .unwrap_or_else(|_| panic!("full"));
     let leaf = s.leaves().read.node();
     let mut buf = [0u8; 1024];
@@ -210,10 +210,10 @@ fn blocked_read_dropped_holds_nothing() {
 fn paused_write_dropped_cancels_its_wait() {
     let lim = Lim::new();
     let group = lim
-        .add_group(None, write_only(Limits::new(Tier::per_second(0))), 1)
+        .group(None, write_only(Limits::new(Tier::per_second(0))), 1)
         .unwrap();
     let mut s = lim
-        .throttle(Mem::default(), Some(&group), Directions::UNLIMITED)
+        .wrap(Mem::default(), Some(&group), Directions::UNLIMITED)
         .unwrap_or_else(|_| panic!("full"));
     let leaf = s.leaves().write.node();
     {
@@ -234,13 +234,13 @@ fn paused_write_dropped_cancels_its_wait() {
 fn removed_leaves_write_returns_removed() {
     let lim = Lim::new();
     let mut s = lim
-        .throttle(
+        .wrap(
             Mem::default(),
             None,
             Directions::both(Limits::per_second(1000)),
         )
         .unwrap_or_else(|_| panic!("full"));
-    lim.remove_leaves(&s.leaves()).unwrap();
+    lim.remove_connection(&s.leaves()).unwrap();
     assert_eq!(block_on(s.write(&[1, 2, 3])), Err(Error::Removed));
     let mut buf = [0u8; 3];
     assert_eq!(block_on(s.read(&mut buf)), Err(Error::Removed));
@@ -250,14 +250,14 @@ fn removed_leaves_write_returns_removed() {
 fn full_limiter_hands_stream_back() {
     let lim = Limiter::<3, CriticalSectionRawMutex>::new();
     let _a = lim
-        .throttle(Mem::default(), None, Directions::UNLIMITED)
+        .wrap(Mem::default(), None, Directions::UNLIMITED)
         .unwrap_or_else(|_| panic!("room for one"));
-    let Err((e, _stream)) = lim.throttle(Mem::default(), None, Directions::UNLIMITED) else {
+    let Err((e, _stream)) = lim.wrap(Mem::default(), None, Directions::UNLIMITED) else {
         panic!("3 slots hold one connection (2 leaves), not two");
     };
     assert_eq!(e, throttle_core::InsertError::CapacityFull);
     // the half-inserted connection was rolled back: one slot is still free
-    assert!(lim.add_group(None, Directions::UNLIMITED, 1).is_err());
+    assert!(lim.group(None, Directions::UNLIMITED, 1).is_err());
     assert_eq!(lim.shared().with(|s| s.tree().len()), 2);
 }
 
@@ -265,7 +265,7 @@ fn full_limiter_hands_stream_back() {
 fn into_inner_removes_leaves() {
     let lim = Lim::new();
     let s = lim
-        .throttle(Mem::default(), None, Directions::UNLIMITED)
+        .wrap(Mem::default(), None, Directions::UNLIMITED)
         .unwrap_or_else(|_| panic!("full"));
     let leaves = s.leaves();
     let _mem: Mem = s.into_inner();
@@ -291,15 +291,15 @@ fn extreme_limits_never_panic() {
     // bursts below the default minimum on purpose
     let lim =
         Lim::with_config(throttle_core::Config::DEFAULT.with_min_burst(core::time::Duration::ZERO));
-    let group = lim.add_group(None, Directions::UNLIMITED, 1).unwrap();
+    let group = lim.group(None, Directions::UNLIMITED, 1).unwrap();
     let mut s = lim
-        .throttle(Mem::default(), Some(&group), Directions::UNLIMITED)
+        .wrap(Mem::default(), Some(&group), Directions::UNLIMITED)
         .unwrap_or_else(|_| panic!("full"));
     let big = alloc::vec![0u8; 1 << 20];
     let mut rbuf = alloc::vec![0u8; 1 << 20];
     for (i, parent) in hostile.iter().enumerate() {
         for leaf in &hostile {
-            lim.set_group_limits(&group, Directions::both(*parent))
+            lim.set_limits(&group, Directions::both(*parent))
                 .unwrap();
             lim.set_limit(s.leaves().write.node(), *leaf).unwrap();
             lim.set_limit(s.leaves().read.node(), *leaf).unwrap();
@@ -310,7 +310,7 @@ fn extreme_limits_never_panic() {
             };
             let changer = async {
                 Timer::after(Duration::from_millis(2)).await;
-                lim.set_group_limits(&group, Directions::both(hostile[(i + 1) % hostile.len()]))
+                lim.set_limits(&group, Directions::both(hostile[(i + 1) % hostile.len()]))
                     .unwrap();
                 Timer::after(Duration::from_millis(3)).await;
             };
@@ -328,13 +328,13 @@ fn server_connection_limit_change_reaches_sleeping_connection() {
     let server: Server<'_, 8, 2, CriticalSectionRawMutex> =
         Server::new(&lim, Directions::UNLIMITED, paused);
     let mut a = server
-        .accept(Mem::default())
+        .wrap(Mem::default())
         .unwrap_or_else(|_| panic!("room"));
     let b = server
-        .accept(Mem::default())
+        .wrap(Mem::default())
         .unwrap_or_else(|_| panic!("room"));
     assert!(
-        server.accept(Mem::default()).is_err(),
+        server.wrap(Mem::default()).is_err(),
         "the registry holds 2 connections"
     );
     let fast = write_only(Limits::per_second(1 << 20));
@@ -365,7 +365,7 @@ fn server_connection_limit_change_reaches_sleeping_connection() {
     drop(b);
     assert_eq!(server.connections(), 1);
     let c = server
-        .accept(Mem::default())
+        .wrap(Mem::default())
         .unwrap_or_else(|_| panic!("room"));
     assert_eq!(lim.shared().limits(c.leaves().write.node()), Ok(fast.write));
     server
@@ -378,7 +378,7 @@ fn server_connection_limit_change_reaches_sleeping_connection() {
 /// 1000 tokens/s, burst 100, one leaf: the first 100 are there, more take time.
 fn request_leaf(lim: &Lim) -> throttle_core::LeafId {
     let l = Limits::new(Tier::per_second(1000).with_burst(100));
-    lim.insert_leaves(None, Directions::both(l), 1)
+    lim.connection(None, Directions::both(l), 1)
         .unwrap()
         .write
 }

@@ -95,7 +95,7 @@ impl Write for Dummy {
 
 #[embassy_executor::task(pool_size = CONNECTIONS)]
 async fn connection(server: &'static AppServer, id: usize) {
-    let Ok(mut conn) = server.accept(Dummy { id: id as u8 }) else {
+    let Ok(mut conn) = server.wrap(Dummy { id: id as u8 }) else {
         return; // limiter full: a real server would refuse the connection
     };
     let mut request = [0u8; 256];

@@ -90,7 +90,7 @@ impl Net for Embassy {
     }
     fn group(&self, parent: Option<&Group>, limits: Directions<Limits>, weight: u16) -> Group {
         self.limiter
-            .add_group(parent, limits, weight)
+            .group(parent, limits, weight)
             .expect("group")
     }
     fn group_stats(&self, group: &Group) -> Directions<Counts> {
@@ -110,7 +110,7 @@ impl Net for Embassy {
     }
     fn set_group_limits(&self, group: &Group, limits: Directions<Limits>) {
         self.limiter
-            .set_group_limits(group, limits)
+            .set_limits(group, limits)
             .expect("set limits");
     }
     async fn server(
@@ -141,14 +141,14 @@ impl Net for Embassy {
     }
     async fn accept(&self, server: &Self::Server) -> (Self::Conn, Self::Raw) {
         let (s, c) = self.pair().await;
-        let conn = server.accept(s).unwrap_or_else(|_| panic!("server full"));
+        let conn = server.wrap(s).unwrap_or_else(|_| panic!("server full"));
         (Emb(conn), Emb(c))
     }
     async fn attach(&self, group: Option<&Group>) -> (Self::Conn, Self::Raw) {
         let (s, c) = self.pair().await;
         let conn = self
             .limiter
-            .throttle(s, group, Directions::UNLIMITED)
+            .wrap(s, group, Directions::UNLIMITED)
             .unwrap_or_else(|_| panic!("limiter full"));
         (Emb(conn), Emb(c))
     }
@@ -167,7 +167,7 @@ impl Net for Embassy {
     fn request_leaf(&self, parent: Option<&Group>, limits: Limits) -> Self::Req {
         // a pair of leaves (the limiter's unit of insertion); the read one takes requests
         self.limiter
-            .insert_leaves(
+            .connection(
                 parent,
                 Directions {
                     read: limits,
