@@ -89,10 +89,7 @@ impl<'a, const N: usize, const C: usize, M: RawMutex> Server<'a, N, C, M> {
             if r.connections.is_full() {
                 return Err((InsertError::CapacityFull, stream));
             }
-            let leaves = match self
-                .limiter
-                .connection(Some(&group), r.per_connection, 1)
-            {
+            let leaves = match self.limiter.connection(Some(&group), r.per_connection, 1) {
                 Ok(l) => l,
                 Err(e) => return Err((e, stream)),
             };

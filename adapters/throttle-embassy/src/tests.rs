@@ -299,8 +299,7 @@ fn extreme_limits_never_panic() {
     let mut rbuf = alloc::vec![0u8; 1 << 20];
     for (i, parent) in hostile.iter().enumerate() {
         for leaf in &hostile {
-            lim.set_limits(&group, Directions::both(*parent))
-                .unwrap();
+            lim.set_limits(&group, Directions::both(*parent)).unwrap();
             lim.set_limit(s.leaves().write.node(), *leaf).unwrap();
             lim.set_limit(s.leaves().read.node(), *leaf).unwrap();
             let io = async {
@@ -378,9 +377,7 @@ fn server_connection_limit_change_reaches_sleeping_connection() {
 /// 1000 tokens/s, burst 100, one leaf: the first 100 are there, more take time.
 fn request_leaf(lim: &Lim) -> throttle_core::LeafId {
     let l = Limits::new(Tier::per_second(1000).with_burst(100));
-    lim.connection(None, Directions::both(l), 1)
-        .unwrap()
-        .write
+    lim.connection(None, Directions::both(l), 1).unwrap().write
 }
 
 #[test]

@@ -89,9 +89,7 @@ impl Net for Embassy {
         harness::run(link, scenario(net));
     }
     fn group(&self, parent: Option<&Group>, limits: Directions<Limits>, weight: u16) -> Group {
-        self.limiter
-            .group(parent, limits, weight)
-            .expect("group")
+        self.limiter.group(parent, limits, weight).expect("group")
     }
     fn group_stats(&self, group: &Group) -> Directions<Counts> {
         let c = |n| {
@@ -109,9 +107,7 @@ impl Net for Embassy {
         }
     }
     fn set_group_limits(&self, group: &Group, limits: Directions<Limits>) {
-        self.limiter
-            .set_limits(group, limits)
-            .expect("set limits");
+        self.limiter.set_limits(group, limits).expect("set limits");
     }
     async fn server(
         &self,
