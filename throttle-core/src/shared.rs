@@ -103,6 +103,50 @@ mod waiter {
     }
 }
 
+/// Why [`Shared::try_take`] took nothing. Nothing is held afterwards.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TakeError {
+    /// A request must ask for at least one token.
+    ZeroRequest,
+    /// The leaf is no longer in the tree.
+    Stale,
+    /// Not all `n` tokens now. `until`: the earliest instant every tier on the path holds
+    /// them (a lower bound when other leaves compete); `None`: a limit on the path is paused.
+    NotYet {
+        /// When to try again at the earliest.
+        until: Option<Instant>,
+    },
+    /// `n` is more than one grant on this path can ever be (its smallest burst, or the
+    /// configuration's largest piece): no wait makes it succeed.
+    TooLarge {
+        /// The most one take on this path can be.
+        max: u64,
+    },
+}
+
+impl core::fmt::Display for TakeError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            TakeError::ZeroRequest => f.write_str("a request must ask for at least one token"),
+            TakeError::Stale => f.write_str("the leaf no longer exists"),
+            TakeError::NotYet { until: Some(t) } => {
+                write!(
+                    f,
+                    "rate-limited: the tokens are there at {} ns at the earliest",
+                    t.as_nanos()
+                )
+            }
+            TakeError::NotYet { until: None } => f.write_str("a limit on the path is paused"),
+            TakeError::TooLarge { max } => {
+                write!(f, "more than one grant on this path can be (at most {max})")
+            }
+        }
+    }
+}
+
+impl core::error::Error for TakeError {}
+
 /// Who sleeps on the tree's timer, and until when.
 #[derive(Clone, Copy, Debug)]
 struct Timer {
@@ -389,6 +433,48 @@ impl<S: Storage, L: Lock<State<S>>> Shared<S, L> {
             let d = s.tree.acquire(leaf, want, now)?;
             s.notify();
             Ok(d)
+        })
+    }
+
+    /// Takes `n` tokens for `leaf` now, or nothing: succeeds only when every tier on the path
+    /// holds all `n` at once (no piece of debt, so "10 per second" admits 10 at once, not
+    /// 11) and fair sharing grants the whole `n`; the tokens are then counted as used. Never
+    /// registers a waker. One lock: no other caller slips in between the check and the take.
+    /// The leaf must have no request of its own in the tree (cancel a wait first).
+    ///
+    /// This is the take-it-or-leave-it request every adapter's `try_acquire` is.
+    pub fn try_take(&self, leaf: LeafId, n: u64, now: Instant) -> Result<(), TakeError> {
+        if n == 0 {
+            return Err(TakeError::ZeroRequest);
+        }
+        self.lock.lock(|s| {
+            let max = s.tree.largest_grant(leaf).map_err(|_| TakeError::Stale)?;
+            if n > max {
+                return Err(TakeError::TooLarge { max });
+            }
+            match s.tree.earliest_whole(leaf, n, now) {
+                Err(_) => return Err(TakeError::Stale),
+                Ok(None) => return Err(TakeError::NotYet { until: None }),
+                Ok(Some(at)) if at > now => return Err(TakeError::NotYet { until: Some(at) }),
+                Ok(Some(_)) => {}
+            }
+            let decision = s.tree.acquire(leaf, n, now).map_err(|_| TakeError::Stale)?;
+            if decision == Decision::Grant(n) {
+                s.tree.settle(leaf, n, now).map_err(|_| TakeError::Stale)?;
+                s.notify();
+                return Ok(());
+            }
+            // A smaller piece (busy siblings) or a wait: give it back.
+            let _ = s.tree.cancel(leaf, now);
+            s.notify();
+            Err(TakeError::NotYet {
+                until: match decision {
+                    Decision::Wait { until } => Some(until),
+                    Decision::Paused => None,
+                    // the tiers hold the tokens; fair sharing split them this instant
+                    Decision::Grant(_) => Some(now),
+                },
+            })
         })
     }
 

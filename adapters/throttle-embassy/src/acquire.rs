@@ -13,11 +13,11 @@ use core::task::{Context, Poll};
 
 use embassy_sync::blocking_mutex::raw::RawMutex;
 use embassy_time::Timer;
-use throttle_core::shared::State;
+use throttle_core::shared::{State, TakeError};
 use throttle_core::wait::{Engine, Handle, Sleep, SleepError, WaitError};
 use throttle_core::{Fixed, Instant, LeafId};
 
-use crate::error::AcquireError;
+use crate::error::{AcquireError, TryAcquireError};
 use crate::limiter::{Limiter, SharedTree};
 use crate::lock::MutexLock;
 use crate::time::{now, to_duration, to_embassy};
@@ -121,6 +121,31 @@ impl<const N: usize, M: RawMutex> Limiter<N, M> {
         let mut engine = Engine::new(self, leaf);
         let paid = Request::new(&mut engine).pay(n).await;
         paid.map_err(Into::into)
+    }
+
+    /// Takes `n` tokens for `leaf` now, or nothing: `Ok(())` means they were granted and
+    /// counted as used. Succeeds only when every tier on the path holds all `n` at once, so
+    /// "10 per second" admits 10 at once, not 11 (unlike a grant through
+    /// [`Limiter::acquire`], which may take a tier one piece into debt). On an unlimited path
+    /// it always succeeds without touching the tree. The leaf must not be waiting in an
+    /// `acquire` at the same time. The core's
+    /// [`Shared::try_take`](throttle_core::Shared::try_take), as on every adapter.
+    pub fn try_acquire(&self, leaf: LeafId, n: u64) -> Result<(), TryAcquireError> {
+        if n == 0 {
+            return Err(TryAcquireError::ZeroRequest);
+        }
+        if self.shared().path_unlimited(leaf).1 {
+            return Ok(());
+        }
+        let t = now();
+        self.shared().try_take(leaf, n, t).map_err(|e| match e {
+            TakeError::TooLarge { max } => TryAcquireError::InsufficientCapacity { max },
+            TakeError::NotYet { until } => TryAcquireError::NotYet {
+                wait: until.map(|at| to_duration(at.saturating_duration_since(t))),
+            },
+            TakeError::ZeroRequest => TryAcquireError::ZeroRequest,
+            _ => TryAcquireError::Stale,
+        })
     }
 
     /// Like [`Limiter::acquire`], but fails at once with [`AcquireError::Deadline`] (with how

@@ -75,6 +75,53 @@ impl fmt::Display for AcquireError {
 
 impl core::error::Error for AcquireError {}
 
+/// Why [`Limiter::try_acquire`](crate::Limiter::try_acquire) granted nothing. Nothing is held
+/// afterwards. The same names as the std adapters' `TryAcquireError`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TryAcquireError {
+    /// A request must ask for at least one token.
+    ZeroRequest,
+    /// The leaf is no longer in the limiter.
+    Stale,
+    /// Not enough tokens now; retrying later can succeed.
+    NotYet {
+        /// How long after the call the path has the tokens at the earliest (a lower bound
+        /// when other leaves compete); `None`: a limit on the path is paused.
+        wait: Option<embassy_time::Duration>,
+    },
+    /// `n` exceeds what the path can ever grant at once (its smallest burst, or the largest
+    /// piece of the limiter's configuration): no wait makes it succeed;
+    /// [`Limiter::acquire`](crate::Limiter::acquire) serves it in pieces over time.
+    InsufficientCapacity {
+        /// The most tokens one `try_acquire` on this path can be granted.
+        max: u64,
+    },
+}
+
+impl fmt::Display for TryAcquireError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TryAcquireError::ZeroRequest => {
+                f.write_str("a request must ask for at least one token")
+            }
+            TryAcquireError::Stale => f.write_str("the leaf no longer exists"),
+            TryAcquireError::NotYet { wait: Some(d) } => write!(
+                f,
+                "rate-limited: the limit allows this request {} µs after the call at the earliest",
+                d.as_micros()
+            ),
+            TryAcquireError::NotYet { wait: None } => f.write_str("rate-limited: the limit is paused"),
+            TryAcquireError::InsufficientCapacity { max } => write!(
+                f,
+                "more than this path can ever grant at once (at most {max}); acquire serves it in pieces"
+            ),
+        }
+    }
+}
+
+impl core::error::Error for TryAcquireError {}
+
 impl From<throttle_core::wait::WaitError> for AcquireError {
     fn from(e: throttle_core::wait::WaitError) -> Self {
         match e {

@@ -57,7 +57,7 @@ mod time;
 #[cfg(test)]
 mod tests;
 
-pub use error::{AcquireError, Error};
+pub use error::{AcquireError, Error, TryAcquireError};
 pub use limiter::{Directions, Group, Leaves, Limiter, SharedTree};
 pub use lock::MutexLock;
 pub use server::Server;

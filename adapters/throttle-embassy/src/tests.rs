@@ -436,3 +436,45 @@ fn acquire_dropped_mid_wait_refunds_piece() {
     // (the piece of debt collected before the wait stays spent)
     assert!(st.granted <= 200, "{}", st.granted);
 }
+
+#[test]
+fn try_acquire_takes_exactly_the_burst_then_says_when() {
+    use crate::TryAcquireError;
+    let lim = Lim::new();
+    // 10 per second, burst 10: the 11th is refused (no piece of debt), with how long to wait
+    let leaf = lim
+        .connection(None, Directions::both(Limits::per_second(10)), 1)
+        .unwrap()
+        .write;
+    for _ in 0..10 {
+        lim.try_acquire(leaf, 1).unwrap();
+    }
+    match lim.try_acquire(leaf, 1) {
+        Err(TryAcquireError::NotYet { wait: Some(w) }) => {
+            assert!(
+                w > Duration::from_ticks(0) && w <= Duration::from_millis(100),
+                "{w:?}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(lim.stats(leaf.node()).unwrap().granted, 10);
+    assert_eq!(lim.stats(leaf.node()).unwrap().waiting, 0, "nothing held");
+    assert_eq!(
+        lim.try_acquire(leaf, 11),
+        Err(TryAcquireError::InsufficientCapacity { max: 10 })
+    );
+    assert_eq!(lim.try_acquire(leaf, 0), Err(TryAcquireError::ZeroRequest));
+    // an unlimited path always succeeds, without the tree
+    let free = lim
+        .connection(None, Directions::UNLIMITED, 1)
+        .unwrap()
+        .write;
+    lim.try_acquire(free, 1 << 40).unwrap();
+    lim.set_limit(leaf.node(), Limits::new(Tier::per_second(0)))
+        .unwrap();
+    assert_eq!(
+        lim.try_acquire(leaf, 1),
+        Err(TryAcquireError::NotYet { wait: None })
+    );
+}

@@ -7,7 +7,7 @@ use core::pin::Pin;
 use core::task::{Context, Poll};
 use core::time::Duration;
 
-use throttle_core::Decision;
+use throttle_core::shared::TakeError;
 
 use crate::error::{AcquireError, TryAcquireError};
 use crate::leaf::Leaf;
@@ -70,9 +70,9 @@ impl Future for Acquire<'_> {
         }
         if let Some(deadline) = this.deadline.take() {
             if !this.leaf.is_unlimited() {
-                match outlook(this.leaf, this.left, Need::LastPieceInDebt) {
+                match earliest_wait(this.leaf, this.left) {
                     Err(_) => return Poll::Ready(Err(AcquireError::Stale)),
-                    Ok(o) => match o.wait {
+                    Ok(wait) => match wait {
                         None => return Poll::Ready(Err(AcquireError::Deadline { wait: None })),
                         // Possible now: a deadline of "now" (or one already past) is met,
                         // whatever nanoseconds the clock moved since the caller read it.
@@ -129,9 +129,9 @@ impl Leaf {
     ///
     /// Unlike a grant through [`Leaf::acquire`], which may take a tier one piece into debt
     /// (the core's conformance slack), `try_acquire` succeeds only when every tier on the path
-    /// holds all `n` tokens, so "10 per second" admits 10 at once, not 11. (Another task
-    /// acquiring on the same path between the check and the grant can still use that slack.)
-    /// On an unlimited path it always succeeds. Cost: two locks of the tree, three on success.
+    /// holds all `n` tokens, so "10 per second" admits 10 at once, not 11.
+    /// On an unlimited path it always succeeds. Cost: one lock of the tree
+    /// ([`Shared::try_take`](throttle_core::Shared::try_take), which every adapter's `try_acquire` is).
     pub fn try_acquire(&mut self, n: u64) -> Result<(), TryAcquireError> {
         if n == 0 {
             return Err(TryAcquireError::ZeroRequest);
@@ -141,78 +141,33 @@ impl Leaf {
             self.node().add_bypassed(n);
             return Ok(());
         }
-        let o = outlook(self, n, Need::All).map_err(|_| TryAcquireError::Stale)?;
-        if n > o.at_once {
-            return Err(TryAcquireError::InsufficientCapacity { max: o.at_once });
-        }
-        match o.wait {
-            Some(Duration::ZERO) => {}
-            wait => return Err(TryAcquireError::NotYet { wait }),
-        }
         let limiter = self.node().limiter();
-        let shared = limiter.shared();
         let now = limiter.now();
-        let decision = shared
-            .try_acquire(self.id(), n, now)
-            .map_err(|_| TryAcquireError::Stale)?;
-        if decision == Decision::Grant(n) {
-            // Only a stale leaf fails here, and the grant is gone with it then.
-            return shared
-                .settle(self.id(), n, now)
-                .map_err(|_| TryAcquireError::Stale);
-        }
-        // A smaller grant (fair sharing sized the piece down) or a wait: give it back.
-        let _ = shared.cancel(self.id(), now);
-        Err(TryAcquireError::NotYet {
-            wait: match decision {
-                Decision::Wait { until } => Some(until.saturating_duration_since(now)),
-                Decision::Paused => None,
-                // (the tiers held the tokens a moment ago: worth asking again at once)
-                Decision::Grant(_) => Some(Duration::ZERO),
-            },
-        })
+        limiter
+            .shared()
+            .try_take(self.id(), n, now)
+            .map_err(|e| match e {
+                TakeError::TooLarge { max } => TryAcquireError::InsufficientCapacity { max },
+                TakeError::NotYet { until } => TryAcquireError::NotYet {
+                    wait: until.map(|t| t.saturating_duration_since(now)),
+                },
+                TakeError::ZeroRequest => TryAcquireError::ZeroRequest,
+                _ => TryAcquireError::Stale,
+            })
     }
 }
 
-/// How many of the `n` tokens asked for must have been earned before the request completes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Need {
-    /// `n` minus its last piece: the core lets a node go into debt by one piece, so the last
-    /// piece may go out while a tier is at zero ([`Leaf::acquire`]).
-    LastPieceInDebt,
-    /// All `n`, held by every tier at once ([`Leaf::try_acquire`]).
-    All,
-}
-
-/// What the path of one leaf allows, read under one lock.
-#[derive(Clone, Copy, Debug)]
-struct Outlook {
-    /// How long after the limiter's `now` every tier on the path can have let the request
-    /// through (`None`: a tier on the path is paused).
-    wait: Option<Duration>,
-    /// The most one grant on this path can be ([`Tree::largest_grant`]).
-    ///
-    /// [`Tree::largest_grant`]: throttle_core::Tree::largest_grant
-    at_once: u64,
-}
-
-/// The core's [`Tree::earliest`](throttle_core::Tree::earliest) (or `earliest_whole`) for
-/// `leaf`, as a wait from the limiter's clock now.
-fn outlook(leaf: &Leaf, n: u64, need: Need) -> Result<Outlook, throttle_core::StaleHandle> {
+/// How long after the limiter's clock now `leaf`'s path can have let `n` tokens through at
+/// the earliest (the core's [`Tree::earliest`](throttle_core::Tree::earliest): the last piece
+/// may go out while a tier is at zero, as [`Leaf::acquire`] allows); `None`: a tier on the
+/// path is paused.
+fn earliest_wait(leaf: &Leaf, n: u64) -> Result<Option<Duration>, throttle_core::StaleHandle> {
     let limiter = leaf.node().limiter();
     let now = limiter.now();
-    let id = leaf.id();
-    limiter.shared().with(|s| {
-        let tree = s.tree();
-        let at = match need {
-            Need::LastPieceInDebt => tree.earliest(id, n, now)?,
-            Need::All => tree.earliest_whole(id, n, now)?,
-        };
-        Ok(Outlook {
-            wait: at.map(|t| t.saturating_duration_since(now)),
-            at_once: tree.largest_grant(id)?,
-        })
-    })
+    let at = limiter
+        .shared()
+        .with(|s| s.tree().earliest(leaf.id(), n, now))?;
+    Ok(at.map(|t| t.saturating_duration_since(now)))
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //!   one task, `join`/`select`, no spawn, no `Send`), run on tokio, smol, async-std (over
 //!   loopback, [`StdNet`]) AND embassy (over two in-process embassy-net stacks,
 //!   [`embassy::Embassy`]);
-//! - **std** ([`scenarios`], [`weighted`], [`window`]): generic over [`Rt`] (spawn, listeners,
+//! - **std** ([`scenarios`], [`weighted`]): generic over [`Rt`] (spawn, listeners,
 //!   the std layer's `Limiter`, `Leaf::acquire`, statistics), run on tokio, smol, async-std;
 //!   [`runtimes`] implements [`Rt`] for them.
 //!
@@ -28,7 +28,6 @@ pub mod portable;
 pub mod runtimes;
 pub mod scenarios;
 pub mod weighted;
-pub mod window;
 
 pub use net::{Net, StdNet};
 
@@ -176,8 +175,7 @@ entries! {
         dropped_write_future_does_not_stall_others, idle_connection_holds_no_tokens,
         connection_close_frees_leaves, unlimited_skips_tree,
         requests_from_many_tasks_share_node, weighted_one_leaf_groups_8k_writes_at_60_mib,
-        weighted_groups_of_three_8k_writes_at_60_mib, window_tier_admits_at_most_n_in_any_window,
-        listener_groups_share_by_weight;
+        weighted_groups_of_three_8k_writes_at_60_mib, listener_groups_share_by_weight;
     net: link_raw_throughput_reported, write_100kib_per_s_within_10_percent,
         write_1mib_per_s_within_10_percent, write_10mib_per_s_within_10_percent_or_scaled_to_link,
         read_1mib_per_s_within_10_percent, two_connections_share_server_limit_fairly,
@@ -188,7 +186,7 @@ entries! {
         server_per_connection_limit_under_server_limit,
         server_connection_limit_change_reaches_sleeping_connection,
         weighted_groups_share_server_limit, request_deadline_fails_fast_and_reserves_nothing,
-        request_cancel_refunds_to_other_leaf;
+        request_cancel_refunds_to_other_leaf, window_tier_admits_at_most_n_in_any_window;
     blocking: blocking_one_stream_accuracy, reader_is_limited,
         connection_limit_under_server_limit_and_fairness, limit_change_reaches_blocked_writer,
         idle_reader_holds_no_tokens, requests_from_threads_share_node;
@@ -324,7 +322,6 @@ mod tests {
         for src in [
             include_str!("scenarios.rs"),
             include_str!("weighted.rs"),
-            include_str!("window.rs"),
             include_str!("portable.rs"),
         ] {
             defined.extend(scenario_fns(src, "pub async fn "));

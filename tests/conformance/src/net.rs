@@ -55,6 +55,11 @@ pub enum ReqError {
     /// [`Net::acquire_before`]: the deadline cannot be met; the earliest wait (`None`: never,
     /// a paused limit).
     Deadline(Option<Duration>),
+    /// [`Net::try_acquire`]: not all `n` now; how long until the path has them (`None`:
+    /// paused).
+    NotYet(Option<Duration>),
+    /// [`Net::try_acquire`]: more than one grant on this path can ever be.
+    TooLarge(u64),
     /// Anything else (the leaf is gone, no timer).
     Other,
 }
@@ -116,6 +121,8 @@ pub trait Net: Sized + 'static {
         n: u64,
         within: Duration,
     ) -> Result<(), ReqError>;
+    /// Takes `n` tokens now or nothing (never into debt): the adapter's `try_acquire`.
+    fn try_acquire(&self, leaf: &mut Self::Req, n: u64) -> Result<(), ReqError>;
     /// A request leaf's counts.
     fn request_stats(&self, leaf: &Self::Req) -> Counts;
     /// Changes a request leaf's limits.
@@ -295,6 +302,16 @@ impl<R: Rt> Net for StdNet<R> {
         leaf.acquire_before(n, std::time::Instant::now() + within)
             .await
             .map_err(std_req_error)
+    }
+    fn try_acquire(&self, leaf: &mut Self::Req, n: u64) -> Result<(), ReqError> {
+        leaf.try_acquire(n).map_err(|e| match e {
+            throttle_tokio::TryAcquireError::NotYet { wait } => ReqError::NotYet(wait),
+            throttle_tokio::TryAcquireError::InsufficientCapacity { max } => {
+                ReqError::TooLarge(max)
+            }
+            throttle_tokio::TryAcquireError::ZeroRequest => ReqError::ZeroRequest,
+            _ => ReqError::Other,
+        })
     }
     fn request_stats(&self, leaf: &Self::Req) -> Counts {
         counts(leaf.node().stats())

@@ -586,3 +586,54 @@ pub async fn request_cancel_refunds_to_other_leaf<N: Net>(net: N) {
     );
     assert_eq!(net.group_stats(&node).read.granted, 250);
 }
+
+/// A sliding-window request limit ("100/s AND 10 per 400 ms") on a group: one leaf waiting
+/// with `acquire`, one polling with `try_acquire` (3 ms apart when refused), in one task for
+/// 1.3 s; at most 10 in any 400 ms (instants read after each grant: 10 ms of slack), and at
+/// least two windows' worth admitted.
+pub async fn window_tier_admits_at_most_n_in_any_window<N: Net>(net: N) {
+    let window = Duration::from_millis(400);
+    let limits = Limits::per_second(100)
+        .and(Tier::window(10, window).expect("window"))
+        .expect("limits");
+    let group = net.group(None, read_only(limits), 1);
+    let mut waiting = net.request_leaf(Some(&group), Limits::UNLIMITED);
+    let mut polling = net.request_leaf(Some(&group), Limits::UNLIMITED);
+    let t0 = Instant::now();
+    let run = Duration::from_millis(1300);
+    let at = core::cell::RefCell::new(Vec::new());
+    let waiter = async {
+        while t0.elapsed() < run {
+            net.acquire(&mut waiting, 1).await.expect("acquire");
+            at.borrow_mut().push(t0.elapsed());
+        }
+    };
+    let poller = async {
+        while t0.elapsed() < run {
+            match net.try_acquire(&mut polling, 1) {
+                Ok(()) => at.borrow_mut().push(t0.elapsed()),
+                Err(ReqError::NotYet(Some(w))) => {
+                    assert!(w <= window + window / 8, "{w:?}");
+                    net.sleep(Duration::from_millis(3)).await;
+                }
+                Err(e) => panic!("{e:?}"),
+            }
+        }
+    };
+    join(waiter, poller).await;
+    let mut at = at.into_inner();
+    at.sort();
+    let (mut lo, mut most) = (0, 0);
+    for hi in 0..at.len() {
+        while at[hi] - at[lo] >= window - Duration::from_millis(10) {
+            lo += 1;
+        }
+        most = most.max(hi + 1 - lo);
+    }
+    eprintln!(
+        "window 10 per 400 ms: {} admitted in 1.3 s, at most {most} in any 390 ms",
+        at.len()
+    );
+    assert!(most <= 10, "{most}: {at:?}");
+    assert!(at.len() >= 20 && at.len() <= 40, "{}", at.len());
+}

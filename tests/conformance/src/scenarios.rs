@@ -13,7 +13,6 @@ use throttle_tokio::{Config, Limiter, Limits, Server, Tier};
 pub use crate::weighted::{
     weighted_groups_of_three_8k_writes_at_60_mib, weighted_one_leaf_groups_8k_writes_at_60_mib,
 };
-pub use crate::window::window_tier_admits_at_most_n_in_any_window;
 use crate::{timeout, Rt, Stream, Throttled};
 
 const KIB: u64 = 1 << 10;

@@ -13,7 +13,7 @@ throttle_conformance::suite!(throttle_conformance::embassy::Embassy;
         server_per_connection_limit_under_server_limit,
         server_connection_limit_change_reaches_sleeping_connection,
         weighted_groups_share_server_limit, request_deadline_fails_fast_and_reserves_nothing,
-        request_cancel_refunds_to_other_leaf;
+        request_cancel_refunds_to_other_leaf, window_tier_admits_at_most_n_in_any_window;
     skip:
     one_stream_accuracy =>
         "checks throttle-io's smoothed `NodeStats::rate`, which embassy does not keep; the \
@@ -30,9 +30,6 @@ throttle_conformance::suite!(throttle_conformance::embassy::Embassy;
          versions run here: limit_change_reaches_sleeping_writer_in_group, \
          server_connection_limit_change_reaches_sleeping_connection, \
          weighted_groups_share_server_limit, idle_reader_holds_no_tokens_busy_one_gets_server_rate";
-    window_tier_admits_at_most_n_in_any_window =>
-        "polls with the std layer's `Leaf::try_acquire`, which embassy does not have (its \
-         `acquire`/`acquire_before` run here: request_* scenarios)";
     dropped_stream_hands_over_to_other_connection, dropped_write_future_does_not_stall_others =>
         "about the std driver task and `Limiter::len`/`has_driver`; embassy has no driver \
          task: a dropped embassy write cancels at once \
@@ -44,7 +41,7 @@ throttle_conformance::suite!(throttle_conformance::embassy::Embassy;
     listener_groups_share_by_weight =>
         "std `Listener::grouped` (a closure on the peer address picks the group); embassy has \
          no listener type (its sockets accept one connection each): a connection goes into a \
-         group by `Limiter::throttle(socket, Some(&group), ..)`, which \
+         group by `Limiter::wrap(socket, Some(&group), ..)`, which \
          weighted_groups_share_server_limit runs here";
     weighted_one_leaf_groups_8k_writes_at_60_mib, weighted_groups_of_three_8k_writes_at_60_mib =>
         "60 MiB/s over TCP with spawned copy tasks: a debug build's embassy-net link carries \

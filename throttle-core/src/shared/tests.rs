@@ -441,3 +441,43 @@ fn released_driver_hands_timer_back_to_waiters() {
         Step::Sleep { until: Some(_) }
     ));
 }
+
+#[test]
+fn try_take_admits_exactly_the_burst_then_says_when() {
+    let s = shared();
+    // 10 per second, burst 10, under a node that is not limiting
+    let root = s
+        .insert_node(None, Limits::per_second(1 << 20), 1, ms(0))
+        .unwrap();
+    let leaf = s
+        .insert_leaf(Some(root), Limits::per_second(10), 1, ms(0))
+        .unwrap();
+    for _ in 0..10 {
+        s.try_take(leaf, 1, ms(0)).unwrap();
+    }
+    // the 11th would be the one-piece debt an `acquire` may take: refused, with the instant
+    assert_eq!(
+        s.try_take(leaf, 1, ms(0)),
+        Err(TakeError::NotYet {
+            until: Some(ms(100))
+        })
+    );
+    assert_eq!(s.stats(leaf.node()).unwrap().granted, 10);
+    assert_eq!(s.stats(leaf.node()).unwrap().waiting, 0, "nothing held");
+    s.try_take(leaf, 1, ms(100)).unwrap();
+    // more than the burst: never at once
+    assert_eq!(
+        s.try_take(leaf, 11, ms(10_000)),
+        Err(TakeError::TooLarge { max: 10 })
+    );
+    assert_eq!(s.try_take(leaf, 0, ms(10_000)), Err(TakeError::ZeroRequest));
+    s.set_limit(leaf.node(), Limits::new(Tier::per_second(0)), ms(10_000))
+        .unwrap();
+    assert_eq!(
+        s.try_take(leaf, 1, ms(10_000)),
+        Err(TakeError::NotYet { until: None })
+    );
+    s.remove(leaf.node(), ms(10_000)).unwrap();
+    assert_eq!(s.try_take(leaf, 1, ms(10_000)), Err(TakeError::Stale));
+    assert_eq!(s.wakes(), 0);
+}

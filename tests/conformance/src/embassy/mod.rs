@@ -190,6 +190,18 @@ impl Net for Embassy {
             .await
             .map_err(req_error)
     }
+    fn try_acquire(&self, leaf: &mut Self::Req, n: u64) -> Result<(), ReqError> {
+        self.limiter.try_acquire(*leaf, n).map_err(|e| match e {
+            throttle_embassy::TryAcquireError::NotYet { wait } => {
+                ReqError::NotYet(wait.map(|w| Duration::from_micros(w.as_micros())))
+            }
+            throttle_embassy::TryAcquireError::InsufficientCapacity { max } => {
+                ReqError::TooLarge(max)
+            }
+            throttle_embassy::TryAcquireError::ZeroRequest => ReqError::ZeroRequest,
+            _ => ReqError::Other,
+        })
+    }
     fn request_stats(&self, leaf: &Self::Req) -> Counts {
         counts(self.limiter, *leaf)
     }
