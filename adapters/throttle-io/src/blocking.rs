@@ -28,7 +28,7 @@ use throttle_core::Instant;
 use crate::error::AcquireError;
 use crate::leaf::Leaf;
 use crate::limiter::{Limiter, Node};
-use crate::runtime::{Runtime, Timer};
+use crate::runtime::{BoxTimer, Runtime, Timer};
 use crate::stream::Throttled;
 
 /// A [`Runtime`] for limiters used from blocking threads only: std's monotonic clock, no
@@ -52,8 +52,8 @@ impl Runtime for Threads {
     fn now(&self) -> std::time::Instant {
         std::time::Instant::now()
     }
-    fn timer(&self) -> Box<dyn Timer> {
-        Box::new(NoTimer)
+    fn timer(&self) -> BoxTimer {
+        BoxTimer::new(NoTimer)
     }
 }
 

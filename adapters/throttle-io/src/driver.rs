@@ -26,7 +26,7 @@ use throttle_core::wait::{self, Handle};
 use throttle_core::Instant;
 
 use crate::limiter::{Inner, Limiter, SharedTree, DRIVER_IDLE, DRIVER_RUNNING, DRIVER_UNSUPPORTED};
-use crate::runtime::{RuntimeSleep, Timer};
+use crate::runtime::{BoxTimer, RuntimeSleep};
 
 /// The engine's view of the limiter (the driver's handle).
 impl Handle for Limiter {
@@ -43,7 +43,7 @@ impl Handle for Limiter {
 /// The driver task's future.
 pub(crate) struct Driver {
     limiter: Weak<Inner>,
-    timer: Option<Box<dyn Timer>>,
+    timer: Option<BoxTimer>,
     /// The runtime could not arm a timer: the task ended and must not be spawned again.
     failed: bool,
 }

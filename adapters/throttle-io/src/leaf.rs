@@ -11,7 +11,7 @@ use throttle_core::{Instant, LeafId};
 
 use crate::error::AcquireError;
 use crate::limiter::{Limiter, Node, SharedTree};
-use crate::runtime::{RuntimeSleep, Timer};
+use crate::runtime::{BoxTimer, RuntimeSleep};
 
 /// The engine's view of a node: the limiter's tree and clock, and the node's counters of
 /// bytes that went through while its path was unlimited.
@@ -40,7 +40,7 @@ pub struct Leaf {
     engine: Engine<Node>,
     limiter: Limiter,
     /// The runtime's timer, made on the first wait that holds the tree's timer.
-    timer: Option<Box<dyn Timer>>,
+    timer: Option<BoxTimer>,
 }
 
 impl core::fmt::Debug for Leaf {

@@ -41,11 +41,11 @@
 //!
 //! ```
 //! # use core::task::{Context, Poll};
-//! use throttle_io::{Limiter, Limits, Runtime, Timer};
+//! use throttle_io::{BoxTimer, Limiter, Limits, Runtime};
 //! # struct Std;
 //! # impl Runtime for Std {
 //! #     fn now(&self) -> std::time::Instant { std::time::Instant::now() }
-//! #     fn timer(&self) -> Box<dyn Timer> { unreachable!("nothing waits in this example") }
+//! #     fn timer(&self) -> BoxTimer { unreachable!("nothing waits in this example") }
 //! # }
 //! let limiter = Limiter::new(Std); // an adapter provides the runtime
 //! let server = limiter.node(Limits::per_second(10 << 20), 1)?;
@@ -100,7 +100,7 @@ pub use limiter::{Limiter, Node, SharedTree};
 pub use listener::{Accept, Bind, Listener};
 #[cfg(feature = "async-io")]
 pub use runtime::AsyncIo;
-pub use runtime::{BoxTask, Runtime, Timer};
+pub use runtime::{BoxTask, BoxTimer, Runtime, Timer};
 pub use stats::NodeStats;
 pub use stream::{wrap, Throttled};
 

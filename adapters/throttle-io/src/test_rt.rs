@@ -11,7 +11,7 @@ use core::task::{Context, Poll};
 use core::time::Duration;
 use std::sync::Mutex;
 
-use crate::{BoxTask, Limiter, Runtime, Timer};
+use crate::{BoxTask, BoxTimer, Limiter, Runtime, Timer};
 
 #[derive(Clone)]
 pub(crate) struct Manual {
@@ -68,8 +68,8 @@ impl Runtime for Manual {
     fn now(&self) -> std::time::Instant {
         self.epoch + Duration::from_nanos(self.offset_ns.load(Ordering::SeqCst))
     }
-    fn timer(&self) -> Box<dyn Timer> {
-        Box::new(ManualTimer {
+    fn timer(&self) -> BoxTimer {
+        BoxTimer::new(ManualTimer {
             rt: self.clone(),
             at: None,
         })

@@ -16,7 +16,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
 use redis::{AsyncConnectionConfig, Script};
-use throttle_io::{Limits, Node, Runtime, Timer};
+use throttle_io::{BoxTimer, Limits, Node, Runtime, Timer};
 
 use crate::config::LeaseConfig;
 use crate::error::{random, CallError};
@@ -183,7 +183,7 @@ impl SharedLimit {
                 let deadline = sent + budget + Duration::from_millis(5);
                 let result = {
                     let fut = pin!(self.call(&mut con, &cfg, call));
-                    self.race(fut, &rt, &mut *timer, deadline, &node, &mut applied)
+                    self.race(fut, &rt, &mut timer, deadline, &node, &mut applied)
                         .await
                 };
                 let done = rt.now();
@@ -225,7 +225,7 @@ impl SharedLimit {
         &self,
         mut fut: core::pin::Pin<&mut F>,
         rt: &R,
-        timer: &mut dyn Timer,
+        timer: &mut BoxTimer,
         deadline: Instant,
         node: &Node,
         applied: &mut Option<Option<u64>>,

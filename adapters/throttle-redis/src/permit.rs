@@ -8,6 +8,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
 use redis::Script;
+use throttle_io::Timer as _;
 
 use crate::config::ConfigError;
 use crate::error::{CallError, PermitError};

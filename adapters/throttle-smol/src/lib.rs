@@ -23,7 +23,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 use smol::net::{TcpListener, TcpStream};
-use throttle_io::{BoxTask, Runtime, Timer};
+use throttle_io::{BoxTask, BoxTimer, Runtime};
 
 /// Wraps any stream as a connection under a node (from `throttle-io`).
 pub use throttle_io::wrap;
@@ -44,7 +44,7 @@ impl Runtime for Smol {
     fn now(&self) -> std::time::Instant {
         AsyncIo.now()
     }
-    fn timer(&self) -> Box<dyn Timer> {
+    fn timer(&self) -> BoxTimer {
         AsyncIo.timer()
     }
     fn spawn(&self, task: BoxTask) -> bool {

@@ -8,7 +8,7 @@ use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll};
 
-use throttle_io::{BoxTask, Runtime, SleepError, Timer};
+use throttle_io::{BoxTask, BoxTimer, Runtime, SleepError, Timer};
 use tokio::runtime::{Handle, Id};
 use tokio::time::{Instant, Sleep};
 
@@ -27,8 +27,8 @@ impl Runtime for Tokio {
         Instant::now().into_std()
     }
 
-    fn timer(&self) -> Box<dyn Timer> {
-        Box::new(SleepTimer(Bound::Unarmed))
+    fn timer(&self) -> BoxTimer {
+        BoxTimer::new(SleepTimer(Bound::Unarmed))
     }
 
     fn spawn(&self, task: BoxTask) -> bool {
