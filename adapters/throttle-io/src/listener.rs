@@ -17,8 +17,10 @@ pub trait Accept {
     type Stream;
     /// A throttled connection, as the adapter's users get it.
     type Conn;
-    /// Accepts the next socket.
-    fn accept_stream(&self) -> impl Future<Output = io::Result<(Self::Stream, SocketAddr)>> + Send;
+    /// Accepts the next socket. No `Send` bound, as for [`Bind`]: a thread-per-core
+    /// runtime's accept future is `!Send`, and a work-stealing runtime's `Send` future stays
+    /// `Send` for callers that name the concrete listener.
+    fn accept_stream(&self) -> impl Future<Output = io::Result<(Self::Stream, SocketAddr)>>;
     /// Throttles `stream` with `conn`'s two leaves.
     fn throttle(stream: Self::Stream, conn: Connection) -> Self::Conn;
     /// The address it is bound to.
