@@ -9,6 +9,9 @@
 //!   the std layer's `Limiter`, `Leaf::acquire`, statistics), run on tokio, smol, async-std;
 //!   [`runtimes`] implements [`Rt`] for them.
 //!
+//! [`per_core`] is a small `!Send` thread-per-core runtime that runs the std runtimes' list
+//! too.
+//!
 //! [`blocking`] holds the contracts for blocking threads (`std::io` over
 //! `std::net::TcpStream`, no runtime).
 //!
@@ -16,7 +19,7 @@
 //! once, either run or skipped with a reason, and a test of the suite checks it (a scenario
 //! missing from the list, or named twice, fails); [`ALL`] itself is checked against the
 //! scenario files' sources (`every_scenario_is_in_all`, below). The files `tests/tokio.rs`,
-//! `smol.rs`, `async_std.rs`, `embassy.rs` and `blocking.rs` are the lists.
+//! `smol.rs`, `async_std.rs`, `per_core.rs`, `embassy.rs` and `blocking.rs` are the lists.
 //!
 //! Timed assertions are deliberately generous: the tests share a busy 2-core machine with
 //! other builds. Precise figures are the benchmark's business.
@@ -24,6 +27,7 @@
 pub mod blocking;
 pub mod embassy;
 pub mod net;
+pub mod per_core;
 pub mod portable;
 pub mod runtimes;
 pub mod scenarios;
@@ -125,6 +129,9 @@ impl HasNet for runtimes::Smol {
     type Net = StdNet<Self>;
 }
 impl HasNet for runtimes::AsyncStd {
+    type Net = StdNet<Self>;
+}
+impl HasNet for per_core::PerCore {
     type Net = StdNet<Self>;
 }
 impl HasNet for embassy::Embassy {
