@@ -847,8 +847,9 @@ mod tests {
         );
     }
 
-    #[test]
-    fn try_acquire_withdraws_the_wait_counts_from_the_clock_and_bypasses_unlimited() {
+    /// A root leaf of 10 per second (burst 10, pieces of 1) whose burst `try_acquire` took
+    /// at 0 ms.
+    fn drained() -> (&'static Clocked, LeafId, Engine<&'static Clocked>) {
         let h = clocked();
         let leaf = h
             .shared
@@ -863,6 +864,12 @@ mod tests {
         for _ in 0..10 {
             e.try_acquire(1).unwrap();
         }
+        (h, leaf, e)
+    }
+
+    #[test]
+    fn try_acquire_withdraws_the_wait_counts_from_the_clock_and_bypasses_unlimited() {
+        let (h, leaf, mut e) = drained();
         h.now.store(40_000_000, Ordering::SeqCst);
         // the 11th token is there at 100 ms: 60 ms after the handle's clock
         assert_eq!(
@@ -897,15 +904,7 @@ mod tests {
 
     #[test]
     fn check_deadline_on_the_handles_clock_and_unlimited_always_in_time() {
-        let h = clocked();
-        let leaf = h
-            .shared
-            .insert_leaf(None, Limits::per_second(10), 1, Instant::ZERO)
-            .unwrap();
-        let mut e = Engine::new(h, leaf);
-        for _ in 0..10 {
-            e.try_acquire(1).unwrap();
-        }
+        let (h, leaf, mut e) = drained();
         h.now.store(500_000_000, Ordering::SeqCst);
         // 5 tokens at 500 ms; 20 need 14 more (the last piece of 1 may be debt): 1.9 s
         let ms = Instant::from_millis;
