@@ -114,6 +114,7 @@ mod limits;
 mod lists;
 mod muldiv;
 mod node;
+pub mod request;
 mod sched;
 pub mod shared;
 mod storage;

@@ -478,6 +478,33 @@ impl<S: Storage, L: Lock<State<S>>> Shared<S, L> {
         })
     }
 
+    /// Whether `n` tokens for `leaf` can be had by `deadline`, asked at `now` before an
+    /// `acquire_before` waits (every adapter's): [`Tree::earliest`] says when; `None` (a
+    /// paused limit on the path) is `Deadline { wait: None }`; an instant later than both
+    /// `now` and `deadline` is `Deadline { wait: Some(how long after now) }`; otherwise
+    /// `Ok(())`, and the caller waits. A request the path can grant at `now` is never
+    /// refused, even with a deadline already past. Read-only: nothing is reserved. One lock.
+    pub fn check_deadline(
+        &self,
+        leaf: LeafId,
+        n: u64,
+        now: Instant,
+        deadline: Instant,
+    ) -> Result<(), crate::request::AcquireError> {
+        use crate::request::AcquireError as E;
+        if n == 0 {
+            return Err(E::ZeroRequest);
+        }
+        let at = self.lock.lock(|s| s.tree.earliest(leaf, n, now));
+        match at.map_err(|_| E::Stale)? {
+            None => Err(E::Deadline { wait: None }),
+            Some(at) if at > now && at > deadline => Err(E::Deadline {
+                wait: Some(at.saturating_duration_since(now)),
+            }),
+            Some(_) => Ok(()),
+        }
+    }
+
     /// [`Tree::settle`], then wakes whoever the refund concerns.
     pub fn settle(&self, leaf: LeafId, used: u64, now: Instant) -> Result<(), SettleError> {
         self.lock.lock(|s| {

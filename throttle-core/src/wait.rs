@@ -44,6 +44,7 @@ use core::task::{Context, Poll, Waker};
 
 use crate::error::AcquireError;
 use crate::node::LeafId;
+use crate::request::{self, TryAcquireError};
 use crate::shared::{Shared, State, Step};
 use crate::storage::Storage;
 use crate::sync::Lock;
@@ -387,6 +388,47 @@ impl<H: Handle> Engine<H> {
             Phase::Idle | Phase::Bypass(_) | Phase::Stalled(_) => {}
         }
         self.phase = Phase::Idle;
+    }
+
+    /// Takes `n` tokens now or nothing, without waiting (every adapter's `try_acquire`):
+    /// withdraws this leaf's own waiting piece first, skips the tree on an unlimited path
+    /// (counted as [`Handle::bypassed`]), and otherwise is [`Shared::try_take`] at the
+    /// handle's clock, its answer counted from that instant
+    /// ([`TryAcquireError::from_take`]).
+    pub fn try_acquire(&mut self, n: u64) -> Result<(), TryAcquireError> {
+        if n == 0 {
+            return Err(TryAcquireError::ZeroRequest);
+        }
+        self.cancel();
+        if self.is_unlimited() {
+            self.handle.bypassed(n);
+            return Ok(());
+        }
+        let now = self.handle.now();
+        self.handle
+            .shared()
+            .try_take(self.leaf, n, now)
+            .map_err(|e| TryAcquireError::from_take(e, now))
+    }
+
+    /// Before an `acquire_before` waits (every adapter's): whether `n` tokens can be had by
+    /// `deadline` on the handle's clock ([`Shared::check_deadline`]); an unlimited path
+    /// always can (no lock while nothing changed). Nothing is reserved.
+    pub fn check_deadline(
+        &mut self,
+        n: u64,
+        deadline: Instant,
+    ) -> Result<(), request::AcquireError> {
+        if n == 0 {
+            return Err(request::AcquireError::ZeroRequest);
+        }
+        if self.is_unlimited() {
+            return Ok(());
+        }
+        let now = self.handle.now();
+        self.handle
+            .shared()
+            .check_deadline(self.leaf, n, now, deadline)
     }
 
     /// Records `used` tokens moved without a grant (after a stall, see the module docs); the
@@ -803,5 +845,84 @@ mod tests {
             e.poll_acquire(&mut cx(), &mut Deadline::new(), 0),
             Poll::Ready(Err(WaitError::ZeroRequest))
         );
+    }
+
+    /// A root leaf of 10 per second (burst 10, pieces of 1) whose burst `try_acquire` took
+    /// at 0 ms.
+    fn drained() -> (&'static Clocked, LeafId, Engine<&'static Clocked>) {
+        let h = clocked();
+        let leaf = h
+            .shared
+            .insert_leaf(None, Limits::per_second(10), 1, Instant::ZERO)
+            .unwrap();
+        let mut e = Engine::new(h, leaf);
+        // (pieces of 1 at 10/s: one take is at most 1)
+        assert_eq!(
+            e.try_acquire(2),
+            Err(TryAcquireError::InsufficientCapacity { max: 1 })
+        );
+        for _ in 0..10 {
+            e.try_acquire(1).unwrap();
+        }
+        (h, leaf, e)
+    }
+
+    #[test]
+    fn try_acquire_withdraws_the_wait_counts_from_the_clock_and_bypasses_unlimited() {
+        let (h, leaf, mut e) = drained();
+        h.now.store(40_000_000, Ordering::SeqCst);
+        // the 11th token is there at 100 ms: 60 ms after the handle's clock
+        assert_eq!(
+            e.try_acquire(1),
+            Err(TryAcquireError::NotYet {
+                wait: Some(Duration::from_millis(60))
+            })
+        );
+        assert_eq!(e.try_acquire(0), Err(TryAcquireError::ZeroRequest));
+        // a piece this leaf waits for is withdrawn first (after the piece of debt a grant
+        // may take)
+        let mut granted = 10;
+        while let Poll::Ready(r) = e.poll_acquire(&mut cx(), &mut Deadline::new(), 5) {
+            let n = r.unwrap();
+            assert!(e.settle(n));
+            granted += n;
+        }
+        assert!(e.is_waiting());
+        assert_eq!(h.shared.stats(leaf.node()).unwrap().waiting, 1);
+        assert!(e.try_acquire(1).is_err());
+        assert!(!e.is_waiting());
+        let st = h.shared.stats(leaf.node()).unwrap();
+        assert_eq!((st.granted, st.waiting), (granted, 0));
+        // unlimited: no tree, counted as bypassed
+        h.shared
+            .set_limit(leaf.node(), Limits::UNLIMITED, Instant::ZERO)
+            .unwrap();
+        e.try_acquire(1 << 40).unwrap();
+        assert_eq!(h.bypassed.load(Ordering::SeqCst), 1 << 40);
+        assert_eq!(h.shared.stats(leaf.node()).unwrap().granted, granted);
+    }
+
+    #[test]
+    fn check_deadline_on_the_handles_clock_and_unlimited_always_in_time() {
+        let (h, leaf, mut e) = drained();
+        h.now.store(500_000_000, Ordering::SeqCst);
+        // 5 tokens at 500 ms; 20 need 14 more (the last piece of 1 may be debt): 1.9 s
+        let ms = Instant::from_millis;
+        assert_eq!(e.check_deadline(20, ms(1_900)), Ok(()));
+        assert_eq!(
+            e.check_deadline(20, ms(1_899)),
+            Err(request::AcquireError::Deadline {
+                wait: Some(Duration::from_millis(1_400))
+            })
+        );
+        assert_eq!(
+            e.check_deadline(0, ms(999)),
+            Err(request::AcquireError::ZeroRequest)
+        );
+        assert_eq!(h.shared.stats(leaf.node()).unwrap().waiting, 0);
+        h.shared
+            .set_limit(leaf.node(), Limits::UNLIMITED, Instant::ZERO)
+            .unwrap();
+        assert_eq!(e.check_deadline(u64::MAX, Instant::ZERO), Ok(()));
     }
 }

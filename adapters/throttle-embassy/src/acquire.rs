@@ -13,14 +13,14 @@ use core::task::{Context, Poll};
 
 use embassy_sync::blocking_mutex::raw::RawMutex;
 use embassy_time::Timer;
-use throttle_core::shared::{State, TakeError};
+use throttle_core::shared::State;
 use throttle_core::wait::{Engine, Handle, Sleep, SleepError, WaitError};
 use throttle_core::{Fixed, Instant, LeafId};
 
 use crate::error::{AcquireError, TryAcquireError};
 use crate::limiter::{Limiter, SharedTree};
 use crate::lock::MutexLock;
-use crate::time::{now, to_duration, to_embassy};
+use crate::time::{from_embassy, now, to_embassy};
 
 /// The engine's view of a limiter: its tree and embassy-time's clock.
 impl<const N: usize, M: RawMutex> Handle for Limiter<N, M> {
@@ -115,12 +115,7 @@ impl<const N: usize, M: RawMutex> Limiter<N, M> {
     /// dropping the future withdraws the waiting piece (pieces already collected for an `n`
     /// larger than one piece stay spent). Limit changes reach the wait at once.
     pub async fn acquire(&self, leaf: LeafId, n: u64) -> Result<(), AcquireError> {
-        if n == 0 {
-            return Err(AcquireError::ZeroRequest);
-        }
-        let mut engine = Engine::new(self, leaf);
-        let paid = Request::new(&mut engine).pay(n).await;
-        paid.map_err(Into::into)
+        self.acquire_until(leaf, n, None).await
     }
 
     /// Takes `n` tokens for `leaf` now, or nothing: `Ok(())` means they were granted and
@@ -131,21 +126,7 @@ impl<const N: usize, M: RawMutex> Limiter<N, M> {
     /// `acquire` at the same time. The core's
     /// [`Shared::try_take`](throttle_core::Shared::try_take), as on every adapter.
     pub fn try_acquire(&self, leaf: LeafId, n: u64) -> Result<(), TryAcquireError> {
-        if n == 0 {
-            return Err(TryAcquireError::ZeroRequest);
-        }
-        if self.shared().path_unlimited(leaf).1 {
-            return Ok(());
-        }
-        let t = now();
-        self.shared().try_take(leaf, n, t).map_err(|e| match e {
-            TakeError::TooLarge { max } => TryAcquireError::InsufficientCapacity { max },
-            TakeError::NotYet { until } => TryAcquireError::NotYet {
-                wait: until.map(|at| to_duration(at.saturating_duration_since(t))),
-            },
-            TakeError::ZeroRequest => TryAcquireError::ZeroRequest,
-            _ => TryAcquireError::Stale,
-        })
+        Engine::new(self, leaf).try_acquire(n)
     }
 
     /// Like [`Limiter::acquire`], but fails at once with [`AcquireError::Deadline`] (with how
@@ -159,23 +140,23 @@ impl<const N: usize, M: RawMutex> Limiter<N, M> {
         n: u64,
         deadline: embassy_time::Instant,
     ) -> Result<(), AcquireError> {
+        self.acquire_until(leaf, n, Some(deadline)).await
+    }
+
+    async fn acquire_until(
+        &self,
+        leaf: LeafId,
+        n: u64,
+        deadline: Option<embassy_time::Instant>,
+    ) -> Result<(), AcquireError> {
         if n == 0 {
             return Err(AcquireError::ZeroRequest);
         }
-        let t = now();
-        let at = self
-            .shared()
-            .with(|s| s.tree().earliest(leaf, n, t))
-            .map_err(|_| AcquireError::Stale)?;
-        match at {
-            None => return Err(AcquireError::Deadline { wait: None }),
-            Some(at) if at > t && to_embassy(at) > deadline => {
-                return Err(AcquireError::Deadline {
-                    wait: Some(to_duration(at.saturating_duration_since(t))),
-                })
-            }
-            Some(_) => {}
+        let mut engine = Engine::new(self, leaf);
+        if let Some(deadline) = deadline {
+            engine.check_deadline(n, from_embassy(deadline))?;
         }
-        self.acquire(leaf, n).await
+        let paid = Request::new(&mut engine).pay(n).await;
+        paid.map_err(Into::into)
     }
 }

@@ -27,13 +27,6 @@ pub(crate) fn to_embassy(t: Instant) -> embassy_time::Instant {
     embassy_time::Instant::from_ticks(u64::try_from(ticks).unwrap_or(u64::MAX))
 }
 
-/// A core duration as embassy-time's, rounded up to whole ticks, saturating.
-pub(crate) fn to_duration(d: core::time::Duration) -> embassy_time::Duration {
-    let hz = u128::from(TICK_HZ.max(1));
-    let ticks = (d.as_nanos() * hz).div_ceil(NANOS_PER_SEC);
-    embassy_time::Duration::from_ticks(u64::try_from(ticks).unwrap_or(u64::MAX))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

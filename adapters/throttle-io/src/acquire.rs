@@ -5,9 +5,6 @@
 use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll};
-use core::time::Duration;
-
-use throttle_core::shared::TakeError;
 
 use crate::error::{AcquireError, TryAcquireError};
 use crate::leaf::Leaf;
@@ -69,24 +66,10 @@ impl Future for Acquire<'_> {
             return Poll::Ready(Ok(()));
         }
         if let Some(deadline) = this.deadline.take() {
-            if !this.leaf.is_unlimited() {
-                match earliest_wait(this.leaf, this.left) {
-                    Err(_) => return Poll::Ready(Err(AcquireError::Stale)),
-                    Ok(wait) => match wait {
-                        None => return Poll::Ready(Err(AcquireError::Deadline { wait: None })),
-                        // Possible now: a deadline of "now" (or one already past) is met,
-                        // whatever nanoseconds the clock moved since the caller read it.
-                        Some(Duration::ZERO) => {}
-                        Some(wait) => {
-                            let now = this.leaf.node().limiter().now_std();
-                            if now.checked_add(wait).is_none_or(|t| t > deadline) {
-                                return Poll::Ready(Err(AcquireError::Deadline {
-                                    wait: Some(wait),
-                                }));
-                            }
-                        }
-                    },
-                }
+            let epoch = this.leaf.node().limiter().0.epoch;
+            let deadline = crate::time::to_core(epoch, deadline);
+            if let Err(e) = this.leaf.engine().check_deadline(this.left, deadline) {
+                return Poll::Ready(Err(e));
             }
         }
         for _ in 0..PIECES_PER_POLL {
@@ -133,41 +116,8 @@ impl Leaf {
     /// On an unlimited path it always succeeds. Cost: one lock of the tree
     /// ([`Shared::try_take`](throttle_core::Shared::try_take), which every adapter's `try_acquire` is).
     pub fn try_acquire(&mut self, n: u64) -> Result<(), TryAcquireError> {
-        if n == 0 {
-            return Err(TryAcquireError::ZeroRequest);
-        }
-        self.cancel();
-        if self.is_unlimited() {
-            self.node().add_bypassed(n);
-            return Ok(());
-        }
-        let limiter = self.node().limiter();
-        let now = limiter.now();
-        limiter
-            .shared()
-            .try_take(self.id(), n, now)
-            .map_err(|e| match e {
-                TakeError::TooLarge { max } => TryAcquireError::InsufficientCapacity { max },
-                TakeError::NotYet { until } => TryAcquireError::NotYet {
-                    wait: until.map(|t| t.saturating_duration_since(now)),
-                },
-                TakeError::ZeroRequest => TryAcquireError::ZeroRequest,
-                _ => TryAcquireError::Stale,
-            })
+        self.engine().try_acquire(n)
     }
-}
-
-/// How long after the limiter's clock now `leaf`'s path can have let `n` tokens through at
-/// the earliest (the core's [`Tree::earliest`](throttle_core::Tree::earliest): the last piece
-/// may go out while a tier is at zero, as [`Leaf::acquire`] allows); `None`: a tier on the
-/// path is paused.
-fn earliest_wait(leaf: &Leaf, n: u64) -> Result<Option<Duration>, throttle_core::StaleHandle> {
-    let limiter = leaf.node().limiter();
-    let now = limiter.now();
-    let at = limiter
-        .shared()
-        .with(|s| s.tree().earliest(leaf.id(), n, now))?;
-    Ok(at.map(|t| t.saturating_duration_since(now)))
 }
 
 #[cfg(test)]

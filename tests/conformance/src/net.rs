@@ -14,6 +14,7 @@ use core::future::Future;
 use core::net::SocketAddr;
 use core::time::Duration;
 
+use throttle_core::request::{AcquireError, TryAcquireError};
 use throttle_core::Limits;
 use throttle_embassy::Directions;
 use throttle_tokio::{Connection, Limiter, Node, Server};
@@ -129,11 +130,26 @@ pub trait Net: Sized + 'static {
     fn set_request_limit(&self, leaf: &Self::Req, limits: Limits);
 }
 
-fn std_req_error(e: throttle_tokio::AcquireError) -> ReqError {
-    match e {
-        throttle_tokio::AcquireError::ZeroRequest => ReqError::ZeroRequest,
-        throttle_tokio::AcquireError::Deadline { wait } => ReqError::Deadline(wait),
-        _ => ReqError::Other,
+/// Every adapter's `acquire`/`acquire_before` error (the core's request vocabulary).
+impl From<AcquireError> for ReqError {
+    fn from(e: AcquireError) -> Self {
+        match e {
+            AcquireError::ZeroRequest => ReqError::ZeroRequest,
+            AcquireError::Deadline { wait } => ReqError::Deadline(wait),
+            _ => ReqError::Other,
+        }
+    }
+}
+
+/// Every adapter's `try_acquire` error.
+impl From<TryAcquireError> for ReqError {
+    fn from(e: TryAcquireError) -> Self {
+        match e {
+            TryAcquireError::NotYet { wait } => ReqError::NotYet(wait),
+            TryAcquireError::InsufficientCapacity { max } => ReqError::TooLarge(max),
+            TryAcquireError::ZeroRequest => ReqError::ZeroRequest,
+            _ => ReqError::Other,
+        }
     }
 }
 
@@ -291,7 +307,7 @@ impl<R: Rt> Net for StdNet<R> {
         }
     }
     async fn acquire(&self, leaf: &mut Self::Req, n: u64) -> Result<(), ReqError> {
-        leaf.acquire(n).await.map_err(std_req_error)
+        leaf.acquire(n).await.map_err(ReqError::from)
     }
     async fn acquire_before(
         &self,
@@ -301,17 +317,10 @@ impl<R: Rt> Net for StdNet<R> {
     ) -> Result<(), ReqError> {
         leaf.acquire_before(n, std::time::Instant::now() + within)
             .await
-            .map_err(std_req_error)
+            .map_err(ReqError::from)
     }
     fn try_acquire(&self, leaf: &mut Self::Req, n: u64) -> Result<(), ReqError> {
-        leaf.try_acquire(n).map_err(|e| match e {
-            throttle_tokio::TryAcquireError::NotYet { wait } => ReqError::NotYet(wait),
-            throttle_tokio::TryAcquireError::InsufficientCapacity { max } => {
-                ReqError::TooLarge(max)
-            }
-            throttle_tokio::TryAcquireError::ZeroRequest => ReqError::ZeroRequest,
-            _ => ReqError::Other,
-        })
+        leaf.try_acquire(n).map_err(ReqError::from)
     }
     fn request_stats(&self, leaf: &Self::Req) -> Counts {
         counts(leaf.node().stats())

@@ -481,3 +481,46 @@ fn try_take_admits_exactly_the_burst_then_says_when() {
     assert_eq!(s.try_take(leaf, 1, ms(10_000)), Err(TakeError::Stale));
     assert_eq!(s.wakes(), 0);
 }
+
+#[test]
+fn check_deadline_says_how_long_past_the_deadline_and_reserves_nothing() {
+    use crate::request::AcquireError as E;
+    use core::time::Duration;
+    let s = shared();
+    // 10 per second, burst 10: 30 tokens take the burst, one last piece of debt (10) and 1 s
+    let leaf = s
+        .insert_leaf(None, Limits::per_second(10), 1, ms(0))
+        .unwrap();
+    assert_eq!(s.check_deadline(leaf, 30, ms(0), ms(1_000)), Ok(()));
+    assert_eq!(
+        s.check_deadline(leaf, 30, ms(0), ms(999)),
+        Err(E::Deadline {
+            wait: Some(Duration::from_secs(1))
+        })
+    );
+    // what the path can grant now is never refused, even past the deadline
+    assert_eq!(s.check_deadline(leaf, 10, ms(5), ms(0)), Ok(()));
+    let st = s.stats(leaf.node()).unwrap();
+    assert_eq!((st.granted, st.waiting), (0, 0), "nothing reserved");
+    assert_eq!(s.sleeping(), 0);
+    // the wait counts from `now`: empty at 0 ms, 5 tokens at 500 ms, 5 more by 1 s
+    s.try_take(leaf, 10, ms(0)).unwrap();
+    assert_eq!(
+        s.check_deadline(leaf, 20, ms(500), ms(600)),
+        Err(E::Deadline {
+            wait: Some(Duration::from_millis(500))
+        })
+    );
+    assert_eq!(
+        s.check_deadline(leaf, 0, ms(500), ms(600)),
+        Err(E::ZeroRequest)
+    );
+    s.set_limit(leaf.node(), Limits::new(Tier::per_second(0)), ms(500))
+        .unwrap();
+    assert_eq!(
+        s.check_deadline(leaf, 1, ms(500), Instant::MAX),
+        Err(E::Deadline { wait: None })
+    );
+    s.remove(leaf.node(), ms(500)).unwrap();
+    assert_eq!(s.check_deadline(leaf, 1, ms(500), ms(600)), Err(E::Stale));
+}

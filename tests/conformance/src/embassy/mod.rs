@@ -175,7 +175,7 @@ impl Net for Embassy {
             .read
     }
     async fn acquire(&self, leaf: &mut Self::Req, n: u64) -> Result<(), ReqError> {
-        self.limiter.acquire(*leaf, n).await.map_err(req_error)
+        self.limiter.acquire(*leaf, n).await.map_err(ReqError::from)
     }
     async fn acquire_before(
         &self,
@@ -188,19 +188,10 @@ impl Net for Embassy {
         self.limiter
             .acquire_before(*leaf, n, deadline)
             .await
-            .map_err(req_error)
+            .map_err(ReqError::from)
     }
     fn try_acquire(&self, leaf: &mut Self::Req, n: u64) -> Result<(), ReqError> {
-        self.limiter.try_acquire(*leaf, n).map_err(|e| match e {
-            throttle_embassy::TryAcquireError::NotYet { wait } => {
-                ReqError::NotYet(wait.map(|w| Duration::from_micros(w.as_micros())))
-            }
-            throttle_embassy::TryAcquireError::InsufficientCapacity { max } => {
-                ReqError::TooLarge(max)
-            }
-            throttle_embassy::TryAcquireError::ZeroRequest => ReqError::ZeroRequest,
-            _ => ReqError::Other,
-        })
+        self.limiter.try_acquire(*leaf, n).map_err(ReqError::from)
     }
     fn request_stats(&self, leaf: &Self::Req) -> Counts {
         counts(self.limiter, *leaf)
@@ -209,15 +200,5 @@ impl Net for Embassy {
         self.limiter
             .set_limit(leaf.node(), limits)
             .expect("set limit");
-    }
-}
-
-fn req_error(e: throttle_embassy::AcquireError) -> ReqError {
-    match e {
-        throttle_embassy::AcquireError::ZeroRequest => ReqError::ZeroRequest,
-        throttle_embassy::AcquireError::Deadline { wait } => {
-            ReqError::Deadline(wait.map(|d| Duration::from_micros(d.as_micros())))
-        }
-        _ => ReqError::Other,
     }
 }
