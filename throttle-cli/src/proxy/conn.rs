@@ -1,6 +1,7 @@
-//! Connections: one accept loop per listener (EMFILE back-off), the caps (total and per
-//! client address), and one task per connection that finds its place in the tree, dials the
-//! upstream, relays (`relay.rs`) and logs the open and the close.
+//! Connections: one accept loop per listener (descriptors reserved before each accept, EMFILE
+//! back-off), the caps (total and per client address), and one task per connection that finds
+//! its place in the tree, dials the upstream, relays (`relay.rs`) and logs the open and the
+//! close.
 
 use core::net::{IpAddr, SocketAddr};
 use core::sync::atomic::Ordering;
@@ -88,11 +89,39 @@ impl Proxy {
     }
 }
 
-/// Errors of `accept` that mean "out of a resource" (descriptors, buffers): back off
-/// instead of spinning on a listener that stays readable.
+/// Errors of `accept` (or of reserving descriptors for it) that mean "out of a resource"
+/// (descriptors, buffers): back off instead of spinning on a listener that stays readable.
 fn exhausted(e: &std::io::Error) -> bool {
     // EMFILE 24, ENFILE 23, ENOBUFS 105, ENOMEM 12 (Linux numbering; std has no kinds for them)
     matches!(e.raw_os_error(), Some(24 | 23 | 105 | 12))
+}
+
+/// Two descriptors held open before an `accept`: one is closed just before it (room for the
+/// client's socket), the other just before the upstream connect (room for the upstream's).
+/// Out of descriptors, the loop cannot reserve them and does not accept: clients wait in the
+/// listen backlog instead of being accepted and then closed for want of an upstream socket.
+/// (A descriptor opened elsewhere in between can still take the room; the connect then fails
+/// and is logged, as before.)
+struct Reserved {
+    client: std::fs::File,
+    upstream: UpstreamRoom,
+}
+
+/// The descriptor held for a connection's upstream socket; dropped right before the connect.
+struct UpstreamRoom {
+    _held: std::fs::File,
+}
+
+impl Reserved {
+    fn take() -> std::io::Result<Reserved> {
+        let null = if cfg!(windows) { "NUL" } else { "/dev/null" };
+        Ok(Reserved {
+            client: std::fs::File::open(null)?,
+            upstream: UpstreamRoom {
+                _held: std::fs::File::open(null)?,
+            },
+        })
+    }
 }
 
 async fn accept_loop(
@@ -104,15 +133,23 @@ async fn accept_loop(
     let mut drain = proxy.drain_tx.subscribe();
     let mut backoff = Duration::from_millis(10);
     loop {
-        let r = tokio::select! {
-            r = sock.accept() => r,
-            _ = stop.changed() => break,
-            _ = drain.changed() => break,
+        let reserved = Reserved::take();
+        let r = match reserved {
+            Ok(Reserved { client, upstream }) => {
+                drop(client);
+                let r = tokio::select! {
+                    r = sock.accept() => r,
+                    _ = stop.changed() => break,
+                    _ = drain.changed() => break,
+                };
+                r.map(|(stream, peer)| (stream, peer, upstream))
+            }
+            Err(e) => Err(e),
         };
         match r {
-            Ok((stream, peer)) => {
+            Ok((stream, peer, upstream)) => {
                 backoff = Duration::from_millis(10);
-                admit(&proxy, &key, stream, peer);
+                admit(&proxy, &key, stream, peer, upstream);
             }
             Err(e) if exhausted(&e) => {
                 tracing::warn!(error = %crate::os_msg(&e), backoff_ms = backoff.as_millis() as u64, "accept: out of resources, backing off");
@@ -126,7 +163,13 @@ async fn accept_loop(
     tracing::info!(listen = %key.addr, "stopped listening");
 }
 
-fn admit(proxy: &Arc<Proxy>, key: &ListenKey, client: TcpStream, peer: SocketAddr) {
+fn admit(
+    proxy: &Arc<Proxy>,
+    key: &ListenKey,
+    client: TcpStream,
+    peer: SocketAddr,
+    room: UpstreamRoom,
+) {
     let plan = proxy.tree.plan();
     let Some(l) = plan.listeners.iter().find(|l| ListenKey::of(l) == *key) else {
         return; // removed by a reload a moment ago
@@ -145,7 +188,7 @@ fn admit(proxy: &Arc<Proxy>, key: &ListenKey, client: TcpStream, peer: SocketAdd
     let proxy = proxy.clone();
     tokio::spawn(async move {
         let _slot = slot;
-        serve_conn(&proxy, &name, &upstream, client, peer).await;
+        serve_conn(&proxy, &name, &upstream, client, peer, room).await;
     });
 }
 
@@ -155,6 +198,7 @@ async fn serve_conn(
     upstream: &str,
     client: TcpStream,
     peer: SocketAddr,
+    room: UpstreamRoom,
 ) {
     let plan = proxy.tree.plan();
     let (placement, up, down) = match proxy.tree.place(listener, peer.ip().to_canonical()) {
@@ -167,6 +211,7 @@ async fn serve_conn(
     let group = placement.group.name.clone();
     let id = placement.id;
     let t0 = std::time::Instant::now();
+    drop(room);
     let connect =
         tokio::time::timeout(plan.server.connect_timeout, TcpStream::connect(upstream)).await;
     let upstream_sock = match connect {
