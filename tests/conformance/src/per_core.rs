@@ -29,7 +29,7 @@ use std::time::Instant;
 use throttle_io::{BoxTask, BoxTimer, Runtime, SleepError, Timer};
 use throttle_tokio::{Config, Connection, Limiter, Server};
 
-use crate::runtimes::Fut;
+use crate::runtimes::Smol;
 use crate::Rt;
 
 type LocalTask = Pin<Box<dyn Future<Output = ()>>>;
@@ -219,14 +219,10 @@ pub struct PerCore;
 /// A spawned task's output, for whoever awaits it.
 type Slot<T> = Arc<Mutex<(Option<T>, Option<Waker>)>>;
 
-fn local() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 0))
-}
-
 impl Rt for PerCore {
-    type Raw = Fut<smol::net::TcpStream>;
-    type Conn = Fut<throttle_smol::Throttled<smol::net::TcpStream>>;
-    type Listener = throttle_smol::Listener;
+    type Raw = <Smol as Rt>::Raw;
+    type Conn = <Smol as Rt>::Conn;
+    type Listener = <Smol as Rt>::Listener;
 
     fn limiter_with(config: Config) -> Limiter {
         Limiter::with_config(config, ThreadPerCore { spawn: true })
@@ -261,32 +257,26 @@ impl Rt for PerCore {
     async fn sleep(d: Duration) {
         smol::Timer::after(d).await;
     }
+    // sockets: the same as smol's (async-io's reactor wakes any executor)
     async fn bind(server: Server) -> (Self::Listener, SocketAddr) {
-        let l = throttle_smol::Listener::bind(local(), server)
-            .await
-            .expect("bind");
-        let a = l.local_addr().expect("addr");
-        (l, a)
+        Smol::bind(server).await
     }
     async fn bind_grouped(
         groups: Vec<Server>,
         pick: impl Fn(SocketAddr) -> Option<usize> + Send + Sync + 'static,
     ) -> (Self::Listener, SocketAddr) {
-        let tcp = smol::net::TcpListener::bind(local()).await.expect("bind");
-        let l = throttle_smol::Listener::grouped(tcp, groups, pick).expect("groups");
-        let a = l.local_addr().expect("addr");
-        (l, a)
+        Smol::bind_grouped(groups, pick).await
     }
     fn local_port(raw: &Self::Raw) -> u16 {
-        raw.0.local_addr().expect("local addr").port()
+        Smol::local_port(raw)
     }
     async fn accept(l: &Self::Listener) -> Self::Conn {
-        Fut(l.accept().await.expect("accept").0)
+        Smol::accept(l).await
     }
     async fn connect(addr: SocketAddr) -> Self::Raw {
-        Fut(smol::net::TcpStream::connect(addr).await.expect("connect"))
+        Smol::connect(addr).await
     }
     fn wrap(raw: Self::Raw, conn: Connection) -> Self::Conn {
-        Fut(throttle_smol::Throttled::new(raw.0, conn))
+        Smol::wrap(raw, conn)
     }
 }
