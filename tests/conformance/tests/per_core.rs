@@ -8,7 +8,9 @@
 //!   cores get equal shares (each within 30 % of the mean), with 1 KiB requests;
 //! - a limit raised from another thread reaches a task sleeping on a core's `!Send` timer;
 //! - a leaf that waited on one core (keeping that core's timer) waits on another core after
-//!   being moved there: it gets a timer of its new core instead of touching the old one.
+//!   being moved there: it gets a timer of its new core instead of touching the old one;
+//! - a wait polled on a thread with no core fails with a typed error and leaves nothing
+//!   waiting.
 //!
 //! Real time and threads; tolerances are generous (CI machines are loaded), the figures
 //! printed are the measured ones.
@@ -178,4 +180,25 @@ fn leaf_moved_to_another_core_gets_a_timer_there() {
     assert!(first >= Duration::from_millis(1000), "{first:?}");
     assert!(second >= Duration::from_millis(350), "{second:?}");
     assert!(second < Duration::from_secs(10), "{second:?}");
+}
+
+#[test]
+fn polled_outside_any_core_is_a_typed_error() {
+    for spawn in [true, false] {
+        let limiter = Limiter::new(ThreadPerCore { spawn });
+        let root = limiter.node(Limits::per_second(1024), 1).unwrap();
+        let mut leaf = root.leaf(Limits::UNLIMITED, 1).unwrap();
+        // a plain thread, no core on it: the burst is granted, the wait past it cannot arm a
+        // timer here
+        let r = futures_lite::future::block_on(leaf.acquire(8 * 1024));
+        assert_eq!(
+            r,
+            Err(throttle_io::AcquireError::Runtime(
+                throttle_io::SleepError::NoRuntime
+            )),
+            "spawn={spawn}"
+        );
+        // nothing is left waiting
+        assert_eq!(root.stats().waiting, 0, "spawn={spawn}");
+    }
 }
