@@ -12,7 +12,7 @@ use core::cell::Cell;
 use core::time::Duration;
 use std::time::Instant;
 
-use embassy_futures::join::{join, join4};
+use embassy_futures::join::{join, join4, join_array};
 use embassy_futures::select::{select, Either};
 use throttle_core::{Limits, Tier};
 use throttle_embassy::Directions;
@@ -127,6 +127,54 @@ async fn two_writers<N: Net>(
         Either::First(v) => v,
         Either::Second(_) => unreachable!("traffic runs until the monitor ends"),
     }
+}
+
+/// Eight connections in one group write as fast as they may: together they get the group's
+/// rate, each an equal share (what `fairness_of_twenty_connections` checks on the std
+/// runtimes, here in one task, so on embassy too).
+pub async fn eight_connections_share_server_limit_fairly<N: Net>(net: N) {
+    const CONNS: usize = 8;
+    let group = net.group(None, write_only(limit(MIB)), 1);
+    let mut pairs = Vec::new();
+    for _ in 0..CONNS {
+        pairs.push(net.attach(Some(&group)).await);
+    }
+    let got: [Cell<usize>; CONNS] = Default::default();
+    let traffic: Vec<_> = pairs
+        .iter_mut()
+        .zip(&got)
+        .map(|((t, c), g)| join(send(t, usize::MAX), count(&net, c, g)))
+        .collect();
+    let Ok(traffic) = <[_; CONNS]>::try_from(traffic) else {
+        unreachable!("one future per connection")
+    };
+    let monitor = async {
+        net.sleep(Duration::from_millis(300)).await;
+        let t0 = Instant::now();
+        let before = got.each_ref().map(Cell::get);
+        net.sleep(Duration::from_millis(1500)).await;
+        let window = t0.elapsed().as_secs_f64();
+        let mut rates = [0.0; CONNS];
+        for ((r, g), b) in rates.iter_mut().zip(&got).zip(before) {
+            *r = (g.get() - b) as f64 / window;
+        }
+        rates
+    };
+    let rates = match select(monitor, join_array(traffic)).await {
+        Either::First(v) => v,
+        Either::Second(_) => unreachable!("traffic runs until the monitor ends"),
+    };
+    let total: f64 = rates.iter().sum();
+    let (min, max) = rates
+        .iter()
+        .fold((f64::MAX, 0.0f64), |(lo, hi), &r| (lo.min(r), hi.max(r)));
+    eprintln!(
+        "eight connections: {:?} KiB/s",
+        rates.map(|r| (r / 1024.0).round())
+    );
+    assert_within(total, MIB, 0.10, "aggregate of eight connections");
+    // the same ±25 % as two connections (a debug embassy-net link on a loaded machine)
+    assert!(max / min <= 1.25, "unfair: max/min = {:.3}", max / min);
 }
 
 /// What the link carries without a limiter (a connection on an unlimited path), in bytes/s:

@@ -6,7 +6,7 @@ throttle_conformance::suite!(throttle_conformance::embassy::Embassy;
     run: link_raw_throughput_reported, write_100kib_per_s_within_10_percent,
         write_1mib_per_s_within_10_percent, write_10mib_per_s_within_10_percent_or_scaled_to_link,
         read_1mib_per_s_within_10_percent, two_connections_share_server_limit_fairly,
-        limit_change_reaches_sleeping_writer_in_group,
+        eight_connections_share_server_limit_fairly, limit_change_reaches_sleeping_writer_in_group,
         dropped_waiting_write_cancels_other_leaf_gets_tokens,
         idle_reader_holds_no_tokens_busy_one_gets_server_rate,
         stalled_reader_holds_nothing_and_pays_only_what_moved,
@@ -21,9 +21,9 @@ throttle_conformance::suite!(throttle_conformance::embassy::Embassy;
     connection_limit_under_server_limit, per_direction_server_limits_each_direction,
     fairness_of_twenty_connections, requests_from_many_tasks_share_node =>
         "needs spawned Send tasks and more sockets than the embassy harness's stack holds \
-         (StackResources<8>, a Limiter<16>, a Server for 4 connections); the same promises \
-         with two connections: server_per_connection_limit_under_server_limit, \
-         two_connections_share_server_limit_fairly, read_/write_ scenarios";
+         (StackResources<12>, a Limiter<24>, a Server for 4 connections); the same promises \
+         with fewer connections in one task: eight_connections_share_server_limit_fairly, \
+         server_per_connection_limit_under_server_limit, read_/write_ scenarios";
     limit_change_reaches_sleeping_writer, weighted_groups_share_server,
     idle_connection_holds_no_tokens =>
         "written against the std layer (spawn, Rt::wrap, throttle-io Server); the portable \

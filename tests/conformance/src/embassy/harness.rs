@@ -78,7 +78,7 @@ fn stack(
         gateway: None,
         dns_servers: Default::default(),
     });
-    let resources = leak(StackResources::<8>::new());
+    let resources = leak(StackResources::<12>::new());
     let (stack, net) = embassy_net::new(device, config, resources, seed);
     (stack, net, runner)
 }

@@ -1,5 +1,5 @@
 //! [`Net`] for throttle-embassy: two embassy-net stacks in one process ([`harness`]), a
-//! `Limiter<16>` leaked per scenario (no statics, so scenarios run in parallel), embassy-time's
+//! `Limiter<24>` leaked per scenario (no statics, so scenarios run in parallel), embassy-time's
 //! std driver for time. A connection is one `TcpSocket` pair on a fresh port; its throttled
 //! end is on the server stack.
 
@@ -20,8 +20,8 @@ use throttle_embassy::{Directions, Group, Limiter, Server, Throttled};
 
 use crate::net::{Counts, Io, Net, ReqError};
 
-/// Node slots of a scenario's limiter.
-pub const NODES: usize = 16;
+/// Node slots of a scenario's limiter (a group and eight connections take 18).
+pub const NODES: usize = 24;
 /// Connections one server can hold.
 pub const CONNS: usize = 4;
 
