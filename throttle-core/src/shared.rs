@@ -665,6 +665,11 @@ impl<S: Storage, L: Lock<State<S>>> Shared<S, L> {
         self.lock.lock(|s| s.tree.stats(node))
     }
 
+    /// [`Tree::count_bypassed`] (one lock; wakes nobody: nothing was decided).
+    pub fn count_bypassed(&self, leaf: LeafId, n: u64) -> Result<(), StaleHandle> {
+        self.lock.lock(|s| s.tree.count_bypassed(leaf, n))
+    }
+
     /// [`Tree::limits`].
     pub fn limits(&self, node: NodeId) -> Result<Limits, StaleHandle> {
         self.lock.lock(|s| s.tree.limits(node))

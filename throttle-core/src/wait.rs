@@ -66,10 +66,12 @@ pub trait Handle {
     /// The clock now, as the tree counts time. MUST be monotonic and the same clock the
     /// adapter's [`Sleep`] fires on.
     fn now(&self) -> Instant;
-    /// `n` tokens went through this leaf while its whole path was unlimited (the tree was
-    /// skipped): for statistics kept outside the tree. The default ignores them.
-    fn bypassed(&self, n: u64) {
-        let _ = n;
+    /// `n` tokens went through `leaf` while its whole path was unlimited (the tree was
+    /// skipped): for the statistics. The default ignores them; std counts them in atomics
+    /// beside the tree, embassy in the tree's own counters
+    /// ([`Shared::count_bypassed`]).
+    fn bypassed(&self, leaf: LeafId, n: u64) {
+        let _ = (leaf, n);
     }
 }
 
@@ -82,8 +84,8 @@ impl<H: Handle + ?Sized> Handle for &H {
     fn now(&self) -> Instant {
         (**self).now()
     }
-    fn bypassed(&self, n: u64) {
-        (**self).bypassed(n);
+    fn bypassed(&self, leaf: LeafId, n: u64) {
+        (**self).bypassed(leaf, n);
     }
 }
 
@@ -369,7 +371,7 @@ impl<H: Handle> Engine<H> {
                     .is_ok()
             }
             Phase::Bypass(n) => {
-                self.handle.bypassed(used.min(n));
+                self.handle.bypassed(self.leaf, used.min(n));
                 true
             }
             Phase::Idle | Phase::Waiting | Phase::Stalled(_) => return true,
@@ -401,7 +403,7 @@ impl<H: Handle> Engine<H> {
         }
         self.cancel();
         if self.is_unlimited() {
-            self.handle.bypassed(n);
+            self.handle.bypassed(self.leaf, n);
             return Ok(());
         }
         let now = self.handle.now();
@@ -649,7 +651,7 @@ mod tests {
         fn now(&self) -> Instant {
             Instant::from_nanos(self.now.load(Ordering::SeqCst))
         }
-        fn bypassed(&self, n: u64) {
+        fn bypassed(&self, _leaf: LeafId, n: u64) {
             self.bypassed.fetch_add(n, Ordering::SeqCst);
         }
     }

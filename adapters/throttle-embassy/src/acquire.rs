@@ -32,6 +32,12 @@ impl<const N: usize, M: RawMutex> Handle for Limiter<N, M> {
     fn now(&self) -> Instant {
         now()
     }
+    /// Counted in the tree's own statistics (one lock, on an unlimited path only), so
+    /// [`Limiter::stats`] counts every byte, as the std adapters' statistics do.
+    fn bypassed(&self, leaf: LeafId, n: u64) {
+        // (a leaf removed meanwhile has no statistics left to count in)
+        let _ = Limiter::shared(self).count_bypassed(leaf, n);
+    }
 }
 
 /// One direction's waiting engine (kept by the stream, so its unlimited-path answer is cached

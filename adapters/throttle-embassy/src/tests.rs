@@ -94,8 +94,11 @@ fn unlimited_path_write_skips_tree() {
         .unwrap_or_else(|_| panic!("full"));
     let n = block_on(s.write(&[0u8; 100_000])).unwrap();
     assert_eq!(n, 100_000, "an unlimited path is never shortened");
+    // the tree was not asked for a grant (no piece), but the bytes are counted, on the path
     let st = lim.stats(s.leaves().write.node()).unwrap();
-    assert_eq!((st.granted, st.pieces), (0, 0), "the tree was not asked");
+    assert_eq!((st.granted, st.pieces), (100_000, 0));
+    assert_eq!(lim.stats(server.write).unwrap().granted, 100_000);
+    assert_eq!(lim.stats(server.read).unwrap().granted, 0);
 }
 
 #[test]
@@ -112,13 +115,13 @@ fn limited_parent_write_counts_in_tree() {
         lim.stats(s.leaves().write.node()).unwrap().granted,
         n as u64
     );
-    // the parent becomes unlimited at runtime: the path check sees the new generation
+    let pieces = lim.stats(s.leaves().write.node()).unwrap().pieces;
+    // the parent becomes unlimited at runtime: the path check sees the new generation (no
+    // piece more), and the bytes still count
     lim.set_limit(server.write, Limits::UNLIMITED).unwrap();
     block_on(s.write(&[0u8; 1000])).unwrap();
-    assert_eq!(
-        lim.stats(s.leaves().write.node()).unwrap().granted,
-        n as u64
-    );
+    let st = lim.stats(s.leaves().write.node()).unwrap();
+    assert_eq!((st.granted, st.pieces), (2 * n as u64, pieces));
 }
 
 #[test]

@@ -24,7 +24,7 @@ impl Handle for Node {
     fn now(&self) -> Instant {
         self.limiter().now()
     }
-    fn bypassed(&self, n: u64) {
+    fn bypassed(&self, _leaf: LeafId, n: u64) {
         self.add_bypassed(n);
     }
 }

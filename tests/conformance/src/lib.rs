@@ -192,7 +192,8 @@ entries! {
         stalled_reader_holds_nothing_and_pays_only_what_moved,
         server_per_connection_limit_under_server_limit,
         server_connection_limit_change_reaches_sleeping_connection,
-        weighted_groups_share_server_limit, request_deadline_fails_fast_and_reserves_nothing,
+        weighted_groups_share_server_limit, unlimited_path_counts_every_byte,
+        request_deadline_fails_fast_and_reserves_nothing,
         request_cancel_refunds_to_other_leaf, window_tier_admits_at_most_n_in_any_window;
     blocking: blocking_one_stream_accuracy, reader_is_limited,
         connection_limit_under_server_limit_and_fairness, limit_change_reaches_blocked_writer,
@@ -290,7 +291,7 @@ macro_rules! std_suite {
                 stalled_reader_holds_nothing_and_pays_only_what_moved,
                 server_per_connection_limit_under_server_limit,
                 server_connection_limit_change_reaches_sleeping_connection,
-                weighted_groups_share_server_limit,
+                weighted_groups_share_server_limit, unlimited_path_counts_every_byte,
                 request_deadline_fails_fast_and_reserves_nothing,
                 request_cancel_refunds_to_other_leaf;
             skip:

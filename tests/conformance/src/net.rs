@@ -41,8 +41,8 @@ impl<S: Stream> Io for S {
 /// What every adapter counts per node.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counts {
-    /// Tokens granted through the node (what an adapter counts on an unlimited path
-    /// differs: std counts it, embassy skips the tree; scenarios only compare limited paths).
+    /// Tokens that went through the node: granted pieces, and on an unlimited path (where
+    /// no adapter asks the tree) the bytes moved.
     pub granted: u64,
     /// Leaves below the node waiting for a piece now.
     pub waiting: u32,

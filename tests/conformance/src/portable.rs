@@ -177,6 +177,30 @@ pub async fn eight_connections_share_server_limit_fairly<N: Net>(net: N) {
     assert!(max / min <= 1.25, "unfair: max/min = {:.3}", max / min);
 }
 
+/// On an unlimited path nothing waits and no piece is asked for, yet every byte counts in
+/// the statistics, on the connection's group and direction only; the same after the path
+/// becomes unlimited at runtime.
+pub async fn unlimited_path_counts_every_byte<N: Net>(net: N) {
+    let total = 1 << 20;
+    let group = net.group(None, Directions::both(Limits::UNLIMITED), 1);
+    let (mut conn, mut peer) = net.attach(Some(&group)).await;
+    join(send(&mut conn, total), recv(&mut peer, total)).await;
+    let st = net.group_stats(&group);
+    assert_eq!(st.write.granted, total as u64, "written bytes counted");
+    assert_eq!((st.read.granted, st.write.waiting), (0, 0));
+    // limited, then unlimited again at runtime: every byte still counts once
+    net.set_group_limits(&group, write_only(limit(64 * MIB)));
+    join(send(&mut conn, total), recv(&mut peer, total)).await;
+    net.set_group_limits(&group, Directions::both(Limits::UNLIMITED));
+    join(send(&mut conn, total), recv(&mut peer, total)).await;
+    let granted = net.group_stats(&group).write.granted;
+    eprintln!(
+        "unlimited, limited, unlimited: {granted} bytes counted of {}",
+        3 * total
+    );
+    assert_eq!(granted, 3 * total as u64);
+}
+
 /// What the link carries without a limiter (a connection on an unlimited path), in bytes/s:
 /// printed, and asserted only to be positive.
 pub async fn link_raw_throughput_reported<N: Net>(net: N) {

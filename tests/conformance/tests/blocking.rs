@@ -18,13 +18,14 @@ throttle_conformance::suite!(throttle_conformance::Blocking;
     link_raw_throughput_reported, write_100kib_per_s_within_10_percent,
     write_1mib_per_s_within_10_percent, write_10mib_per_s_within_10_percent_or_scaled_to_link,
     read_1mib_per_s_within_10_percent, two_connections_share_server_limit_fairly,
-    limit_change_reaches_sleeping_writer_in_group,
+    eight_connections_share_server_limit_fairly, limit_change_reaches_sleeping_writer_in_group,
     dropped_waiting_write_cancels_other_leaf_gets_tokens,
     idle_reader_holds_no_tokens_busy_one_gets_server_rate,
     stalled_reader_holds_nothing_and_pays_only_what_moved,
     server_per_connection_limit_under_server_limit,
     server_connection_limit_change_reaches_sleeping_connection,
-    weighted_groups_share_server_limit, request_deadline_fails_fast_and_reserves_nothing,
+    weighted_groups_share_server_limit, unlimited_path_counts_every_byte,
+    request_deadline_fails_fast_and_reserves_nothing,
     request_cancel_refunds_to_other_leaf =>
         "async scenarios (futures, join/select or spawn); threads have no executor: the \
          blocking_* / *_blocked_* scenarios hold the same contracts with std::io";

@@ -12,7 +12,8 @@ throttle_conformance::suite!(throttle_conformance::embassy::Embassy;
         stalled_reader_holds_nothing_and_pays_only_what_moved,
         server_per_connection_limit_under_server_limit,
         server_connection_limit_change_reaches_sleeping_connection,
-        weighted_groups_share_server_limit, request_deadline_fails_fast_and_reserves_nothing,
+        weighted_groups_share_server_limit, unlimited_path_counts_every_byte,
+        request_deadline_fails_fast_and_reserves_nothing,
         request_cancel_refunds_to_other_leaf, window_tier_admits_at_most_n_in_any_window;
     skip:
     one_stream_accuracy =>
@@ -35,9 +36,9 @@ throttle_conformance::suite!(throttle_conformance::embassy::Embassy;
          task: a dropped embassy write cancels at once \
          (dropped_waiting_write_cancels_other_leaf_gets_tokens)";
     connection_close_frees_leaves, unlimited_skips_tree =>
-        "std bookkeeping (`Limiter::len`, `Server::stats`, unlimited bytes counted in \
-         `granted`, `Shared::wakes`); embassy skips the tree without counting \
-         (throttle-embassy unit tests unlimited_path_write_skips_tree, into_inner_removes_leaves)";
+        "std bookkeeping (`Limiter::len`, `Server::stats`, `Shared::wakes`); unlimited bytes \
+         counted in `granted` run here as unlimited_path_counts_every_byte (and \
+         throttle-embassy's unit tests unlimited_path_write_skips_tree, into_inner_removes_leaves)";
     listener_groups_share_by_weight =>
         "std `Listener::grouped` (a closure on the peer address picks the group); embassy has \
          no listener type (its sockets accept one connection each): a connection goes into a \
