@@ -5,9 +5,13 @@
 //! ns adds exactly `dt × amount` and spending `n` tokens removes exactly `n × period`, so no
 //! remainder is ever dropped and nothing drifts over years of refills, without a division on
 //! the grant path. The level is capped at `burst × period` (a full bucket) and may go below
-//! zero by at most one piece: a node may send while no tier is in debt, and the piece it sends
-//! may put it in debt (as Linux HTB does). That is what bounds the conformance slack to
-//! `burst + one piece` and lets a request larger than the burst go through in pieces.
+//! zero by less than one piece: a node may *start* a piece while every tier holds at least one
+//! whole token (its *threshold*: `min(one token, full bucket)`, so `period`, or 0 for a burst
+//! of 0), and the piece it sends may put it in debt (as Linux HTB does). That is what bounds
+//! the conformance slack to `burst + one piece` and lets a request larger than the burst go
+//! through in pieces. Requiring a whole token rather than a level ≥ 0 makes request limits
+//! exact: with pieces of one token (`acquire(1)`), "10 per second" admits exactly 10 at once
+//! and "1 per minute" exactly 1, not one more on credit of the next period.
 //!
 //! Ranges: `amount, burst, n < 2^64`, `period ≤ 2^55`, so every product is below `2^119` and
 //! `level` stays within `±2^121` after saturating refills: `i128` never overflows.
@@ -16,7 +20,7 @@
 //! [`Window`], and each method below hands it over there. It is never in debt; it is sendable
 //! while its window has room for one more token.
 
-use crate::limits::{Limits, MAX_TIERS};
+use crate::limits::{Limits, Tier, MAX_TIERS};
 use crate::muldiv;
 use crate::window::Window;
 
@@ -35,6 +39,17 @@ pub(crate) struct Buckets {
 
 fn cap(amount_burst: u64, period: u64) -> i128 {
     (u128::from(amount_burst) * u128::from(period)) as i128
+}
+
+/// The level a token tier must hold to start a piece: one whole token (`period`), or its full
+/// bucket when that is smaller (a burst of 0: 0, the most its level ever is).
+#[inline]
+fn threshold(t: &Tier) -> i128 {
+    if t.burst() == 0 {
+        0
+    } else {
+        i128::from(t.period_ns())
+    }
 }
 
 impl Buckets {
@@ -84,7 +99,9 @@ impl Buckets {
         limits.is_paused()
     }
 
-    /// True when no tier is paused or in debt. Call [`Buckets::refill`] first.
+    /// True when no tier is paused and every tier may start a piece: a token tier holds its
+    /// threshold (one whole token, see the module docs), a window has room for one more token.
+    /// Call [`Buckets::refill`] first.
     #[inline]
     pub(crate) fn sendable(&self, limits: &Limits) -> bool {
         limits.iter_tiers().zip(&self.level).all(|(t, &l)| {
@@ -92,7 +109,7 @@ impl Buckets {
                 && if t.is_window() {
                     self.window.room(t) > 0
                 } else {
-                    l >= 0
+                    l >= threshold(t)
                 }
         })
     }
@@ -123,20 +140,37 @@ impl Buckets {
         }
     }
 
-    /// The instant (ns) at which no tier is in debt any more, given the levels refilled up to
-    /// `self.last`; `None` when paused. Exact: the first nanosecond at which every level ≥ 0.
+    /// The instant (ns) at which the node is sendable again, given the levels refilled up to
+    /// `self.last`; `None` when paused. Exact: the first nanosecond at which every token tier
+    /// holds its threshold and every window has room for one token.
     pub(crate) fn recovery(&self, limits: &Limits) -> Option<u64> {
+        let mut at = self.holds_at(limits, 0, true)?;
+        if let Some(w) = limits.window() {
+            at = at.max(self.window.ready_at(w, 1, self.last)?);
+        }
+        Some(at)
+    }
+
+    /// The first nanosecond (≥ `self.last`, levels refilled up to it) at which every token
+    /// tier holds `n` tokens more than its floor — its threshold when `start` (so that, `n`
+    /// spent, it may still start a piece), else 0 (it can spend `n` without going into debt).
+    /// Window tiers are not looked at. `None` when a tier is paused. Exact, with `div_ceil`.
+    pub(crate) fn holds_at(&self, limits: &Limits, n: u64, start: bool) -> Option<u64> {
         let mut at = self.last;
         for (t, &l) in limits.iter_tiers().zip(&self.level) {
             if t.is_paused() {
                 return None;
             }
             if t.is_window() {
-                at = at.max(self.window.ready_at(t, 1, self.last)?);
                 continue;
             }
-            if l < 0 {
-                let dt = muldiv::div_ceil(l.unsigned_abs(), t.amount());
+            // n·period < 2^119, the threshold ≤ 2^55, the level ≥ −2^121: no overflow
+            let mut floor = cap(n, t.period_ns());
+            if start {
+                floor += threshold(t);
+            }
+            if l < floor {
+                let dt = muldiv::div_ceil((floor - l) as u128, t.amount());
                 at = at.max(self.last.saturating_add(muldiv::saturate(dt)));
             }
         }
@@ -192,6 +226,8 @@ impl Buckets {
             let period = u128::from(t.period_ns());
             let round = muldiv::mul_div(t.amount(), round_ns, t.period_ns());
             let bound = u128::from(round.min(t.burst()) / 2);
+            // (a bound of at least one token banked is also the threshold to start a piece; a
+            // bound of 0 ends the hold at once whatever `banked` says)
             let banked = l >= 0 && l.unsigned_abs() >= bound * period;
             let ns = muldiv::saturate(muldiv::div(bound * period, t.amount()));
             out = Some(match out {
@@ -310,9 +346,10 @@ mod tests {
         assert_eq!(b.recovery(&old), Some(60 * S));
         let new = Limits::new(Tier::per_second(100 << 20));
         b.relimit(&old, &new, S);
-        // debt left after 1 s at the old rate: 59 KiB, repaid at 100 MiB/s
+        // debt left after 1 s at the old rate: 59 KiB, repaid at 100 MiB/s, plus the whole
+        // byte a piece starts on
         let at = b.recovery(&new).unwrap();
-        assert_eq!(at, S + (59 * 1024 * S).div_ceil(100 << 20));
+        assert_eq!(at, S + ((59 * 1024 + 1) * S).div_ceil(100 << 20));
         let per_min = Limits::new(Tier::per_period(6000, Duration::from_secs(60)).unwrap());
         let mut c = Buckets::full(&per_min, 0);
         c.consume(&per_min, 6010);
