@@ -10,7 +10,8 @@
 //! The model keeps, per tier, the exact level in token·nanoseconds (`tokens × period`), as the
 //! `bucket.rs` docs define it: a tier starts full (`burst × period`), earns `amount` per ns up
 //! to full, a grant of `n` spends `n × period` (and is only made while no tier of the path is
-//! paused or in debt), a refund adds `n × period` up to full, `set_limit` keeps tier `i`'s
+//! paused and every tier holds its *threshold*, `min(period, full)`: one whole token, or 0
+//! for a burst of 0), a refund adds `n × period` up to full, `set_limit` keeps tier `i`'s
 //! tokens (floored toward −∞ when the period changes, capped by the new burst; a new tier
 //! starts full). From that it predicts every answer. Oracles, after every call:
 //! - **tiers**: `Tier::per_period` errors exactly on a zero period (`ZeroPeriod`) or one above
@@ -19,11 +20,11 @@
 //!   `Limits::from_tiers` rejects more than `MAX_TIERS` tiers;
 //! - **no panic, overflow or hang** (debug assertions are on);
 //! - **decisions**: `Grant(n)` has `1 ≤ n ≤ want`; `Grant` exactly when no tier on the path is
-//!   paused or in debt; a fresh grant's size is the piece rule of `Config`
+//!   paused and each holds its threshold; a fresh grant's size is the piece rule of `Config`
 //!   (`min(want, max_piece, max(min_piece, smallest burst and rate × round on the path)))`, a
 //!   grant after waiting is that piece re-shrunk at grant time; `Paused` exactly when a tier on
 //!   the path is paused; `Wait { until }` has `until > now` or `until == Instant::MAX`, and
-//!   `until` is exact: the first nanosecond at which no tier on the path is in debt
+//!   `until` is exact: the first nanosecond at which every tier on the path holds its threshold
 //!   (`decision.rs`: exact for a leaf alone at its bottleneck; here there are no siblings);
 //!   asking again at `until` (with no `set_limit` since) grants, unless `until == MAX`;
 //! - **exact accounting**: `stats().granted` of both nodes is the used-plus-held sum of the
@@ -32,10 +33,10 @@
 //!   `floor(level / period)`, never exceeds the burst and never goes below minus the largest
 //!   piece granted;
 //! - **conformance** per tier since insert or the last `set_limit` of that node (u128, exact
-//!   rationals): `net granted · period ≤ burst · period + amount · elapsed + p · period`, `p` the
-//!   largest piece granted in the run;
+//!   rationals): `net granted · period ≤ burst · period + amount · elapsed + p · period −
+//!   threshold`, `p` the largest piece granted in the run (a piece starts on the threshold);
 //! - **timers**: while the leaf waits, `poll_timeout()` is the earliest recovery among the
-//!   nodes of its path that are in debt (none at `now == u64::MAX`), else `None`;
+//!   nodes of its path below their threshold (none at `now == u64::MAX`), else `None`;
 //! - **ready list**: `poll_ready` returns the leaf exactly when `handle_timeout` or
 //!   `set_limit` granted its waiting piece.
 //!
@@ -355,6 +356,12 @@ fn full(t: &Tier) -> i128 {
     (u128::from(t.burst()) * period(t)) as i128
 }
 
+/// What a tier must hold to start a piece: one whole token, or its full bucket when that is
+/// less (a burst of 0 holds at most 0), in token·ns.
+fn threshold(t: &Tier) -> i128 {
+    full(t).min(period(t) as i128)
+}
+
 /// One node's tiers, as the model sees them.
 #[derive(Debug)]
 struct MNode {
@@ -432,20 +439,28 @@ impl MNode {
         self.limits.tiers().iter().any(|t| t.amount() == 0)
     }
 
-    /// No tier paused or in debt.
+    /// No tier paused, and every tier holds its threshold (one whole token, or its full
+    /// bucket when that is less).
     fn sendable(&self) -> bool {
-        !self.paused() && self.level.iter().all(|&l| l >= 0)
+        !self.paused()
+            && self
+                .level
+                .iter()
+                .zip(self.limits.tiers())
+                .all(|(&l, t)| l >= threshold(t))
     }
 
-    /// The first instant (ns, saturating) at which no tier is in debt; `None` when paused.
+    /// The first instant (ns, saturating) at which every tier holds its threshold; `None`
+    /// when paused.
     fn recovery(&self, clock: u64) -> Option<u64> {
         if self.paused() {
             return None;
         }
         let mut at = clock;
         for (l, t) in self.level.iter().zip(self.limits.tiers()) {
-            if *l < 0 {
-                let dt = l.unsigned_abs().div_ceil(u128::from(t.amount()));
+            let need = threshold(t) - *l;
+            if need > 0 {
+                let dt = (need as u128).div_ceil(u128::from(t.amount()));
                 at = at.max(clock.saturating_add(u64::try_from(dt).unwrap_or(u64::MAX)));
             }
         }
@@ -1024,14 +1039,18 @@ impl Harness {
                      [−largest piece {max_spent}, burst]"
                 );
                 if net > 0 {
+                    // a piece starts at a level ≥ the threshold: the last one left it at
+                    // ≥ threshold − largest piece
                     let lhs = net as u128 * p;
                     let rhs = (u128::from(t.burst()) * p)
                         .saturating_add(u128::from(t.amount()).saturating_mul(elapsed))
-                        .saturating_add(u128::from(self.max_spent) * p);
+                        .saturating_add(u128::from(self.max_spent) * p)
+                        .saturating_sub(threshold(t) as u128);
                     assert!(
                         lhs <= rhs,
                         "conformance: node {k} tier {i} ({t:?}) granted {net} net over \
-                         {elapsed} ns: more than burst + rate·elapsed + largest piece {}",
+                         {elapsed} ns: more than burst + rate·elapsed + largest piece {} \
+                         − one token",
                         self.max_spent
                     );
                 }

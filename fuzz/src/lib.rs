@@ -12,8 +12,10 @@
 //!   `cancel` returns exactly what was held or granted-but-uncollected; `settle` errors exactly
 //!   when the model says so; `stats(node).waiting` counts the waiting leaves;
 //! - **conformance**, per tier of every live node since its insertion or last `set_limit`:
-//!   `net granted · period ≤ burst · period + amount · elapsed + max_piece · period` (u128), and
-//!   `−max_piece ≤ tokens(node, tier) ≤ burst`;
+//!   `net granted · period ≤ burst · period + amount · elapsed + max_piece · period −
+//!   min(period, burst · period)` (u128: a piece starts only while the tier holds one whole
+//!   token, or its full bucket when that is less), and `−max_piece ≤ tokens(node, tier) ≤
+//!   burst`;
 //! - **handles**: operations on removed nodes return `StaleHandle`, never touch another node
 //!   (the accounting of every other node is re-checked), read-only queries fail too;
 //! - **errors change nothing**: `now()` and `generation()` only move on successful calls;
@@ -703,12 +705,18 @@ impl<S: Storage> Harness<S> {
         r: &Result<Decision, AcquireError>,
     ) {
         if !self.nodes[m].alive {
-            assert!(earliest.is_err(), "earliest on a removed leaf: {earliest:?}");
+            assert!(
+                earliest.is_err(),
+                "earliest on a removed leaf: {earliest:?}"
+            );
             return;
         }
         let earliest = earliest.unwrap_or_else(|e| panic!("earliest on a live leaf: {e:?}"));
         let Some(at) = earliest else {
-            assert!(self.path_paused(m), "earliest None on a path without a paused tier");
+            assert!(
+                self.path_paused(m),
+                "earliest None on a path without a paused tier"
+            );
             if want > 0 && fresh {
                 assert_eq!(*r, Ok(Decision::Paused), "earliest None but acquire {r:?}");
             }
@@ -794,7 +802,10 @@ impl<S: Storage> Harness<S> {
                             n >= cap.min(min_piece),
                             "Grant({n}) below min(want {cap}, min_piece and burst {min_piece})"
                         );
-                        assert!(n <= path_burst, "Grant({n}) above the path's burst {path_burst}");
+                        assert!(
+                            n <= path_burst,
+                            "Grant({n}) above the path's burst {path_burst}"
+                        );
                     }
                 }
                 node.state = LState::Holding { n };
@@ -1140,14 +1151,19 @@ impl<S: Storage> Harness<S> {
             for (k, t) in node.limits.tiers().iter().enumerate() {
                 let period = t.period().as_nanos();
                 if net > 0 {
+                    // the last piece started on at least one whole token (or a full bucket
+                    // of burst 0) and left the tier at ≥ that − max_piece
+                    let full = u128::from(t.burst()) * period;
                     let lhs = (net as u128).saturating_mul(period);
-                    let rhs = (u128::from(t.burst()) * period)
+                    let rhs = full
                         .saturating_add(u128::from(t.amount()) * elapsed)
-                        .saturating_add(piece * period);
+                        .saturating_add(piece * period)
+                        .saturating_sub(full.min(period));
                     assert!(
                         lhs <= rhs,
                         "conformance: n{m} tier {k} ({t:?}) granted {net} net over {elapsed} ns \
-                         since its limit was set: more than burst + rate·elapsed + max_piece {}",
+                         since its limit was set: more than burst + rate·elapsed + max_piece {} \
+                         − one token",
                         self.max_piece
                     );
                 }

@@ -189,16 +189,17 @@ pub fn groups_weighted_1_2() -> Scenario {
     sc
 }
 
-/// A server at 1 KiB/s whose first 60 KiB piece puts it a minute in debt, raised to
-/// 100 MiB/s at t = 1 s; one saturating leaf; 2 s, traced. The waiter must be served within
-/// one piece's time at the new rate (≈ 0.6 ms).
+/// A server at 1 KiB/s whose second 60 KiB piece (after its 60 KiB burst, once it holds a
+/// whole byte again) puts it a minute in debt, raised to 100 MiB/s at t = 1 s; one saturating
+/// leaf; 2 s, traced. The waiter must be served within one piece's time at the new rate
+/// (≈ 0.6 ms).
 pub fn limit_change() -> Scenario {
     let mut sc = Scenario::new(
         "limit_change",
         Config::DEFAULT.with_pieces(60 * KIB, 64 * KIB),
     );
-    // 1 KiB/s with a 60 KiB burst: the full bucket's piece, then one more piece of debt that
-    // takes a minute to repay (no piece exceeds the burst)
+    // 1 KiB/s with a 60 KiB burst: the full bucket's piece, then (one whole byte later, 0.98
+    // ms) one more piece of debt that takes a minute to repay (no piece exceeds the burst)
     let server = sc.node(
         "server",
         None,

@@ -1,13 +1,24 @@
 //! Exact token-bucket arithmetic for the tiers of one node.
 //!
-//! Each tier keeps one signed `level`, counted in *token-nanoseconds per period*: a tier of
+//! Each tier keeps one signed level, counted in *token-nanoseconds per period*: a tier of
 //! `amount` tokens per `period` ns holds `level / period` tokens. In those units refilling `dt`
 //! ns adds exactly `dt × amount` and spending `n` tokens removes exactly `n × period`, so no
 //! remainder is ever dropped and nothing drifts over years of refills, without a division on
 //! the grant path. The level is capped at `burst × period` (a full bucket) and may go below
-//! zero by at most one piece: a node may send while no tier is in debt, and the piece it sends
-//! may put it in debt (as Linux HTB does). That is what bounds the conformance slack to
-//! `burst + one piece` and lets a request larger than the burst go through in pieces.
+//! zero by less than one piece: a node may *start* a piece while every tier holds at least one
+//! whole token (its *threshold*: `min(one token, full bucket)`, so `period`, or 0 for a burst
+//! of 0), and the piece it sends may put it in debt (as Linux HTB does). That is what bounds
+//! the conformance slack to `burst + one piece` and lets a request larger than the burst go
+//! through in pieces. Requiring a whole token rather than a level ≥ 0 makes request limits
+//! exact: with pieces of one token (`acquire(1)`), "10 per second" admits exactly 10 at once
+//! and "1 per minute" exactly 1, not one more on credit of the next period.
+//!
+//! The field `level` holds the level *less the threshold*, so that "may start a piece" is
+//! `level ≥ 0` and the instant it becomes true is the old "out of debt" computation: one sign
+//! test on the decision path, where a node is checked many times per grant. The cap is then
+//! `(burst − 1)⁺ × period`, which costs the refill one saturating subtraction; the few places
+//! that need the real level (`tokens`, `relimit`, `hold_bound`, `holds_at`) add the threshold
+//! back.
 //!
 //! Ranges: `amount, burst, n < 2^64`, `period ≤ 2^55`, so every product is below `2^119` and
 //! `level` stays within `±2^121` after saturating refills: `i128` never overflows.
@@ -16,7 +27,7 @@
 //! [`Window`], and each method below hands it over there. It is never in debt; it is sendable
 //! while its window has room for one more token.
 
-use crate::limits::{Limits, MAX_TIERS};
+use crate::limits::{Limits, Tier, MAX_TIERS};
 use crate::muldiv;
 use crate::window::Window;
 
@@ -26,6 +37,7 @@ const REFILL_CAP: u128 = 1 << 120;
 /// The live state of a node's tiers. Indexes match `Limits::tiers()`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Buckets {
+    /// Per token tier: its level less its [`threshold`] (see the module docs).
     level: [i128; MAX_TIERS],
     /// The instant (ns) up to which the levels are refilled.
     last: u64,
@@ -37,13 +49,25 @@ fn cap(amount_burst: u64, period: u64) -> i128 {
     (u128::from(amount_burst) * u128::from(period)) as i128
 }
 
+/// The level a token tier must hold to start a piece: one whole token (`period`), or its full
+/// bucket when that is smaller (a burst of 0: 0, the most its level ever is).
+fn threshold(t: &Tier) -> i128 {
+    cap(t.burst().min(1), t.period_ns())
+}
+
+/// A full bucket as stored: `burst × period` less the threshold, `(burst − 1)⁺ × period`.
+#[inline]
+fn top(t: &Tier) -> i128 {
+    cap(t.burst().saturating_sub(1), t.period_ns())
+}
+
 impl Buckets {
     /// Every tier starts full, so a new node may use its burst at once.
     pub(crate) fn full(limits: &Limits, now: u64) -> Buckets {
         let mut level = [0; MAX_TIERS];
         for (l, t) in level.iter_mut().zip(limits.iter_tiers()) {
             if !t.is_window() {
-                *l = cap(t.burst(), t.period_ns());
+                *l = top(t);
             }
         }
         Buckets {
@@ -69,7 +93,7 @@ impl Buckets {
                 self.window.advance(t, now);
                 continue;
             }
-            let full = cap(t.burst(), t.period_ns());
+            let full = top(t);
             if *l >= full {
                 continue;
             }
@@ -84,7 +108,9 @@ impl Buckets {
         limits.is_paused()
     }
 
-    /// True when no tier is paused or in debt. Call [`Buckets::refill`] first.
+    /// True when no tier is paused and every tier may start a piece: a token tier holds its
+    /// threshold (one whole token, see the module docs: the stored level is ≥ 0), a window
+    /// has room for one more token. Call [`Buckets::refill`] first.
     #[inline]
     pub(crate) fn sendable(&self, limits: &Limits) -> bool {
         limits.iter_tiers().zip(&self.level).all(|(t, &l)| {
@@ -116,15 +142,16 @@ impl Buckets {
                 self.window.refund(n);
                 continue;
             }
-            let full = cap(t.burst(), t.period_ns());
+            let full = top(t);
             if *l < full {
                 *l = (*l + cap(n, t.period_ns())).min(full);
             }
         }
     }
 
-    /// The instant (ns) at which no tier is in debt any more, given the levels refilled up to
-    /// `self.last`; `None` when paused. Exact: the first nanosecond at which every level ≥ 0.
+    /// The instant (ns) at which the node is sendable again, given the levels refilled up to
+    /// `self.last`; `None` when paused. Exact: the first nanosecond at which every token tier
+    /// holds its threshold (its stored level ≥ 0) and every window has room for one token.
     pub(crate) fn recovery(&self, limits: &Limits) -> Option<u64> {
         let mut at = self.last;
         for (t, &l) in limits.iter_tiers().zip(&self.level) {
@@ -143,6 +170,33 @@ impl Buckets {
         Some(at)
     }
 
+    /// The first nanosecond (≥ `self.last`, levels refilled up to it) at which every token
+    /// tier holds `n` tokens more than its floor — its threshold when `start` (so that, `n`
+    /// spent, it may still start a piece), else 0 (it can spend `n` without going into debt).
+    /// Window tiers are not looked at. `None` when a tier is paused. Exact, with `div_ceil`.
+    pub(crate) fn holds_at(&self, limits: &Limits, n: u64, start: bool) -> Option<u64> {
+        let mut at = self.last;
+        for (t, &l) in limits.iter_tiers().zip(&self.level) {
+            if t.is_paused() {
+                return None;
+            }
+            if t.is_window() {
+                continue;
+            }
+            // in stored units (level − threshold); n·period < 2^119, the threshold ≤ 2^55,
+            // the level ≥ −2^121: no overflow
+            let mut floor = cap(n, t.period_ns());
+            if !start {
+                floor -= threshold(t);
+            }
+            if l < floor {
+                let dt = muldiv::div_ceil((floor - l) as u128, t.amount());
+                at = at.max(self.last.saturating_add(muldiv::saturate(dt)));
+            }
+        }
+        Some(at)
+    }
+
     /// Moves to new limits at `now` (refill with the old ones first). Tier `i` keeps the tokens
     /// it held (debt included), rescaled to the new period and capped by the new burst; a tier
     /// that did not exist before starts full.
@@ -154,15 +208,19 @@ impl Buckets {
                 continue;
             }
             let full = cap(t.burst(), t.period_ns());
-            *l = match old.tiers().get(i).filter(|o| !o.is_window()) {
-                Some(o) if o.period_ns() == t.period_ns() => self.level[i].min(full),
+            // the real levels: stored + threshold
+            let held = match old.tiers().get(i).filter(|o| !o.is_window()) {
+                Some(o) if o.period_ns() == t.period_ns() => {
+                    (self.level[i] + threshold(o)).min(full)
+                }
                 Some(o) => {
                     // tokens = level / old period, floored toward −∞ so a rescale never mints
-                    let tokens = muldiv::floor_div(self.level[i], o.period_ns());
+                    let tokens = muldiv::floor_div(self.level[i] + threshold(o), o.period_ns());
                     (tokens * i128::from(t.period_ns())).min(full)
                 }
                 None => full,
             };
+            *l = held - threshold(t);
         }
         self.level = level;
         self.last = self.last.max(now);
@@ -192,6 +250,9 @@ impl Buckets {
             let period = u128::from(t.period_ns());
             let round = muldiv::mul_div(t.amount(), round_ns, t.period_ns());
             let bound = u128::from(round.min(t.burst()) / 2);
+            // the real level (a bound of at least one token banked is also the threshold to
+            // start a piece; a bound of 0 ends the hold at once whatever `banked` says)
+            let l = l + threshold(t);
             let banked = l >= 0 && l.unsigned_abs() >= bound * period;
             let ns = muldiv::saturate(muldiv::div(bound * period, t.amount()));
             out = Some(match out {
@@ -207,7 +268,7 @@ impl Buckets {
     pub(crate) fn tokens(&self, limits: &Limits, i: usize) -> i128 {
         match limits.tiers().get(i) {
             Some(t) if t.is_window() => i128::from(self.window.room(t)),
-            Some(t) => muldiv::floor_div(self.level[i], t.period_ns()),
+            Some(t) => muldiv::floor_div(self.level[i] + threshold(t), t.period_ns()),
             None => 0,
         }
     }
@@ -233,6 +294,40 @@ mod tests {
         assert!(!b.sendable(&l));
         b.refill(&l, S / 4);
         assert!(b.sendable(&l));
+    }
+
+    #[test]
+    fn a_piece_starts_on_one_whole_token() {
+        // 1 per minute, burst 1: one token, then a minute for the next
+        let l = Limits::new(Tier::per_period(1, Duration::from_secs(60)).unwrap());
+        let mut b = Buckets::full(&l, 0);
+        assert!(b.sendable(&l));
+        assert_eq!(b.tokens(&l, 0), 1);
+        b.consume(&l, 1);
+        assert_eq!(b.tokens(&l, 0), 0);
+        assert!(!b.sendable(&l));
+        assert_eq!(b.recovery(&l), Some(60 * S));
+        // one token at once (no debt): 60 s; one to spend and one more to start on: 120 s
+        assert_eq!(b.holds_at(&l, 1, false), Some(60 * S));
+        assert_eq!(b.holds_at(&l, 1, true), Some(120 * S));
+        b.refill(&l, 60 * S - 1);
+        assert!(!b.sendable(&l));
+        b.refill(&l, 60 * S);
+        assert!(b.sendable(&l));
+        // never beyond the burst
+        b.refill(&l, 600 * S);
+        assert_eq!(b.tokens(&l, 0), 1);
+        b.refund(&l, 5);
+        assert_eq!(b.tokens(&l, 0), 1);
+        // a piece of 3 started on the one token: 2 of debt, 3 minutes to the next start
+        b.consume(&l, 3);
+        assert_eq!(b.tokens(&l, 0), -2);
+        assert_eq!(b.recovery(&l), Some(600 * S + 180 * S));
+        // the tokens carry over a limit change, debt included
+        let per_s = Limits::new(Tier::per_second(10));
+        b.relimit(&l, &per_s, 600 * S);
+        assert_eq!(b.tokens(&per_s, 0), -2);
+        assert_eq!(b.recovery(&per_s), Some(600 * S + 300_000_000));
     }
 
     #[test]
@@ -310,9 +405,10 @@ mod tests {
         assert_eq!(b.recovery(&old), Some(60 * S));
         let new = Limits::new(Tier::per_second(100 << 20));
         b.relimit(&old, &new, S);
-        // debt left after 1 s at the old rate: 59 KiB, repaid at 100 MiB/s
+        // debt left after 1 s at the old rate: 59 KiB, repaid at 100 MiB/s, plus the whole
+        // byte a piece starts on
         let at = b.recovery(&new).unwrap();
-        assert_eq!(at, S + (59 * 1024 * S).div_ceil(100 << 20));
+        assert_eq!(at, S + ((59 * 1024 + 1) * S).div_ceil(100 << 20));
         let per_min = Limits::new(Tier::per_period(6000, Duration::from_secs(60)).unwrap());
         let mut c = Buckets::full(&per_min, 0);
         c.consume(&per_min, 6010);

@@ -14,8 +14,9 @@ pub enum Decision {
     /// Ask again (same leaf, any `want`) at `until`, or earlier when the driver reports this leaf
     /// through [`Tree::poll_ready`](crate::Tree::poll_ready) or the tree's
     /// [`generation`](crate::Tree::generation) changes. `until` is the earliest instant at which
-    /// every node on the leaf's path has credit again: exact for a leaf alone at its
-    /// bottleneck, a lower bound when siblings compete (one of them may be served first).
+    /// every node on the leaf's path has credit again (one whole token in every tier): exact
+    /// for a leaf alone at its bottleneck, a lower bound when siblings compete (one of them
+    /// may be served first).
     /// `until == Instant::MAX` means never (the clock is at its end and debt cannot be repaid).
     Wait {
         /// The earliest instant worth asking again.

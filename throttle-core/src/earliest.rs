@@ -8,9 +8,9 @@
 //! they say (the fuzzer's `earliest` target checks this against real grants), and exactly
 //! then when the leaf is alone at its bottleneck.
 //!
-//! Token-bucket tiers are computed exactly (in the buckets' own token·ns units); a sliding
-//! window tier from its sub-window counters ([`Tree::window_ready_at`]), one more window per
-//! further `N` tokens.
+//! Token-bucket tiers are computed exactly (in the buckets' own token·ns units,
+//! `Buckets::holds_at`); a sliding window tier from its sub-window counters, one more window
+//! per further `N` tokens ([`Tree::window_ready_at`]).
 
 use crate::bucket::Buckets;
 use crate::error::StaleHandle;
@@ -23,9 +23,10 @@ use crate::tree::Tree;
 impl<S: Storage> Tree<S> {
     /// The earliest instant at which [`Tree::acquire`] calls could have granted `n` tokens in
     /// total to `leaf`, starting at `now`: every tier on the path must have earned all but
-    /// the last grant (a grant may take a tier into debt by one piece, at most
-    /// [`Tree::largest_grant`]). `Ok(None)`: never, as things stand (a tier on the path is
-    /// paused). `now` earlier than the tree's clock counts as the tree's clock.
+    /// the last grant, and still hold one whole token to start that last one (a grant may
+    /// take a tier into debt by one piece, at most [`Tree::largest_grant`]; a tier with a
+    /// burst of 0 needs no whole token). `Ok(None)`: never, as things stand (a tier on the
+    /// path is paused). `now` earlier than the tree's clock counts as the tree's clock.
     ///
     /// A lower bound when siblings compete (only the tiers of the path count; the fuzzer
     /// checks the bound against real grants); O(depth).
@@ -36,7 +37,7 @@ impl<S: Storage> Tree<S> {
         now: Instant,
     ) -> Result<Option<Instant>, StaleHandle> {
         let last = self.largest_grant(leaf)?.min(n);
-        self.ready_at(leaf.node(), n - last, n, now)
+        self.ready_at(leaf.node(), n - last, true, n, now)
     }
 
     /// The earliest instant at which every tier on `leaf`'s path holds all `n` tokens at once
@@ -49,7 +50,7 @@ impl<S: Storage> Tree<S> {
         n: u64,
         now: Instant,
     ) -> Result<Option<Instant>, StaleHandle> {
-        self.ready_at(leaf.node(), n, n, now)
+        self.ready_at(leaf.node(), n, false, n, now)
     }
 
     /// The most one grant on `leaf`'s path can be: the piece rule of [`Config`](crate::Config)
@@ -74,12 +75,14 @@ impl<S: Storage> Tree<S> {
         Ok(piece.min(burst.max(1)))
     }
 
-    /// When every tier on `node`'s path has earned `earned` tokens (token buckets) and has
-    /// room for `n` (a window), counted from `max(now, tree clock)`.
+    /// When every tier on `node`'s path has earned `earned` tokens (token buckets; with
+    /// `start`, plus the whole token it needs to start a piece) and has room for `n` (a
+    /// window), counted from `max(now, tree clock)`.
     fn ready_at(
         &self,
         node: NodeId,
         earned: u64,
+        start: bool,
         n: u64,
         now: Instant,
     ) -> Result<Option<Instant>, StaleHandle> {
@@ -88,7 +91,7 @@ impl<S: Storage> Tree<S> {
         let mut at = t;
         while i != NIL {
             let s = self.slot(i);
-            match node_ready_at(s.limits, s.buckets, earned, n, t) {
+            match node_ready_at(s.limits, s.buckets, earned, start, n, t) {
                 Some(x) => at = at.max(x),
                 None => return Ok(None),
             }
@@ -98,45 +101,27 @@ impl<S: Storage> Tree<S> {
     }
 }
 
-/// One node's tiers (see [`Tree::earliest`]): `None` when a tier is paused.
-fn node_ready_at(limits: Limits, mut buckets: Buckets, earned: u64, n: u64, t: u64) -> Option<u64> {
+/// One node's tiers (see [`Tree::earliest`]): `None` when a tier is paused. Token tiers
+/// exactly, in their token·ns units: with `start`, when each holds `earned` tokens plus its
+/// threshold to start a piece (the last grant), else when each holds `earned` (a take of
+/// `earned` at once, no debt).
+fn node_ready_at(
+    limits: Limits,
+    mut buckets: Buckets,
+    earned: u64,
+    start: bool,
+    n: u64,
+    t: u64,
+) -> Option<u64> {
     if limits.is_unlimited() {
         return Some(t);
     }
-    if limits.is_paused() {
-        return None;
-    }
     buckets.refill(&limits, t);
-    let mut at = t;
-    let window = limits.window();
-    if window.is_none() {
-        // Exact: spend `earned` on a copy; the tiers have earned it once none is in debt.
-        buckets.consume(&limits, earned);
-        return buckets.recovery(&limits);
-    }
-    for (k, tier) in limits.tiers().iter().enumerate() {
-        if tier.is_window() {
-            at = at.max(window_ready_at(tier, &buckets, n, t));
-        } else {
-            at = at.max(bucket_ready_at(tier, buckets.tokens(&limits, k), earned, t));
-        }
-    }
-    Some(at)
-}
-
-/// A token tier holding `tokens` whole tokens at `t` (floored): when it has earned `earned`.
-/// The floor hides less than one token; counting it as held keeps the bound a lower bound.
-fn bucket_ready_at(tier: &Tier, tokens: i128, earned: u64, t: u64) -> u64 {
-    let need = i128::from(earned) - tokens - 1;
-    if need <= 0 {
-        return t;
-    }
-    // need < 2^122, period ≤ 2^55 ... but tokens ≥ -2^66: need·period fits u128 below 2^125
-    let ns = crate::muldiv::div_ceil(
-        (need as u128).saturating_mul(u128::from(tier.period_ns())),
-        tier.amount(),
-    );
-    t.saturating_add(crate::muldiv::saturate(ns))
+    let at = buckets.holds_at(&limits, earned, start)?;
+    Some(match limits.window() {
+        Some(w) => at.max(window_ready_at(w, &buckets, n, t)),
+        None => at,
+    })
 }
 
 /// A window tier: room for `min(n, N)` now or later, then one more window per further `N`.
@@ -171,12 +156,16 @@ mod tests {
             .unwrap();
         // pieces of 10 ms at 1000/s
         assert_eq!(tree.largest_grant(leaf), Ok(10));
-        // 110 now (the last piece may go into debt)
-        assert_eq!(tree.earliest(leaf, 110, t0), Ok(Some(t0)));
-        // 310: 300 must be earned first, 100 of them are there: 200 ms
+        // 100 now; 110 at 1 ms (the last piece starts on one whole token, then goes into debt)
+        assert_eq!(tree.earliest(leaf, 100, t0), Ok(Some(t0)));
+        assert_eq!(
+            tree.earliest(leaf, 110, t0),
+            Ok(Some(Instant::from_millis(1)))
+        );
+        // 310: 300 must be earned first and one more token held, 100 of them are there: 201 ms
         assert_eq!(
             tree.earliest(leaf, 310, t0),
-            Ok(Some(Instant::from_millis(200)))
+            Ok(Some(Instant::from_millis(201)))
         );
         assert_eq!(tree.earliest_whole(leaf, 100, t0), Ok(Some(t0)));
         // spend the burst: the tier is at 0, a whole 100 needs 100 ms

@@ -1,12 +1,13 @@
 //! How the tree decides who gets the next piece: a pull scheduler, as Linux HTB dequeues.
 //!
-//! A node is *eligible* when none of its tiers is in debt or paused and it has work (a leaf: a
-//! waiting piece; an interior node: an eligible child). Each node keeps its eligible children
-//! in a *fair queue* (start-time fair queueing, see `fairq`). Whenever the roots' list is not
-//! empty, the scheduler walks down from its head, at each node taking the child with the
-//! smallest start tag, and grants the leaf it reaches: the piece is spent on every node of the
-//! path at once, which may put some in debt (they leave their parent's queue and set a timer
-//! for when the debt is repaid). So:
+//! A node is *eligible* when every one of its tiers may start a piece (holds one whole token,
+//! see `bucket`; none is paused) and it has work (a leaf: a waiting piece; an interior node:
+//! an eligible child). Each node keeps its eligible children in a *fair queue* (start-time
+//! fair queueing, see `fairq`). Whenever the roots' list is not empty, the scheduler walks
+//! down from its head, at each node taking the child with the smallest start tag, and grants
+//! the leaf it reaches: the piece is spent on every node of the path at once, which may put
+//! some in debt or below a whole token (they leave their parent's queue and set a timer for
+//! when they hold one again). So:
 //!
 //! - nothing is spent before the whole path has credit (no node holds a slot for a leaf that
 //!   is still waiting elsewhere: the problem bottom-up reservations solve does not arise);

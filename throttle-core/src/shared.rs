@@ -437,8 +437,10 @@ impl<S: Storage, L: Lock<State<S>>> Shared<S, L> {
     }
 
     /// Takes `n` tokens for `leaf` now, or nothing: succeeds only when every tier on the path
-    /// holds all `n` at once (no piece of debt, so "10 per second" admits 10 at once, not
-    /// 11) and fair sharing grants the whole `n`; the tokens are then counted as used. Never
+    /// holds all `n` at once (no piece of debt: an `acquire` of `n` may start on one whole
+    /// token and take a tier into debt; for `n = 1` both admit exactly the burst, "10 per
+    /// second" 10 at once) and fair sharing grants the whole `n`; the tokens are then counted
+    /// as used. Never
     /// registers a waker. One lock: no other caller slips in between the check and the take.
     /// The leaf must have no request of its own in the tree (cancel a wait first).
     ///

@@ -385,7 +385,7 @@ impl<S: Storage> Tree<S> {
     }
 
     /// The earliest instant at which the scheduler can grant something, if any leaf waits for
-    /// a node that is in debt. A driver with one timer for the whole tree sleeps until then
+    /// a node that cannot start a piece yet (it holds less than one whole token). A driver with one timer for the whole tree sleeps until then
     /// and calls [`Tree::handle_timeout`]. `None`: nothing will happen by itself (nothing waits,
     /// or only paused nodes are waited on).
     pub fn poll_timeout(&self) -> Option<Instant> {

@@ -145,8 +145,9 @@ mod tests {
         task.as_mut().poll(&mut Context::from_waker(waker))
     }
 
-    /// 1000 tokens/s, burst 100, and two leaves under it; `a` spent the burst and one piece of
-    /// debt, and now waits (100 ms away).
+    /// 1000 tokens/s, burst 100, and two leaves under it; `a` spent the burst and, once the
+    /// node held one whole token again (1 ms later), one piece of debt, and now waits (100 ms
+    /// away).
     fn a_waits(rt: &Manual) -> (Node, Leaf, Leaf) {
         let limiter = rt.limiter();
         let node = limiter
@@ -154,7 +155,10 @@ mod tests {
             .unwrap();
         let mut a = node.leaf(Limits::UNLIMITED, 1).unwrap();
         let b = node.leaf(Limits::UNLIMITED, 1).unwrap();
-        for _ in 0..2 {
+        for k in 0..2 {
+            if k == 1 {
+                rt.advance(Duration::from_millis(1));
+            }
             let Poll::Ready(Ok(n)) = a.poll_acquire(&mut cx(), 100) else {
                 panic!("burst, then one piece of debt")
             };

@@ -189,14 +189,18 @@ mod tests {
     }
 
     /// A node of 1000 tokens/s with a burst of 100, and a leaf under it that spent the burst
-    /// and one piece of debt: the next request waits 100 ms.
+    /// and, once the node held one whole token again (1 ms later), one piece of debt: the next
+    /// request waits 100 ms.
     fn exhausted(rt: &Manual) -> (crate::Node, Leaf) {
         let limiter = rt.limiter();
         let node = limiter
             .node(Limits::new(Tier::per_second(1000).with_burst(100)), 1)
             .unwrap();
         let mut leaf = node.leaf(Limits::UNLIMITED, 1).unwrap();
-        for _ in 0..2 {
+        for k in 0..2 {
+            if k == 1 {
+                rt.advance(Duration::from_millis(1));
+            }
             let n = ready(leaf.poll_acquire(&mut cx(), 100));
             leaf.settle(n);
         }

@@ -175,8 +175,8 @@ async fn past_the_limit_429_with_retry_after() {
         .build();
     let addr = serve(layer).await;
     let mut c = connect(Ipv4Addr::new(127, 0, 0, 4), addr).await;
-    // the burst, and one more into debt (see `what_each_policy_admits_at_once`)
-    for _ in 0..4 {
+    // exactly the burst (see `what_each_policy_admits_at_once`)
+    for _ in 0..3 {
         assert_eq!(get_once(&mut c).await.0, 200);
     }
     let t = Instant::now();
@@ -188,8 +188,7 @@ async fn past_the_limit_429_with_retry_after() {
 }
 
 /// A per-key limit changed at runtime reaches a request already waiting under it. (A window
-/// tier: "at most 1 in any minute" admits exactly one; a bucket tier of 1 per minute would
-/// admit a second one into debt, see `Policy`.)
+/// tier: "at most 1 in any minute" admits exactly one, as a bucket tier of 1 per minute does.)
 #[tokio::test]
 async fn a_key_limit_change_reaches_a_waiting_request() {
     let limiter = throttle_tokio::limiter();
@@ -302,9 +301,10 @@ async fn grpc_rejection_is_resource_exhausted() {
     );
 }
 
-/// What `Policy` admits at once from a full bucket tier of burst 3 ("3 per minute"): `Reject`
-/// exactly 3; `Wait` 3 plus one into debt (the core's conformance slack of one piece, here
-/// one request), then waits; a window tier exactly 3 either way.
+/// What `Policy` admits at once from a full bucket tier of burst 3 ("3 per minute"): exactly 3
+/// with `Reject` and with `Wait` (a piece, here one request, starts only while the bucket
+/// holds one whole token; it once admitted a 4th into debt), then `Wait` waits; a window tier
+/// exactly 3 either way.
 #[tokio::test]
 async fn what_each_policy_admits_at_once() {
     let limiter = throttle_tokio::limiter();
@@ -313,7 +313,7 @@ async fn what_each_policy_admits_at_once() {
     let window = Limits::new(throttle_tower::Tier::window(3, minute).unwrap());
     for (limits, policy, want) in [
         (bucket, Policy::Reject, 3),
-        (bucket, Policy::Wait(Duration::from_millis(1)), 4),
+        (bucket, Policy::Wait(Duration::from_millis(1)), 3),
         (window, Policy::Reject, 3),
         (window, Policy::Wait(Duration::from_millis(1)), 3),
     ] {

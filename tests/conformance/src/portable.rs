@@ -580,7 +580,8 @@ async fn within<N: Net, T>(
     }
 }
 
-/// Requests (seed 002's "10/s AND 300/min"): the burst and one piece of debt at once; a
+/// Requests (seed 002's "10/s AND 300/min"): the burst at once (exactly 10: a piece starts on
+/// a whole token, the 11th would wait 100 ms); a
 /// deadline that cannot be met fails at once with the earliest wait and reserves nothing; one
 /// that can is met; a zero request and a paused limit are typed errors.
 pub async fn request_deadline_fails_fast_and_reserves_nothing<N: Net>(net: N) {
@@ -588,9 +589,10 @@ pub async fn request_deadline_fails_fast_and_reserves_nothing<N: Net>(net: N) {
         .and(Tier::per_period(300, Duration::from_secs(60)).expect("tier"))
         .expect("limits");
     let mut leaf = net.request_leaf(None, limits);
-    for _ in 0..11 {
+    for _ in 0..10 {
         net.acquire(&mut leaf, 1).await.expect("burst");
     }
+    assert_eq!(net.request_stats(&leaf).granted, 10);
     let t0 = Instant::now();
     match net
         .acquire_before(&mut leaf, 30, Duration::from_millis(200))

@@ -79,8 +79,14 @@ fn paused_waiter_set_limit_wakes_it() {
         "the limit change must wake the waiter"
     );
     assert_eq!(s.sleeping(), 0);
-    assert!(matches!(
+    // the bucket was empty: one whole byte at 1 MiB/s first (954 ns), then the grant
+    let byte = Instant::from_nanos(ms(1).as_nanos() + 954);
+    assert_eq!(
         s.poll_acquire(leaf, 1000, ms(1), &w).unwrap(),
+        Step::Sleep { until: Some(byte) }
+    );
+    assert!(matches!(
+        s.poll_acquire(leaf, 1000, byte, &w).unwrap(),
         Step::Grant(_)
     ));
 }
@@ -90,7 +96,8 @@ type Task = (Arc<Flag>, Waker);
 
 fn two_waiting() -> (S, LeafId, LeafId, [Task; 2], Instant) {
     let s = shared();
-    // 100 KiB/s, 1 KiB burst: the burst goes at once, then pieces of 1 KiB every 10 ms.
+    // 100 KiB/s, 1 KiB burst: the burst goes at once, the next piece once one whole byte is
+    // earned, then pieces of 1 KiB every 10 ms.
     let root = s
         .insert_node(
             None,
@@ -107,19 +114,20 @@ fn two_waiting() -> (S, LeafId, LeafId, [Task; 2], Instant) {
         .unwrap();
     let fa = flag();
     let fb = flag();
-    // a spends the burst (and goes into debt by one piece, as a token bucket with debt does)
+    // a spends the burst; the next piece waits for one whole byte (9 766 ns at 100 KiB/s)
     let mut grants = 0;
     let t = loop {
         match s.poll_acquire(a, 1024, ms(0), &fa.1).unwrap() {
             Step::Grant(n) => {
                 s.settle(a, n, ms(0)).unwrap();
                 grants += 1;
-                assert!(grants <= 2, "the burst and one piece, no more");
+                assert!(grants <= 1, "the burst, no more");
             }
             Step::Sleep { until: Some(t) } => break t,
             other => panic!("a waits first and takes the timer, got {other:?}"),
         }
     };
+    assert_eq!((grants, t), (1, Instant::from_nanos(9_766)));
     assert_eq!(
         s.poll_acquire(b, 1024, ms(0), &fb.1).unwrap(),
         Step::Sleep { until: None },
@@ -194,34 +202,36 @@ fn two_waiters_holder_granted_hands_off_timer() {
 
 #[test]
 fn holder_cancel_hands_off_timer() {
-    let (s, a, b, [_fa, fb], _t) = two_waiting();
-    s.cancel(a, ms(1)).unwrap();
+    let (s, a, b, [_fa, fb], t) = two_waiting();
+    // before the root holds a whole byte again (at `t`)
+    s.cancel(a, ms(0)).unwrap();
     assert_eq!(fb.0 .0.load(Ordering::SeqCst), 1);
-    assert!(matches!(
-        s.poll_acquire(b, 1024, ms(1), &fb.1).unwrap(),
-        Step::Sleep { until: Some(_) }
-    ));
+    assert_eq!(
+        s.poll_acquire(b, 1024, ms(0), &fb.1).unwrap(),
+        Step::Sleep { until: Some(t) }
+    );
 }
 
 #[test]
 fn holder_removed_hands_off_timer() {
-    let (s, a, b, [fa, fb], _t) = two_waiting();
-    s.remove(a.node(), ms(1)).unwrap();
+    let (s, a, b, [fa, fb], t) = two_waiting();
+    // before the root holds a whole byte again (at `t`)
+    s.remove(a.node(), ms(0)).unwrap();
     assert_eq!(
         fa.0 .0.load(Ordering::SeqCst),
         1,
         "a removed leaf's task is woken…"
     );
     assert_eq!(
-        s.poll_acquire(a, 1024, ms(1), &fa.1),
+        s.poll_acquire(a, 1024, ms(0), &fa.1),
         Err(AcquireError::StaleHandle),
         "…and learns it is gone"
     );
     assert_eq!(fb.0 .0.load(Ordering::SeqCst), 1);
-    assert!(matches!(
-        s.poll_acquire(b, 1024, ms(1), &fb.1).unwrap(),
-        Step::Sleep { until: Some(_) }
-    ));
+    assert_eq!(
+        s.poll_acquire(b, 1024, ms(0), &fb.1).unwrap(),
+        Step::Sleep { until: Some(t) }
+    );
     assert_eq!(s.sleeping(), 1);
 }
 
@@ -455,7 +465,7 @@ fn try_take_admits_exactly_the_burst_then_says_when() {
     for _ in 0..10 {
         s.try_take(leaf, 1, ms(0)).unwrap();
     }
-    // the 11th would be the one-piece debt an `acquire` may take: refused, with the instant
+    // the 11th: refused, with the instant (as an `acquire` would wait for it)
     assert_eq!(
         s.try_take(leaf, 1, ms(0)),
         Err(TakeError::NotYet {
@@ -482,20 +492,76 @@ fn try_take_admits_exactly_the_burst_then_says_when() {
     assert_eq!(s.wakes(), 0);
 }
 
+/// `acquire` (what a waiting request limiter polls) is as exact as `try_take`: "10 per
+/// second" admits 10 `acquire(1)` at once, not 11; the 11th sleeps until 100 ms, the 12th
+/// until 200 ms; `check_deadline` (`acquire_before`) says the same instants.
+#[test]
+fn acquire_admits_exactly_the_burst_then_one_per_tenth_of_a_second() {
+    use crate::request::AcquireError as E;
+    let s = shared();
+    let root = s
+        .insert_node(None, Limits::per_second(1 << 20), 1, ms(0))
+        .unwrap();
+    let leaf = s
+        .insert_leaf(Some(root), Limits::per_second(10), 1, ms(0))
+        .unwrap();
+    let (_f, w) = flag();
+    for _ in 0..10 {
+        assert_eq!(s.poll_acquire(leaf, 1, ms(0), &w).unwrap(), Step::Grant(1));
+        s.settle(leaf, 1, ms(0)).unwrap();
+    }
+    assert_eq!(
+        s.check_deadline(leaf, 1, ms(0), ms(99)),
+        Err(E::Deadline {
+            wait: Some(core::time::Duration::from_millis(100))
+        })
+    );
+    assert_eq!(s.check_deadline(leaf, 2, ms(0), ms(200)), Ok(()));
+    assert_eq!(
+        s.poll_acquire(leaf, 1, ms(0), &w).unwrap(),
+        Step::Sleep {
+            until: Some(ms(100))
+        }
+    );
+    assert_eq!(
+        s.poll_acquire(leaf, 1, ms(100), &w).unwrap(),
+        Step::Grant(1)
+    );
+    s.settle(leaf, 1, ms(100)).unwrap();
+    assert_eq!(
+        s.poll_acquire(leaf, 1, ms(100), &w).unwrap(),
+        Step::Sleep {
+            until: Some(ms(200))
+        }
+    );
+    assert_eq!(
+        s.poll_acquire(leaf, 1, ms(200), &w).unwrap(),
+        Step::Grant(1)
+    );
+    s.settle(leaf, 1, ms(200)).unwrap();
+    assert_eq!(s.stats(leaf.node()).unwrap().granted, 12);
+    // `try_acquire` (a grant now or nothing) at the same instant: nothing
+    assert!(matches!(
+        s.try_acquire(leaf, 1, ms(200)).unwrap(),
+        Decision::Wait { .. }
+    ));
+}
+
 #[test]
 fn check_deadline_says_how_long_past_the_deadline_and_reserves_nothing() {
     use crate::request::AcquireError as E;
     use core::time::Duration;
     let s = shared();
-    // 10 per second, burst 10: 30 tokens take the burst, one last piece of debt (10) and 1 s
+    // 10 per second, burst 10: 30 tokens take the burst, one last piece of debt (10) started
+    // on one whole token, and 1.1 s to earn the 11 tokens between
     let leaf = s
         .insert_leaf(None, Limits::per_second(10), 1, ms(0))
         .unwrap();
-    assert_eq!(s.check_deadline(leaf, 30, ms(0), ms(1_000)), Ok(()));
+    assert_eq!(s.check_deadline(leaf, 30, ms(0), ms(1_100)), Ok(()));
     assert_eq!(
-        s.check_deadline(leaf, 30, ms(0), ms(999)),
+        s.check_deadline(leaf, 30, ms(0), ms(1_099)),
         Err(E::Deadline {
-            wait: Some(Duration::from_secs(1))
+            wait: Some(Duration::from_millis(1_100))
         })
     );
     // what the path can grant now is never refused, even past the deadline
@@ -503,12 +569,13 @@ fn check_deadline_says_how_long_past_the_deadline_and_reserves_nothing() {
     let st = s.stats(leaf.node()).unwrap();
     assert_eq!((st.granted, st.waiting), (0, 0), "nothing reserved");
     assert_eq!(s.sleeping(), 0);
-    // the wait counts from `now`: empty at 0 ms, 5 tokens at 500 ms, 5 more by 1 s
+    // the wait counts from `now`: empty at 0 ms, 5 tokens at 500 ms, 6 more by 1.1 s (10 to
+    // spend on the first piece, one whole token to start the last)
     s.try_take(leaf, 10, ms(0)).unwrap();
     assert_eq!(
         s.check_deadline(leaf, 20, ms(500), ms(600)),
         Err(E::Deadline {
-            wait: Some(Duration::from_millis(500))
+            wait: Some(Duration::from_millis(600))
         })
     );
     assert_eq!(
