@@ -125,9 +125,9 @@ impl<const N: usize, M: RawMutex> Limiter<N, M> {
     }
 
     /// Takes `n` tokens for `leaf` now, or nothing: `Ok(())` means they were granted and
-    /// counted as used. Succeeds only when every tier on the path holds all `n` at once, so
-    /// "10 per second" admits 10 at once, not 11 (unlike a grant through
-    /// [`Limiter::acquire`], which may take a tier one piece into debt). On an unlimited path
+    /// counted as used. Succeeds only when every tier on the path holds all `n` at once
+    /// (unlike a grant through [`Limiter::acquire`], which starts a piece on one whole token
+    /// and may then take a tier into debt by the rest of it, for `n > 1`). On an unlimited path
     /// it always succeeds without touching the tree. The leaf must not be waiting in an
     /// `acquire` at the same time. The core's
     /// [`Shared::try_take`](throttle_core::Shared::try_take), as on every adapter.

@@ -110,9 +110,9 @@ impl Leaf {
     ///   path (or the limiter's largest piece): it can never be granted at once. Waiting with
     ///   [`Leaf::acquire`] serves it in pieces.
     ///
-    /// Unlike a grant through [`Leaf::acquire`], which may take a tier one piece into debt
-    /// (the core's conformance slack), `try_acquire` succeeds only when every tier on the path
-    /// holds all `n` tokens, so "10 per second" admits 10 at once, not 11.
+    /// Unlike a grant through [`Leaf::acquire`], which starts a piece on one whole token and
+    /// may then take a tier into debt by the rest of it (the core's conformance slack: for
+    /// `n > 1`), `try_acquire` succeeds only when every tier on the path holds all `n` tokens.
     /// On an unlimited path it always succeeds. Cost: one lock of the tree
     /// ([`Shared::try_take`](throttle_core::Shared::try_take), which every adapter's `try_acquire` is).
     pub fn try_acquire(&mut self, n: u64) -> Result<(), TryAcquireError> {

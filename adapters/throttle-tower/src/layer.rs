@@ -40,11 +40,11 @@ pub enum Policy {
     /// allow the request within it (no request waits only to be refused at the end).
     ///
     /// Waiting requests are queued fairly (per key, then between keys by max-min), and they
-    /// are admitted the way the core grants bytes: a bucket tier may go one piece — here one
-    /// request — into debt, so from a full bucket of burst `b` up to `b + 1` requests pass at
-    /// once (then exactly the rate). [`Policy::Reject`] admits exactly `b`; for an exact
-    /// count with waiting, use a [`Tier::window`](throttle_io::Tier::window) ("at most N in
-    /// any window"), which never goes into debt.
+    /// are admitted the way the core grants bytes: a bucket tier starts a piece — here one
+    /// request — only while it holds one whole token, so from a full bucket of burst `b`
+    /// exactly `b` requests pass at once (then exactly the rate), as with
+    /// [`Policy::Reject`]. A [`Tier::window`](throttle_io::Tier::window) ("at most N in any
+    /// window") counts over a sliding window instead.
     Wait(Duration),
 }
 
