@@ -371,7 +371,7 @@ impl<H: Handle> Engine<H> {
                     .is_ok()
             }
             Phase::Bypass(n) => {
-                self.handle.bypassed(self.leaf, used.min(n));
+                self.count_bypassed(used.min(n));
                 true
             }
             Phase::Idle | Phase::Waiting | Phase::Stalled(_) => return true,
@@ -392,6 +392,13 @@ impl<H: Handle> Engine<H> {
         self.phase = Phase::Idle;
     }
 
+    /// Counts `n` tokens that went through this leaf on an unlimited path without the
+    /// engine (an adapter's own shortcut around it), as the engine's own bypass does
+    /// ([`Handle::bypassed`]).
+    pub fn count_bypassed(&self, n: u64) {
+        self.handle.bypassed(self.leaf, n);
+    }
+
     /// Takes `n` tokens now or nothing, without waiting (every adapter's `try_acquire`):
     /// withdraws this leaf's own waiting piece first, skips the tree on an unlimited path
     /// (counted as [`Handle::bypassed`]), and otherwise is [`Shared::try_take`] at the
@@ -403,7 +410,7 @@ impl<H: Handle> Engine<H> {
         }
         self.cancel();
         if self.is_unlimited() {
-            self.handle.bypassed(self.leaf, n);
+            self.count_bypassed(n);
             return Ok(());
         }
         let now = self.handle.now();
